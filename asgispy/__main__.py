@@ -1,0 +1,3 @@
+from asgispy.cli.main import main
+
+raise SystemExit(main())

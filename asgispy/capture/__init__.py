@@ -1,0 +1,1 @@
+"""Capture: the middleware that records connections, and the codec that makes them JSON."""

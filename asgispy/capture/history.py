@@ -1,0 +1,69 @@
+"""The recent connections a Spy keeps in memory, bounded in count and in bytes."""
+
+from __future__ import annotations
+
+from asgispy.capture.record import ConnectionRecord
+
+__all__ = ["History"]
+
+
+class History:
+    """Connections in the order they began; the oldest finished ones go first when full.
+
+    Connections still open (a lifespan, a long WebSocket) are kept while they run, so an
+    export made later still shows how the app started up. ``used`` is a running estimate
+    of the bytes held, grown by the middleware as messages arrive, so that checking the
+    bound costs nothing on the request path.
+    """
+
+    def __init__(self, max_connections: int, max_bytes: int) -> None:
+        if max_connections < 0 or max_bytes < 0:
+            raise ValueError("history bounds must not be negative")
+        self.max_connections = max_connections
+        self.max_bytes = max_bytes
+        self._records: dict[int, ConnectionRecord] = {}
+        self.used = 0
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def records(self) -> list[ConnectionRecord]:
+        """A snapshot of the kept records, oldest first."""
+        return list(self._records.values())
+
+    def add(self, record: ConnectionRecord) -> bool:
+        """Keep ``record``; False when the history keeps nothing."""
+        if not self.max_connections:
+            return False
+        self._records[record.seq] = record
+        record.history = self
+        self.used += record.size
+        self.trim()
+        return True
+
+    def trim(self) -> None:
+        """Evict the oldest finished connections until both bounds hold."""
+        records = self._records
+        if len(records) <= self.max_connections and self.used <= self.max_bytes:
+            return
+        doomed = []
+        count, used = len(records), self.used
+        for seq, record in records.items():
+            if count <= self.max_connections and used <= self.max_bytes:
+                break
+            # Open records are spared, unless so many are open that sparing them breaks the bound.
+            if record.outcome != "open" or count > 2 * self.max_connections:
+                doomed.append(seq)
+                count -= 1
+                used -= record.size
+        for seq in doomed:
+            records.pop(seq).history = None
+        self.used = max(used, 0)
+        self.evicted += len(doomed)
+
+    def clear(self) -> None:
+        for record in self._records.values():
+            record.history = None
+        self._records.clear()
+        self.used = 0

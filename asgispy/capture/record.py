@@ -1,0 +1,218 @@
+"""What Spy keeps of one connection, and how that becomes a JSON document.
+
+Two halves with different budgets. ``snapshot_*`` and :class:`ConnectionRecord`'s methods run
+on the request path: they take cheap copies of what the app or server could change later
+(the dicts, header lists, bytearrays) and nothing more. ``*_document`` functions run off it,
+in the sender thread or at export: they redact, decode and shape the record for JSON.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from typing import Any
+
+from asgispy.capture import codec
+from asgispy.capture.redact import Redactor
+from asgispy.types import Direction, Message, Outcome, Scope
+
+__all__ = ["ConnectionRecord", "RecordedEvent", "event_document", "snapshot_message", "snapshot_scope"]
+
+#: ``(direction, seconds since the connection began, message copy, {field: original size} or None)``
+RecordedEvent = tuple[Direction, float, dict[str, Any], "dict[str, int] | None"]
+
+_PAYLOAD_FIELDS = ("body", "bytes", "text")
+_EVENT_OVERHEAD = 160  # rough bytes of a stored event besides its payload, for the history bound
+_SCOPE_OVERHEAD = 1024
+
+
+def snapshot_message(message: Message, max_body: int) -> tuple[dict[str, Any], dict[str, int] | None, int]:
+    """Copy ``message`` cheaply; cut payloads over ``max_body``. Returns (copy, cut, payload size)."""
+    copy = dict(message)
+    headers = copy.get("headers")
+    if type(headers) is list:
+        copy["headers"] = headers.copy()
+    cut = None
+    size = 0
+    for field in _PAYLOAD_FIELDS:
+        value = copy.get(field)
+        if value is None:
+            continue
+        kind = type(value)
+        if kind is not bytes and kind is not str:
+            if not isinstance(value, (bytearray, memoryview)):
+                continue
+            full = len(value)
+            copy[field] = value = bytes(value[:max_body])
+        else:
+            full = len(value)
+            if full > max_body:
+                copy[field] = value = value[:max_body]
+        if full > max_body:
+            cut = {**(cut or {}), field: full}
+        size += len(value)
+    return copy, cut, size
+
+
+def snapshot_scope(scope: Scope) -> dict[str, Any]:
+    """Copy the scope and the containers in it that live on after the connection began."""
+    copy = dict(scope)
+    for field in ("headers", "state", "extensions"):
+        value = copy.get(field)
+        if type(value) is list:
+            copy[field] = value.copy()
+        elif type(value) is dict:
+            copy[field] = value.copy()
+    return copy
+
+
+class ConnectionRecord:
+    """One connection as Spy saw it. Written by the connection's task, read by the sender."""
+
+    __slots__ = (
+        "dropped_events",
+        "ended",
+        "error",
+        "events",
+        "handler",
+        "history",
+        "id",
+        "max_events",
+        "notes",
+        "outcome",
+        "scope",
+        "seq",
+        "size",
+        "started",
+        "t0",
+        "type",
+    )
+
+    def __init__(self, tag: str, seq: int, scope: Scope, max_events: int) -> None:
+        self.seq = seq
+        self.id = f"{tag}-{seq}"
+        self.t0 = time.perf_counter()
+        self.started = time.time()
+        self.type: str = str(scope.get("type", "?"))
+        self.scope = snapshot_scope(scope)
+        self.events: list[RecordedEvent] = []
+        self.max_events = max_events
+        self.dropped_events = 0
+        self.ended: float | None = None
+        self.outcome: Outcome = "open"
+        self.error: traceback.TracebackException | dict[str, str] | None = None
+        self.handler: tuple[Any, Any, Any] | None = None
+        self.notes: list[str] = []
+        self.size = _SCOPE_OVERHEAD
+        self.history: Any = None  # the History holding this record, told of its growth
+
+    def add(self, direction: Direction, message: Message, max_body: int) -> RecordedEvent | None:
+        """Record one message; returns the stored event, or None past ``max_events``."""
+        t = time.perf_counter() - self.t0
+        copy, cut, size = snapshot_message(message, max_body)
+        event: RecordedEvent = (direction, t, copy, cut)
+        if len(self.events) >= self.max_events:
+            self.dropped_events += 1
+            return event
+        self.events.append(event)
+        grown = _EVENT_OVERHEAD + size
+        self.size += grown
+        if self.history is not None:
+            self.history.used += grown
+        return event
+
+    def finish(self, scope: Scope, exc: BaseException | None, cancelled: bool) -> None:
+        """Close the record: outcome, error, and the route the framework matched, if any."""
+        self.ended = time.perf_counter() - self.t0
+        if cancelled:
+            self.outcome = "cancelled"
+        elif exc is not None:
+            self.outcome = "exception"
+            # Summarise now, without reading source files, so the frames (and their locals) are freed.
+            self.error = traceback.TracebackException(
+                type(exc), exc, exc.__traceback__, lookup_lines=False, compact=True
+            )
+        else:
+            self.outcome = "completed"
+        route, endpoint, params = scope.get("route"), scope.get("endpoint"), scope.get("path_params")
+        if route is not None or endpoint is not None or params:
+            self.handler = (route, endpoint, dict(params) if isinstance(params, dict) else params)
+
+    def note(self, text: str) -> None:
+        if len(self.notes) < 20:
+            self.notes.append(text)
+
+    def document(self, redactor: Redactor, tag: str) -> dict[str, Any]:
+        """The JSON form of the record (off the request path)."""
+        return {
+            "id": self.id,
+            "seq": self.seq,
+            "producer": tag,
+            "type": self.type,
+            "started": self.started,
+            "duration": self.ended,
+            "outcome": self.outcome,
+            "scope": scope_document(self.scope, redactor),
+            "events": [event_document(e, redactor) for e in list(self.events)],
+            "events_dropped": self.dropped_events,
+            "error": error_document(self.error),
+            "handler": handler_document(self.handler),
+            "notes": list(self.notes),
+        }
+
+
+def scope_document(scope: dict[str, Any], redactor: Redactor) -> Any:
+    return codec.encode(redactor.message(scope))
+
+
+def event_document(event: RecordedEvent, redactor: Redactor) -> dict[str, Any]:
+    direction, t, message, cut = event
+    doc: dict[str, Any] = {"direction": direction, "t": t, "message": codec.encode(redactor.message(message))}
+    if cut:
+        doc["cut"] = cut
+    return doc
+
+
+def error_document(error: traceback.TracebackException | dict[str, str] | None) -> dict[str, str] | None:
+    if error is None or isinstance(error, dict):
+        return error
+    exc_type = error.exc_type
+    name = f"{exc_type.__module__}.{exc_type.__qualname__}" if exc_type is not None else "?"
+    if name.startswith("builtins."):
+        name = name[len("builtins.") :]
+    for frame in error.stack:
+        frame.line  # noqa: B018 - reads the source line now that we are off the request path
+    return {"type": name, "message": str(error), "traceback": "".join(error.format())}
+
+
+def _qualname(obj: Any) -> str | None:
+    if obj is None:
+        return None
+    target = getattr(obj, "__func__", obj)
+    module = getattr(target, "__module__", None)
+    name = getattr(target, "__qualname__", None) or type(target).__qualname__
+    return f"{module}.{name}" if module else str(name)
+
+
+def handler_document(handler: tuple[Any, Any, Any] | None) -> dict[str, Any] | None:
+    """Which route and endpoint the framework matched (Starlette and FastAPI put them in the scope)."""
+    if handler is None:
+        return None
+    route, endpoint, params = handler
+    doc: dict[str, Any] = {}
+    path = getattr(route, "path", None)
+    if isinstance(path, str):
+        doc["route"] = path
+    name = getattr(route, "name", None)
+    if isinstance(name, str):
+        doc["name"] = name
+    methods = getattr(route, "methods", None)
+    if methods:
+        doc["methods"] = sorted(str(m) for m in methods)
+    if endpoint is None:
+        endpoint = getattr(route, "endpoint", None)
+    if endpoint is not None:
+        doc["endpoint"] = _qualname(endpoint)
+    if params:
+        doc["path_params"] = codec.encode(params)
+    return doc or None

@@ -1,0 +1,93 @@
+"""Masking of secret header values before anything leaves the process.
+
+Redaction happens when a record is encoded (for export or for the wire), never on the
+request path: the in-memory record keeps what the app saw, only its serialised form is
+masked.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["DEFAULT_REDACT", "REDACTED", "Redactor"]
+
+REDACTED = b"[redacted]"
+
+#: Header names (case-insensitive; ``*`` globs allowed) whose values are masked by default.
+DEFAULT_REDACT: tuple[str, ...] = (
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "*api-key*",
+    "*api_key*",
+    "*apikey*",
+    "*token*",
+    "*secret*",
+    "*password*",
+    "*session-id*",
+    "x-auth*",
+    "x-*-signature",
+)
+
+_HEADER_FIELDS = ("headers",)
+
+
+class Redactor:
+    """Decides which header values to mask, from names and glob patterns."""
+
+    def __init__(self, names: Iterable[str] = DEFAULT_REDACT) -> None:
+        if isinstance(names, (str, bytes)):
+            raise TypeError("redact takes a list of header names, not a single string")
+        patterns = [n.lower() if isinstance(n, str) else n.decode("latin-1").lower() for n in names]
+        self.patterns: tuple[str, ...] = tuple(patterns)
+        regex = "|".join(fnmatch.translate(p) for p in patterns)
+        self._match = re.compile(regex).match if regex else None
+        self._seen: dict[bytes, bool] = {}
+
+    def __bool__(self) -> bool:
+        return self._match is not None
+
+    def is_secret(self, name: bytes) -> bool:
+        """Whether the header called ``name`` has its value masked."""
+        if self._match is None:
+            return False
+        known = self._seen.get(name)
+        if known is None:
+            known = self._match(name.decode("latin-1").lower()) is not None
+            if len(self._seen) < 4096:
+                self._seen[name] = known
+        return known
+
+    def headers(self, headers: Any) -> Any:
+        """A copy of ``headers`` with secret values masked (the same object when none is)."""
+        if self._match is None or type(headers) not in (list, tuple):
+            return headers
+        out = None
+        for i, item in enumerate(headers):
+            try:
+                name, value = item
+            except (TypeError, ValueError):
+                continue
+            if isinstance(name, (bytes, bytearray)) and self.is_secret(bytes(name)) and value != REDACTED:
+                if out is None:
+                    out = list(headers)
+                out[i] = type(item)((name, REDACTED)) if type(item) in (tuple, list) else (name, REDACTED)
+        if out is None:
+            return headers
+        return tuple(out) if type(headers) is tuple else out
+
+    def message(self, message: Any) -> Any:
+        """A shallow copy of a scope or message with its header values masked where needed."""
+        if self._match is None or not isinstance(message, dict):
+            return message
+        for field in _HEADER_FIELDS:
+            headers = message.get(field)
+            if headers is not None:
+                masked = self.headers(headers)
+                if masked is not headers:
+                    message = {**message, field: masked}
+        return message

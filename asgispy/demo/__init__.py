@@ -1,0 +1,1 @@
+"""A built-in demo app and the traffic that exercises it."""

@@ -1,0 +1,1 @@
+"""Exports: plain functions from the model to files other tools read (JSON, HAR, curl)."""

@@ -1,0 +1,370 @@
+"""The capture model that every view reads: sessions, connections and their events.
+
+A :class:`Connection` is built from the JSON documents that Spy writes, whether they come
+from a session file or one by one over the wire. It keeps those documents (so a session
+can be written again unchanged) and decodes messages only when a view asks for them.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from asgispy.capture import codec
+from asgispy.types import Direction, Outcome
+
+__all__ = ["Connection", "ErrorInfo", "Event", "ProducerInfo", "Session", "encoded_size"]
+
+_OUTCOMES = frozenset({"open", "completed", "exception", "cancelled", "cut off"})
+
+
+def encoded_size(doc: Any) -> int:
+    """The length of the bytes or str that ``doc`` encodes, without decoding it."""
+    if type(doc) is str:
+        return len(doc)
+    if type(doc) is dict and len(doc) == 1:
+        ((tag, text),) = doc.items()
+        if type(text) is str:
+            if tag == "$bytes":
+                return len(text.encode("utf-8"))
+            if tag == "$latin1":
+                return len(text)
+            if tag == "$base64":
+                return len(base64.b64decode(text))
+    return 0
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """An exception the app raised: its type name, message and formatted traceback."""
+
+    type: str
+    message: str
+    traceback: str
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any] | None) -> ErrorInfo | None:
+        if not doc:
+            return None
+        return cls(str(doc.get("type", "?")), str(doc.get("message", "")), str(doc.get("traceback", "")))
+
+    def document(self) -> dict[str, str]:
+        return {"type": self.type, "message": self.message, "traceback": self.traceback}
+
+
+@dataclass(frozen=True)
+class ProducerInfo:
+    """A process that recorded connections: host, pid and app name."""
+
+    tag: str
+    host: str = ""
+    pid: int = 0
+    app: str = ""
+    started: float = 0.0
+
+    @classmethod
+    def from_document(cls, tag: str, doc: Mapping[str, Any]) -> ProducerInfo:
+        return cls(
+            tag,
+            str(doc.get("host", "")),
+            int(doc.get("pid", 0) or 0),
+            str(doc.get("app", "")),
+            float(doc.get("started", 0.0) or 0.0),
+        )
+
+    def document(self) -> dict[str, Any]:
+        return {"host": self.host, "pid": self.pid, "app": self.app, "started": self.started}
+
+
+class Event:
+    """One message the app received or sent, ``t`` seconds after its connection began."""
+
+    __slots__ = ("_message", "cut", "direction", "doc", "t", "type")
+
+    def __init__(self, direction: Direction, t: float, doc: Any, cut: dict[str, int] | None = None) -> None:
+        self.direction: Direction = direction
+        self.t = t
+        self.doc = doc
+        self.cut = cut or None
+        kind = doc.get("type") if type(doc) is dict else None
+        self.type: str = kind if type(kind) is str else "?"
+        self._message: Any = None
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Event:
+        direction = doc.get("direction")
+        if direction not in ("receive", "send"):
+            raise ValueError(f"event direction must be 'receive' or 'send', not {direction!r}")
+        return cls(direction, float(doc.get("t", 0.0)), doc.get("message"), doc.get("cut"))
+
+    @property
+    def message(self) -> Any:
+        """The message as the app saw it (bytes as bytes), decoded on first use."""
+        if self._message is None:
+            self._message = codec.decode(self.doc)
+        return self._message
+
+    def field_size(self, name: str) -> int:
+        """The true length of a payload field, counting what was cut."""
+        if self.cut and name in self.cut:
+            return int(self.cut[name])
+        if type(self.doc) is not dict:
+            return 0
+        return encoded_size(self.doc.get(name))
+
+    @property
+    def payload_size(self) -> int:
+        return self.field_size("body") + self.field_size("bytes") + self.field_size("text")
+
+    def document(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"direction": self.direction, "t": self.t, "message": self.doc}
+        if self.cut:
+            doc["cut"] = self.cut
+        return doc
+
+    def __repr__(self) -> str:
+        return f"<Event {self.direction} {self.type} t={self.t:.6f}>"
+
+
+class Connection:
+    """One ASGI connection: its scope, its events in order, and how it ended."""
+
+    def __init__(
+        self,
+        id: str,
+        type: str,
+        scope_doc: Any,
+        *,
+        seq: int = 0,
+        producer: str = "",
+        started: float = 0.0,
+    ) -> None:
+        self.id = id
+        self.type = type
+        self.seq = seq
+        self.producer = producer
+        self.started = started
+        self.scope_doc = scope_doc
+        self.scope: dict[str, Any] = _decoded_scope(scope_doc)
+        self.events: list[Event] = []
+        self.events_dropped = 0
+        self.duration: float | None = None
+        self.outcome: Outcome = "open"
+        self.error: ErrorInfo | None = None
+        self.handler: dict[str, Any] | None = None
+        self.notes: list[str] = []
+        self.status: int | None = None
+        self.request_bytes = 0
+        self.response_bytes = 0
+        self.close_code: int | None = None
+
+    # Building ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Connection:
+        try:
+            conn = cls(
+                str(doc["id"]),
+                str(doc["type"]),
+                doc.get("scope", {}),
+                seq=int(doc.get("seq", 0) or 0),
+                producer=str(doc.get("producer", "")),
+                started=float(doc.get("started", 0.0) or 0.0),
+            )
+        except KeyError as exc:
+            raise ValueError(f"connection document without {exc.args[0]!r}") from exc
+        for event_doc in doc.get("events", ()):
+            conn.add(Event.from_document(event_doc))
+        conn.finish(doc)
+        return conn
+
+    def add(self, event: Event) -> None:
+        """Append an event, keeping the running summaries (status, sizes) current."""
+        self.events.append(event)
+        kind = event.type
+        doc = event.doc
+        if event.direction == "receive":
+            if kind == "http.request" or kind == "websocket.receive":
+                self.request_bytes += event.payload_size
+            elif kind == "websocket.disconnect" and self.close_code is None:
+                self.close_code = _int_or_none(doc.get("code"))
+        else:
+            if kind == "http.response.start" or kind == "websocket.http.response.start":
+                self.status = _int_or_none(doc.get("status"))
+            elif kind in ("http.response.body", "websocket.send", "websocket.http.response.body"):
+                self.response_bytes += event.payload_size
+            elif kind == "websocket.accept":
+                self.status = 101
+            elif kind == "websocket.close":
+                self.close_code = _int_or_none(doc.get("code", 1000))
+                if self.status is None:
+                    self.status = 403  # closed before accept: the server answers 403
+
+    def finish(self, doc: Mapping[str, Any]) -> None:
+        """Apply how the connection ended (the end of a document, or a close frame)."""
+        outcome = doc.get("outcome", "open")
+        self.outcome = outcome if outcome in _OUTCOMES else "open"
+        duration = doc.get("duration")
+        self.duration = float(duration) if duration is not None else None
+        self.error = ErrorInfo.from_document(doc.get("error"))
+        handler = doc.get("handler")
+        if handler:
+            self.handler = dict(handler)
+            if "path_params" in self.handler:
+                self.handler["path_params"] = codec.decode(self.handler["path_params"])
+        self.notes = [str(n) for n in doc.get("notes", ())]
+        self.events_dropped = int(doc.get("events_dropped", 0) or 0)
+
+    # Reading -------------------------------------------------------------------------------
+
+    @property
+    def method(self) -> str | None:
+        method = self.scope.get("method")
+        return method if isinstance(method, str) else None
+
+    @property
+    def path(self) -> str:
+        path = self.scope.get("path")
+        return path if isinstance(path, str) else ""
+
+    @property
+    def query_string(self) -> bytes:
+        query = self.scope.get("query_string")
+        return query if isinstance(query, bytes) else b""
+
+    @property
+    def target(self) -> str:
+        """Path and query as a client would write them."""
+        query = self.query_string
+        return f"{self.path}?{query.decode('latin-1')}" if query else self.path
+
+    @property
+    def route(self) -> str | None:
+        return self.handler.get("route") if self.handler else None
+
+    @property
+    def request_headers(self) -> list[tuple[bytes, bytes]]:
+        return _headers(self.scope.get("headers"))
+
+    @property
+    def response_headers(self) -> list[tuple[bytes, bytes]]:
+        for event in self.events:
+            if event.type in ("http.response.start", "websocket.http.response.start", "websocket.accept"):
+                return _headers(event.message.get("headers"))
+        return []
+
+    def request_body(self) -> bytes:
+        """The request body the app read, joined (cut where the recording cut it)."""
+        return b"".join(
+            e.message.get("body", b"") or b""
+            for e in self.events
+            if e.direction == "receive" and e.type == "http.request"
+        )
+
+    def response_body(self) -> bytes:
+        return b"".join(
+            e.message.get("body", b"") or b""
+            for e in self.events
+            if e.direction == "send" and e.type == "http.response.body"
+        )
+
+    @property
+    def body_cut(self) -> bool:
+        return any(e.cut for e in self.events)
+
+    def document(self) -> dict[str, Any]:
+        """The connection as a JSON document, as Spy wrote it."""
+        return {
+            "id": self.id,
+            "seq": self.seq,
+            "producer": self.producer,
+            "type": self.type,
+            "started": self.started,
+            "duration": self.duration,
+            "outcome": self.outcome,
+            "scope": self.scope_doc,
+            "events": [e.document() for e in self.events],
+            "events_dropped": self.events_dropped,
+            "error": self.error.document() if self.error else None,
+            "handler": _handler_document(self.handler),
+            "notes": list(self.notes),
+        }
+
+    def __repr__(self) -> str:
+        what = f"{self.method} {self.target}" if self.method else self.path or self.type
+        return f"<Connection {self.id} {self.type} {what} {self.outcome}>"
+
+
+@dataclass
+class Session:
+    """Connections recorded by one or more producers, as loaded from a session file."""
+
+    connections: list[Connection] = field(default_factory=list)
+    producers: dict[str, ProducerInfo] = field(default_factory=dict)
+    dropped: int = 0
+    created: float = 0.0
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Session:
+        producers = {
+            str(tag): ProducerInfo.from_document(str(tag), info)
+            for tag, info in (doc.get("producers") or {}).items()
+        }
+        connections = [Connection.from_document(c) for c in doc.get("connections", ())]
+        return cls(connections, producers, int(doc.get("dropped", 0) or 0), float(doc.get("created", 0) or 0))
+
+    def __iter__(self) -> Iterator[Connection]:
+        return iter(self.connections)
+
+    def __len__(self) -> int:
+        return len(self.connections)
+
+    def __getitem__(self, id: str) -> Connection:
+        for conn in self.connections:
+            if conn.id == id:
+                return conn
+        raise KeyError(id)
+
+    def document(self, connections: Iterable[Connection] | None = None) -> dict[str, Any]:
+        """This session (or the given subset of its connections) as a session document."""
+        from asgispy.capture.sessionfile import session_document
+
+        chosen = list(self.connections if connections is None else connections)
+        tags = {c.producer for c in chosen}
+        producers = {t: p.document() for t, p in self.producers.items() if t in tags}
+        return session_document([c.document() for c in chosen], producers, self.dropped)
+
+
+def _decoded_scope(doc: Any) -> dict[str, Any]:
+    try:
+        scope = codec.decode(doc)
+    except ValueError:
+        return {}
+    return scope if isinstance(scope, dict) else {}
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if type(value) is int else None
+
+
+def _headers(value: Any) -> list[tuple[bytes, bytes]]:
+    out = []
+    for item in value or ():
+        try:
+            name, val = item
+        except (TypeError, ValueError):
+            continue
+        if isinstance(name, bytes) and isinstance(val, bytes):
+            out.append((name, val))
+    return out
+
+
+def _handler_document(handler: dict[str, Any] | None) -> dict[str, Any] | None:
+    if handler is None:
+        return None
+    doc = dict(handler)
+    if "path_params" in doc:
+        doc["path_params"] = codec.encode(doc["path_params"])
+    return doc

@@ -1,0 +1,214 @@
+"""The store: every connection the viewers know of, grouped by producer, bounded in memory.
+
+It is fed documents (by the collector from the wire, or from a saved session) and tells
+its subscribers what changed. It knows nothing of sockets or screens: the dashboard, the
+recorder and the exports all read the same store.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from asgispy.store.model import Connection, Event, ProducerInfo, Session
+
+__all__ = ["Change", "ProducerState", "Store"]
+
+ChangeKind = Literal["open", "event", "close", "evict", "clear", "producer"]
+_CONNECTION_OVERHEAD = 2048
+_EVENT_OVERHEAD = 256
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a subscriber is told: the kind of change and the connection it touched, if any."""
+
+    kind: ChangeKind
+    connection: Connection | None = None
+    producer: str | None = None
+
+
+@dataclass
+class ProducerState:
+    """A producer as the store knows it: who it is, whether it is still attached, its losses."""
+
+    info: ProducerInfo
+    connected: bool = True
+    dropped: int = 0
+    connections: int = 0
+    events: int = 0
+    first_seen: float = field(default_factory=time.time)
+    last_seen: float = field(default_factory=time.time)
+
+
+class Store:
+    """Connections in arrival order; the oldest finished ones are evicted past the bounds."""
+
+    def __init__(self, max_connections: int = 50_000, max_bytes: int = 1024 * 1024 * 1024) -> None:
+        self.max_connections = max_connections
+        self.max_bytes = max_bytes
+        self.connections: dict[str, Connection] = {}
+        self.producers: dict[str, ProducerState] = {}
+        self.events_total = 0
+        self.evicted = 0
+        self.used = 0
+        self._sizes: dict[str, int] = {}
+        self._subscribers: list[Callable[[Change], None]] = []
+
+    # Reading -----------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.connections)
+
+    def __iter__(self) -> Iterator[Connection]:
+        return iter(list(self.connections.values()))
+
+    def get(self, id: str) -> Connection | None:
+        return self.connections.get(id)
+
+    @property
+    def dropped(self) -> int:
+        """Events producers had to drop (their queues were full) and told us about."""
+        return sum(p.dropped for p in self.producers.values())
+
+    def session(self, connections: list[Connection] | None = None) -> Session:
+        """A Session over all (or the given) connections, for exports."""
+        chosen = list(self.connections.values()) if connections is None else connections
+        return Session(chosen, {t: p.info for t, p in self.producers.items()}, self.dropped, time.time())
+
+    # Subscribing -------------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]:
+        """Call ``callback`` after every change; returns a function that unsubscribes."""
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def _notify(self, change: Change) -> None:
+        for callback in list(self._subscribers):
+            callback(change)
+
+    # Feeding -----------------------------------------------------------------------------
+
+    def attach(self, info: ProducerInfo) -> ProducerState:
+        """A producer said hello (again, after a reconnect: then it is the same producer)."""
+        state = self.producers.get(info.tag)
+        if state is None:
+            state = self.producers[info.tag] = ProducerState(info)
+        else:
+            state.info = info
+            state.connected = True
+        state.last_seen = time.time()
+        self._notify(Change("producer", producer=info.tag))
+        return state
+
+    def detach(self, tag: str) -> None:
+        """A producer went away: its connections still open are marked cut off."""
+        state = self.producers.get(tag)
+        if state is None:
+            return
+        state.connected = False
+        for conn in list(self.connections.values()):
+            if conn.producer == tag and conn.outcome == "open":
+                conn.outcome = "cut off"
+                self._notify(Change("close", conn))
+        self._notify(Change("producer", producer=tag))
+
+    def report_dropped(self, tag: str, count: int) -> None:
+        """The producer ``tag`` says it has dropped ``count`` events in all so far."""
+        state = self.producers.get(tag)
+        if state is not None and count > state.dropped:
+            state.dropped = count
+            self._notify(Change("producer", producer=tag))
+
+    def open(self, doc: Mapping[str, Any]) -> Connection:
+        """A connection began (``doc`` is a connection document, maybe with no events yet).
+
+        A connection already known (sent again in a producer's history after a reconnect)
+        is replaced by the newer, fuller document.
+        """
+        conn = Connection.from_document(doc)
+        old = self.connections.pop(conn.id, None)
+        if old is not None:
+            self.used -= self._sizes.pop(conn.id, 0)
+        self.connections[conn.id] = conn
+        size = _CONNECTION_OVERHEAD + sum(_EVENT_OVERHEAD + e.payload_size for e in conn.events)
+        self._sizes[conn.id] = size
+        self.used += size
+        self.events_total += len(conn.events)
+        state = self.producers.get(conn.producer)
+        if state is not None:
+            state.connections += 1
+            state.events += len(conn.events)
+        self._notify(Change("open", conn))
+        self._trim()
+        return conn
+
+    def event(self, id: str, doc: Mapping[str, Any]) -> Connection | None:
+        """An event of connection ``id``; ignored (None) when the connection is unknown."""
+        conn = self.connections.get(id)
+        if conn is None:
+            return None
+        event = Event.from_document(doc)
+        conn.add(event)
+        grown = _EVENT_OVERHEAD + event.payload_size
+        self._sizes[id] = self._sizes.get(id, 0) + grown
+        self.used += grown
+        self.events_total += 1
+        state = self.producers.get(conn.producer)
+        if state is not None:
+            state.events += 1
+        self._notify(Change("event", conn))
+        if self.used > self.max_bytes:
+            self._trim()
+        return conn
+
+    def close(self, id: str, doc: Mapping[str, Any]) -> Connection | None:
+        """Connection ``id`` ended; ``doc`` carries outcome, duration, error and handler."""
+        conn = self.connections.get(id)
+        if conn is None:
+            return None
+        conn.finish(doc)
+        self._notify(Change("close", conn))
+        return conn
+
+    def add_session(self, session: Session) -> None:
+        """Load a saved session into the store (``asgispy open``)."""
+        for tag, info in session.producers.items():
+            state = self.attach(info)
+            state.connected = False
+            state.dropped = max(state.dropped, session.dropped if len(session.producers) == 1 else 0)
+        for conn in session.connections:
+            self.open(conn.document())
+
+    def clear(self) -> None:
+        self.connections.clear()
+        self._sizes.clear()
+        self.used = 0
+        self._notify(Change("clear"))
+
+    def _trim(self) -> None:
+        if len(self.connections) <= self.max_connections and self.used <= self.max_bytes:
+            return
+        doomed = []
+        count, used = len(self.connections), self.used
+        for id, conn in self.connections.items():
+            if count <= self.max_connections and used <= self.max_bytes:
+                break
+            # Open connections are spared, unless so many are open that sparing them breaks the bound.
+            if conn.outcome != "open" or count > 2 * self.max_connections:
+                doomed.append(id)
+                count -= 1
+                used -= self._sizes.get(id, 0)
+        for id in doomed:
+            conn = self.connections.pop(id)
+            self._sizes.pop(id, None)
+            self.evicted += 1
+            self._notify(Change("evict", conn))
+        self.used = used

@@ -1,0 +1,1 @@
+"""The Textual dashboard. Imported only when a view opens."""
