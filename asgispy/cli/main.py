@@ -1,0 +1,48 @@
+"""``asgispy``: the command line. Each subcommand lives in its own module, imported on use."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from asgispy import __version__
+
+#: subcommand -> (module defining ``add_parser(subparsers)`` and ``run(args) -> int``, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("asgispy.cli.demo", "serve a built-in demo app with traffic, and show it live"),
+    "run": ("asgispy.cli.dashboard", "serve APP under uvicorn and show its traffic live"),
+    "attach": ("asgispy.cli.dashboard", "show the traffic of apps that already use Spy(app)"),
+    "open": ("asgispy.cli.dashboard", "show a saved session file"),
+    "record": ("asgispy.cli.record", "serve APP under uvicorn and record its traffic to a file"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asgispy",
+        description="See every ASGI scope and message your app receives and sends.",
+    )
+    parser.add_argument("--version", action="version", version=f"asgispy {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help) in COMMANDS.items():
+        importlib.import_module(module).add_parser(subparsers, name, help)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
