@@ -47,6 +47,15 @@ class History:
         records = self._records
         if len(records) <= self.max_connections and self.used <= self.max_bytes:
             return
+        if len(records) == self.max_connections + 1:
+            # The steady state: one connection too many, and the oldest has finished.
+            oldest = records[next(iter(records))]
+            if oldest.outcome != "open" and self.used - oldest.size <= self.max_bytes:
+                del records[oldest.seq]
+                oldest.history = None
+                self.used -= oldest.size
+                self.evicted += 1
+                return
         doomed = []
         count, used = len(records), self.used
         for seq, record in records.items():
