@@ -59,9 +59,7 @@ def snapshot_scope(scope: Scope) -> dict[str, Any]:
     copy = dict(scope)
     for field in ("headers", "state", "extensions"):
         value = copy.get(field)
-        if type(value) is list:
-            copy[field] = value.copy()
-        elif type(value) is dict:
+        if type(value) is list or type(value) is dict:
             copy[field] = value.copy()
     return copy
 

@@ -6,6 +6,7 @@ sees half a session, and an interrupted export leaves the previous file in place
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
@@ -53,10 +54,8 @@ def write_bytes_atomically(path: str | os.PathLike[str], data: bytes) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     return target
 
@@ -77,7 +76,7 @@ def read_session(path: str | os.PathLike[str]) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         raise SessionFileError(f"{path} is not JSON: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise SessionFileError(f"{path} is not an asgispy session (no \"format\": \"{FORMAT}\")")
+        raise SessionFileError(f'{path} is not an asgispy session (no "format": "{FORMAT}")')
     version = doc.get("version")
     if not isinstance(version, int) or version > VERSION:
         raise SessionFileError(

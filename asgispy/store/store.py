@@ -180,7 +180,7 @@ class Store:
 
     def add_session(self, session: Session) -> None:
         """Load a saved session into the store (``asgispy open``)."""
-        for tag, info in session.producers.items():
+        for info in session.producers.values():
             state = self.attach(info)
             state.connected = False
             state.dropped = max(state.dropped, session.dropped if len(session.producers) == 1 else 0)
