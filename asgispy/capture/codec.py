@@ -18,7 +18,8 @@ rest with a one-key object whose key starts with ``$``:
 ==================  =========================================================
 
 ``decode(encode(v)) == v`` for every value made of ASGI's types; opaque objects come back
-as :class:`Opaque`. Encoding never raises.
+as :class:`Opaque`. Subclasses of dict, list, tuple, str, int, float and bytes (an IntEnum
+status, an OrderedDict, a bytearray body) are kept as their base type. Encoding never raises.
 """
 
 from __future__ import annotations
@@ -84,6 +85,27 @@ def _is_header_list(value: list[Any]) -> bool:
     return True
 
 
+def _clean_str(text: str) -> bool:
+    """Whether JSON can carry ``text`` as it is (no lone surrogates)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _encode_str(text: str) -> str | dict[str, str]:
+    if _clean_str(text):
+        return text
+    return {"$str": base64.b64encode(text.encode("utf-8", "surrogatepass")).decode("ascii")}
+
+
+def _plain_key(key: Any) -> bool:
+    return type(key) is str and not key.startswith("$") and _clean_str(key)
+
+
 def _opaque(value: Any) -> dict[str, str]:
     kind = type(value)
     try:
@@ -98,7 +120,9 @@ def _opaque(value: Any) -> dict[str, str]:
 def encode(value: Any, _depth: int = 0) -> Any:
     """Return a JSON-serialisable form of ``value`` (see the module docstring)."""
     kind = type(value)
-    if kind is str or value is None or kind is bool:
+    if kind is str:
+        return _encode_str(value)
+    if value is None or kind is bool:
         return value
     if kind is int:
         return value if -_INT_LIMIT < value < _INT_LIMIT else {"$int": str(value)}
@@ -110,26 +134,48 @@ def encode(value: Any, _depth: int = 0) -> Any:
         return _opaque(value)
     depth = _depth + 1
     if kind is dict:
-        if all(type(k) is str and not k.startswith("$") for k in value):
-            return {k: encode(v, depth) for k, v in value.items()}
-        return {"$dict": [[encode(k, depth), encode(v, depth)] for k, v in value.items()]}
+        return _encode_dict(value, depth)
     if kind is list:
-        if value and _is_header_list(value):
-            return {"$headers": [[_header_item(k), _header_item(v)] for k, v in value]}
-        return [encode(v, depth) for v in value]
+        return _encode_list(value, depth)
     if kind is tuple:
         return {"$tuple": [encode(v, depth) for v in value]}
-    # Subclasses of the plain types (IntEnum statuses, str enums, bytearray bodies) keep their value.
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
-        return encode(int(value), _depth)
-    if isinstance(value, float):
-        return encode(float(value), _depth)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return _encode_bytes(bytes(value))
+    return _encode_other(value, _depth)
+
+
+def _encode_dict(value: dict[Any, Any], depth: int) -> Any:
+    if all(_plain_key(k) for k in value):
+        return {k: encode(v, depth) for k, v in value.items()}
+    return {"$dict": [[encode(k, depth), encode(v, depth)] for k, v in value.items()]}
+
+
+def _encode_list(value: list[Any], depth: int) -> Any:
+    if value and _is_header_list(value):
+        return {"$headers": [[_header_item(k), _header_item(v)] for k, v in value]}
+    return [encode(v, depth) for v in value]
+
+
+def _encode_other(value: Any, _depth: int) -> Any:
+    # Subclasses of the plain types (IntEnum statuses, str enums, bytearray bodies, an
+    # OrderedDict in the state, a namedtuple) keep their value as the base type.
+    try:
+        if isinstance(value, bool):
+            return bool(value)
+        if isinstance(value, int):
+            return encode(int(value), _depth)
+        if isinstance(value, float):
+            return encode(float(value), _depth)
+        if isinstance(value, str):
+            return _encode_str(str(value))
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return _encode_bytes(bytes(value))
+        if isinstance(value, dict):
+            return _encode_dict(dict(value), _depth + 1)
+        if isinstance(value, list):
+            return _encode_list(list(value), _depth + 1)
+        if isinstance(value, tuple):
+            return {"$tuple": [encode(v, _depth + 1) for v in tuple(value)]}
+    except Exception:  # a subclass whose __int__, __iter__ or __str__ raises
+        pass
     return _opaque(value)
 
 
@@ -173,6 +219,8 @@ def _decode_tag(tag: str, inner: Any) -> Any:
             return _decode_bytes(tag, inner)
         if tag == "$headers":
             return [(_decode_header_item(k), _decode_header_item(v)) for k, v in inner]
+        if tag == "$str":
+            return base64.b64decode(inner, validate=True).decode("utf-8", "surrogatepass")
         if tag == "$tuple":
             return tuple(decode(v) for v in inner)
         if tag == "$dict":

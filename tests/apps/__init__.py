@@ -1,0 +1,1 @@
+"""Fixture apps for the capture tests: raw ASGI, Starlette, FastAPI and Django, plus a recorder."""
