@@ -1,0 +1,39 @@
+"""Every dashboard action in the command palette (ctrl+p), with a line of help each."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+__all__ = ["ACTIONS", "DashboardCommands"]
+
+#: (title in the palette, action name on the app, help)
+ACTIONS: tuple[tuple[str, str, str], ...] = (
+    ("Filter connections", "filter", "Type text or field expressions: method:POST status:>=400 error"),
+    ("Clear the filter", "clear_filter", "Show every connection again"),
+    ("Follow new connections", "toggle_follow", "Keep the newest connection selected, or stay where you are"),
+    ("Pause the screen", "toggle_pause", "Freeze the screen; connections are still collected"),
+    ("Clear connections", "clear", "Forget every connection collected so far"),
+    ("Export visible connections", "export", "Write the connections shown (filtered) to a JSON session file"),
+    ("Copy request as curl", "copy_curl", "Copy the selected request as a curl command"),
+    ("Toggle app output", "toggle_log", "Show or hide what the served app printed"),
+    ("Show events of the selected connection", "focus_tree", "Move to the event tree"),
+    ("Expand all events", "expand_all", "Open every node of the event tree"),
+    ("Help", "help", "Keys, mouse and filter syntax"),
+)
+
+
+class DashboardCommands(Provider):
+    """The dashboard's actions, searchable by their titles."""
+
+    async def discover(self) -> Hits:
+        for title, action, help in ACTIONS:
+            yield DiscoveryHit(title, partial(self.app.run_action, action), help=help)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, action, help in ACTIONS:
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), partial(self.app.run_action, action), help=help)

@@ -1,0 +1,314 @@
+"""The event tree of one connection: its scope, then every message in order, growing live.
+
+Each message is one line (direction, type, time since start, a summary); its fields are
+built only when the user expands it, so a WebSocket with thousands of frames stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from asgispy.capture.redact import REDACTED
+from asgispy.exports.line import format_duration, format_size, summary_line
+from asgispy.store.model import Connection, Event
+from asgispy.tui.preview import body_kind, body_lines, body_title, value_text
+
+__all__ = ["EventTree", "event_summary"]
+
+_RECEIVE = Text("→ recv", style="bold cyan")
+_SEND = Text("← send", style="bold magenta")
+_PAYLOAD = ("body", "bytes", "text")
+
+
+class _Lazy:
+    """Node data: a node whose children are built on first expansion."""
+
+    __slots__ = ("built", "kind", "value")
+
+    def __init__(self, kind: str, value: Any) -> None:
+        self.kind = kind
+        self.value = value
+        self.built = False
+
+
+def event_summary(event: Event) -> Text:
+    """The one-line gist of a message: status, size, more_body, close code, a text preview."""
+    doc = event.doc if type(event.doc) is dict else {}
+    kind = event.type
+    text = Text()
+    if kind.endswith("response.start"):
+        status = doc.get("status")
+        text.append(f"{status}", style=_status_style(status))
+    if kind == "websocket.accept" and doc.get("subprotocol"):
+        text.append(f"subprotocol {doc['subprotocol']}")
+    for name in _PAYLOAD:
+        if name in doc and doc[name] is not None:
+            size = event.field_size(name)
+            text.append(f"{name} {format_size(size)}", style="bold")
+            if event.cut and name in event.cut:
+                text.append(" (cut)", style="bold yellow")
+            if name == "text" and isinstance(doc[name], str):
+                preview = doc[name][:48].replace("\n", "⏎")
+                text.append(f"  {preview!r}" + ("…" if len(doc[name]) > 48 else ""), style="green")
+    if doc.get("more_body"):
+        text.append("  more_body", style="yellow")
+    if "code" in doc and kind.startswith("websocket."):
+        text.append(f"code {doc['code']}", style="bold")
+        if doc.get("reason"):
+            text.append(f"  {doc['reason']!r}")
+    if kind.endswith(".failed") and doc.get("message"):
+        text.append(f"{doc['message']}", style="bold red")
+    return text
+
+
+def scope_label(conn: Connection) -> Text:
+    """``scope  http/1.1 GET http://testserver/items · client 127.0.0.1:5000 · 5 headers``."""
+    scope = conn.scope
+    label = Text("scope", style="bold")
+    parts = []
+    if conn.type in ("http", "websocket"):
+        version = scope.get("http_version")
+        scheme = scope.get("scheme") or ("ws" if conn.type == "websocket" else "http")
+        host = next((v.decode("latin-1") for k, v in conn.request_headers if k == b"host"), "")
+        parts.append(
+            " ".join(p for p in (f"{conn.type}/{version}" if version else conn.type, conn.method or "") if p)
+        )
+        parts.append(f"{scheme}://{host}{scope.get('root_path') or ''}{conn.target}")
+        client = scope.get("client")
+        if isinstance(client, (list, tuple)) and len(client) == 2:
+            parts.append(f"client {client[0]}:{client[1]}")
+        parts.append(f"{len(conn.request_headers)} headers")
+    else:
+        parts.append(conn.type)
+        spec = scope.get("asgi")
+        if isinstance(spec, dict) and spec.get("version"):
+            parts.append(f"asgi {spec['version']}")
+    label.append("  " + " · ".join(parts), style="dim")
+    return label
+
+
+def _status_style(status: object) -> str:
+    if not isinstance(status, int):
+        return "bold"
+    if status >= 500:
+        return "bold red"
+    if status >= 400:
+        return "bold yellow"
+    if status >= 300:
+        return "bold cyan"
+    return "bold green"
+
+
+def _header_line(name: bytes, value: bytes) -> Text:
+    line = Text(name.decode("latin-1"), style="bold blue")
+    line.append(": ")
+    if value == REDACTED:
+        line.append("[redacted]", style="italic magenta")
+    else:
+        line.append(value.decode("latin-1"))
+    return line
+
+
+class EventTree(Tree[Any]):
+    """The selected connection as a tree; call :meth:`show` to switch, :meth:`grow` to update."""
+
+    BINDINGS = [
+        Binding("escape", "back", "Back to list", show=False),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("no connection selected", id=id)
+        self.show_root = True
+        self.guide_depth = 3
+        self.connection: Connection | None = None
+        self._events_shown = 0
+        self._ended = False
+        self._events_node: TreeNode[Any] | None = None
+
+    # Building -------------------------------------------------------------------------------
+
+    def show(self, conn: Connection | None) -> None:
+        """Show ``conn`` from the start (another connection was selected)."""
+        self.clear()
+        self.connection = conn
+        self._events_shown = 0
+        self._ended = False
+        self._events_node = None
+        if conn is None:
+            self.root.set_label(Text("no connection selected", style="dim"))
+            return
+        self.root.set_label(self._title(conn))
+        self.root.add(scope_label(conn), _Lazy("scope", conn), expand=False)
+        self._events_node = self.root.add(Text("messages", style="bold"), expand=True)
+        self.grow(conn)
+        self.root.expand()
+
+    def grow(self, conn: Connection) -> None:
+        """Add what happened to ``conn`` since it was last drawn."""
+        if self.connection is not conn or self._events_node is None:
+            self.show(conn)
+            return
+        self.root.set_label(self._title(conn))
+        events = conn.events
+        node = self._events_node
+        for event in events[self._events_shown :]:
+            label = self._event_label(event)
+            has_fields = type(event.doc) is dict and len(event.doc) > 1
+            node.add(label, _Lazy("event", (conn, event)), allow_expand=has_fields)
+        self._events_shown = len(events)
+        node.set_label(Text.assemble(("messages", "bold"), f"  {len(events)}", *self._dropped(conn)))
+        if conn.outcome != "open" and not self._ended:
+            self._ended = True
+            self._add_ending(conn)
+
+    def _dropped(self, conn: Connection) -> list[tuple[str, str]]:
+        if not conn.events_dropped:
+            return []
+        return [(f"  ({conn.events_dropped} more not kept)", "bold yellow")]
+
+    def _title(self, conn: Connection) -> Text:
+        title = Text(summary_line(conn), style="bold")
+        title.append(f"  {conn.id}", style="dim")
+        return title
+
+    def _event_label(self, event: Event) -> Text:
+        label = Text.assemble(
+            _RECEIVE if event.direction == "receive" else _SEND,
+            " ",
+            (event.type.ljust(22), "bold"),
+            (f"+{format_duration(event.t)}".rjust(10), "dim"),
+            "  ",
+        )
+        label.append_text(event_summary(event))
+        return label
+
+    def _add_ending(self, conn: Connection) -> None:
+        if conn.error is not None:
+            error = self.root.add(
+                Text.assemble(("✖ raised ", "bold red"), (f"{conn.error.type}: {conn.error.message}", "red")),
+                expand=True,
+            )
+            for line in conn.error.traceback.rstrip("\n").splitlines():
+                error.add_leaf(Text(line, style="red" if not line.startswith(" ") else ""))
+        elif conn.outcome in ("cancelled", "cut off"):
+            self.root.add_leaf(Text(f"✂ {conn.outcome}", style="bold magenta"))
+        if conn.type == "http":
+            self._add_bodies(conn)
+        if conn.handler:
+            handler = self.root.add(
+                Text.assemble(("handler", "bold"), "  ", self._handler_gist(conn.handler))
+            )
+            for key, value in conn.handler.items():
+                handler.add_leaf(Text.assemble((key, "bold blue"), " = ", value_text(value)))
+        if conn.notes:
+            notes = self.root.add(Text("notes", style="bold yellow"), expand=True)
+            for note in conn.notes:
+                notes.add_leaf(Text(note, style="yellow"))
+
+    def _handler_gist(self, handler: Mapping[str, Any]) -> str:
+        parts = [str(handler.get("route") or "")]
+        if handler.get("endpoint"):
+            parts.append(f"→ {handler['endpoint']}")
+        return " ".join(p for p in parts if p)
+
+    def _add_bodies(self, conn: Connection) -> None:
+        request = [e for e in conn.events if e.type == "http.request"]
+        response = [e for e in conn.events if e.type == "http.response.body"]
+        for name, events, headers in (
+            ("request body", request, conn.request_headers),
+            ("response body", response, conn.response_headers),
+        ):
+            size = sum(e.field_size("body") for e in events)
+            if not size:
+                continue
+            kept = sum(len(e.message.get("body", b"") or b"") for e in events)
+            cut = any(e.cut for e in events)
+            body = b"".join(e.message.get("body", b"") or b"" for e in events)
+            ctype = _content_type(headers)
+            kind = body_kind(body, ctype)
+            title = body_title(name, kind, kept, size if cut else None)
+            node = self.root.add(title, _Lazy("body", (body, ctype, kind)), expand=False)
+            self._populate(node)
+            node.expand()
+
+    # Lazy children ------------------------------------------------------------------------
+
+    def on_tree_node_expanded(self, event: Tree.NodeExpanded[Any]) -> None:
+        self._populate(event.node)
+
+    def _populate(self, node: TreeNode[Any]) -> None:
+        data = node.data
+        if not isinstance(data, _Lazy) or data.built:
+            return
+        data.built = True
+        if data.kind == "scope":
+            self._fields(node, data.value.scope)
+        elif data.kind == "event":
+            conn, event = data.value
+            self._event_fields(node, conn, event)
+        elif data.kind == "body":
+            body, ctype, kind = data.value
+            for line in body_lines(body, ctype, kind):
+                node.add_leaf(line)
+        elif data.kind == "value":
+            self._fields(node, data.value)
+
+    def _fields(self, node: TreeNode[Any], value: Any) -> None:
+        items = list(value.items()) if isinstance(value, Mapping) else list(enumerate(value))
+        for key, item in items:
+            name = Text(str(key), style="bold blue")
+            if key == "headers" and isinstance(item, (list, tuple)):
+                headers = node.add(Text.assemble(name, f"  {len(item)}"), expand=True)
+                for pair in item:
+                    if isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[0], bytes):
+                        headers.add_leaf(
+                            _header_line(pair[0], pair[1] if isinstance(pair[1], bytes) else b"")
+                        )
+                    else:
+                        headers.add_leaf(value_text(pair))
+            elif isinstance(item, (Mapping, list, tuple)) and item:
+                label = Text.assemble(name, ("  " + type(item).__name__ + f" ({len(item)})", "dim"))
+                node.add(label, _Lazy("value", item))
+            else:
+                node.add_leaf(Text.assemble(name, " = ", value_text(item)))
+
+    def _event_fields(self, node: TreeNode[Any], conn: Connection, event: Event) -> None:
+        message = event.message if isinstance(event.message, dict) else {"message": event.message}
+        payload = {k: v for k, v in message.items() if k in _PAYLOAD and v is not None}
+        self._fields(node, {k: v for k, v in message.items() if k not in payload})
+        ctype = _content_type(conn.response_headers if event.direction == "send" else conn.request_headers)
+        if conn.type == "websocket":
+            ctype = ""
+        for name, value in payload.items():
+            kind = body_kind(value, ctype)
+            cut = event.cut.get(name) if event.cut else None
+            title = body_title(name, kind, len(value), cut)
+            body = node.add(title, _Lazy("body", (value, ctype, kind)), expand=True)
+            self._populate(body)
+
+    def expand_everything(self) -> None:
+        """Build every lazy node, then open them all (``a``)."""
+        todo = [self.root]
+        while todo:
+            node = todo.pop()
+            self._populate(node)
+            todo.extend(node.children)
+        self.root.expand_all()
+
+    # Actions --------------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        self.screen.focus_next("ConnectionList")
+
+
+def _content_type(headers: Sequence[tuple[bytes, bytes]]) -> str:
+    for name, value in headers:
+        if name.lower() == b"content-type":
+            return value.decode("latin-1")
+    return ""
