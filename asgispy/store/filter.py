@@ -1,0 +1,567 @@
+"""The filter language of the dashboard's ``/``: typed text becomes a predicate over connections.
+
+::
+
+    items                      free text: method, path, query, route, status, type, endpoint,
+                               request header values (case-insensitive substring)
+    method:POST  status:>=400  status:4xx  status:200-299  path:/api/*  type:websocket
+    route:/items/{id}  host:localhost  header:content-type=application/json  body:teapot
+    duration:>100ms  size:>10k  error  cut  open  -path:/health  !type:lifespan
+    status:5xx or error        groups of terms (all must match) joined by ``or`` / ``|``
+
+:func:`parse` compiles the text once into a :class:`Filter`, a plain callable that is cheap
+enough to run over every connection the store holds on each keystroke. Mistakes raise
+:class:`FilterError` naming the offending token and where it is, so a view can show it as
+the user types. docs/filters.md is the user's guide.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from asgispy.store.model import Connection
+
+__all__ = ["FIELDS", "Filter", "FilterError", "parse"]
+
+Predicate = Callable[[Connection], bool]
+
+
+class FilterError(ValueError):
+    """A filter that cannot be understood; ``start``/``end`` locate the bad token in the text."""
+
+    def __init__(self, message: str, start: int = 0, end: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.start = start
+        self.end = max(end, start)
+
+    def __str__(self) -> str:
+        return f"{self.message} (column {self.start + 1})"
+
+
+# Tokens --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Token:
+    text: str  # with quotes removed
+    quoted: tuple[bool, ...]  # per character of ``text``: did it come from inside quotes?
+    start: int
+    end: int
+
+    @property
+    def raw(self) -> str:
+        return self.text if not any(self.quoted) else repr(self.text)
+
+    def unquoted(self, i: int, char: str) -> bool:
+        return 0 <= i < len(self.text) and self.text[i] == char and not self.quoted[i]
+
+    def word(self) -> str | None:
+        """The token as a bare word (no quotes anywhere), lower-cased; None when quoted."""
+        return None if any(self.quoted) else self.text.lower()
+
+
+_OR = "|"
+
+
+def _tokens(text: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    i, n = 0, len(text)
+    while i < n:
+        char = text[i]
+        if char.isspace():
+            i += 1
+            continue
+        if char == _OR:
+            tokens.append(_Token(_OR, (False,), i, i + 1))
+            i += 1
+            continue
+        start = i
+        chars: list[str] = []
+        quoted: list[bool] = []
+        while i < n and not text[i].isspace() and text[i] != _OR:
+            if text[i] in "\"'":
+                quote = text[i]
+                close = text.find(quote, i + 1)
+                if close < 0:
+                    raise FilterError(f"unclosed quote {quote} in {text[start:]!r}", i, n)
+                chars.extend(text[i + 1 : close])
+                quoted.extend([True] * (close - i - 1))
+                i = close + 1
+            else:
+                chars.append(text[i])
+                quoted.append(False)
+                i += 1
+        word = "".join(chars)
+        # A token that is only quotes ("") is an empty quoted text.
+        tokens.append(_Token(word, tuple(quoted) or (True,), start, i))
+    return tokens
+
+
+# Reading connections, cheaply ----------------------------------------------------------------
+
+
+class _View:
+    """What the filters read of a connection, decoded and lower-cased once, on first use.
+
+    Cached per connection and rebuilt when its status or handler changes (a response started,
+    the app returned): nothing else these fields depend on changes once a connection is open.
+    """
+
+    __slots__ = ("_headers", "_text", "handler", "key", "status")
+
+    def __init__(self, conn: Connection) -> None:
+        self.key = id(conn)
+        self.status = conn.status
+        self.handler = conn.handler
+        self._text: str | None = None
+        self._headers: tuple[tuple[str, str], ...] | None = None
+
+    def text(self, conn: Connection) -> str:
+        """Free text's haystack: method, target, route, endpoint, status, type, request header values."""
+        if self._text is None:
+            handler = conn.handler or {}
+            try:
+                values = b"\n".join(value for _, value in conn.scope.get("headers") or ()).decode("latin-1")
+            except (TypeError, ValueError):  # not a list of byte pairs: take what is well-formed
+                values = b"\n".join(value for _, value in conn.request_headers).decode("latin-1")
+            parts = (
+                conn.method or "",
+                conn.target,
+                str(handler.get("route") or ""),
+                str(handler.get("endpoint") or ""),
+                str(conn.status or ""),
+                conn.type,
+                values,
+            )
+            self._text = "\n".join(parts).lower()
+        return self._text
+
+    def headers(self, conn: Connection) -> tuple[tuple[str, str], ...]:
+        """Request then response headers as lower-cased text pairs."""
+        if self._headers is None:
+            try:
+                pairs = _pairs(conn.scope.get("headers")) + _pairs(_response_start(conn).get("headers"))
+            except (TypeError, ValueError, AttributeError):  # malformed: keep what is well-formed
+                pairs = _pairs(conn.request_headers) + _pairs(conn.response_headers)
+            self._headers = tuple(pairs)
+        return self._headers
+
+    def host(self, conn: Connection) -> str:
+        for key, value in self.headers(conn):
+            if key == "host":
+                return value
+        return _server(conn)
+
+
+_VIEWS: dict[str, _View] = {}
+_VIEWS_MAX = 200_000
+
+
+def _view(conn: Connection) -> _View:
+    view = _VIEWS.get(conn.id)
+    if view is None or view.key != id(conn) or view.status != conn.status or view.handler is not conn.handler:
+        if len(_VIEWS) >= _VIEWS_MAX:
+            _VIEWS.clear()
+        view = _VIEWS[conn.id] = _View(conn)
+    return view
+
+
+_RESPONSE_STARTS = frozenset({"http.response.start", "websocket.http.response.start", "websocket.accept"})
+
+
+def _response_start(conn: Connection) -> Any:
+    for event in conn.events:
+        if event.type in _RESPONSE_STARTS:
+            return event.message
+    return {}
+
+
+def _pairs(headers: Any) -> list[tuple[str, str]]:
+    """Header pairs of bytes as lower-cased text (raises on anything that is not such pairs)."""
+    return [(k.decode("latin-1").lower(), v.decode("latin-1").lower()) for k, v in headers or ()]
+
+
+def _server(conn: Connection) -> str:
+    server = conn.scope.get("server")
+    if isinstance(server, (list, tuple)) and server and server[0] is not None:
+        return f"{server[0]}:{server[1]}" if len(server) > 1 and server[1] is not None else str(server[0])
+    return ""
+
+
+def _duration(conn: Connection) -> float | None:
+    if conn.duration is not None:
+        return conn.duration
+    if conn.outcome == "open" and conn.started:
+        return max(0.0, time.time() - conn.started)  # still running: how long so far
+    return None
+
+
+def _bodies(conn: Connection) -> Iterable[bytes | str]:
+    for event in conn.events:
+        if event.type in ("http.request", "http.response.body", "websocket.receive", "websocket.send"):
+            message = event.message
+            for name in ("body", "bytes", "text"):
+                value = message.get(name)
+                if value:
+                    yield value
+
+
+# Values ----------------------------------------------------------------------------------------
+
+
+def _text_matcher(pattern: str) -> Callable[[str], bool]:
+    """Glob (``*``, ``?``, ``[...]``) matching the whole value, else a substring; case-insensitive."""
+    if any(c in pattern for c in "*?["):
+        regex = re.compile(fnmatch.translate(pattern), re.IGNORECASE | re.DOTALL)
+        return lambda value: regex.match(value) is not None
+    needle = pattern.lower()
+    return lambda value: needle in value.lower()
+
+
+_COMPARE = re.compile(r"(>=|<=|>|<|=)?(.+)")
+_UNITS_TIME = {"": 1e-3, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0}
+_UNITS_SIZE = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1024,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1024**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1024**3,
+    "gib": 1024**3,
+}
+_QUANTITY = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([a-zµ]*)", re.IGNORECASE)
+
+
+def _number(text: str, units: dict[str, float] | None) -> float | None:
+    match = _QUANTITY.fullmatch(text.strip())
+    if match is None:
+        return None
+    unit = match.group(2).lower()
+    if units is None:
+        return float(match.group(1)) if not unit else None
+    if unit not in units:
+        return None
+    return float(match.group(1)) * units[unit]
+
+
+def _comparison(value: str, units: dict[str, float] | None) -> Callable[[float], bool] | None:
+    """``>=400``, ``<1s``, ``=3``, ``200-299``, ``100ms-2s``; comma-separated alternatives."""
+    tests: list[Callable[[float], bool]] = []
+    for part in value.split(","):
+        part = part.strip()
+        test = _one_comparison(part, units)
+        if test is None:
+            return None
+        tests.append(test)
+    if len(tests) == 1:
+        return tests[0]
+    return lambda v: any(t(v) for t in tests)
+
+
+def _one_comparison(part: str, units: dict[str, float] | None) -> Callable[[float], bool] | None:
+    if units is None and re.fullmatch(r"[1-9][xX]{2}", part):  # status classes: 4xx
+        hundreds = int(part[0]) * 100
+        return lambda v: hundreds <= v < hundreds + 100
+    match = _COMPARE.fullmatch(part)
+    if match is None:
+        return None
+    op, rest = match.group(1), match.group(2)
+    if op is None and "-" in rest:
+        low_text, _, high_text = rest.partition("-")
+        low, high = _number(low_text, units), _number(high_text, units)
+        if low is None or high is None or high < low:
+            return None
+        return lambda v: low <= v <= high
+    x = _number(rest, units)
+    if x is None:
+        return None
+    if op == ">":
+        return lambda v: v > x
+    if op == ">=":
+        return lambda v: v >= x
+    if op == "<":
+        return lambda v: v < x
+    if op == "<=":
+        return lambda v: v <= x
+    return lambda v: v == x
+
+
+# Fields --------------------------------------------------------------------------------------
+
+Builder = Callable[[str, _Token], Predicate]
+
+
+def _field_method(value: str, token: _Token) -> Predicate:
+    methods = frozenset(m.strip().upper() for m in value.split(",") if m.strip())
+    return lambda conn: conn.scope.get("method") in methods
+
+
+def _field_status(value: str, token: _Token) -> Predicate:
+    test = _comparison(value, None)
+    if test is None:
+        raise _bad_value(token, "a status like 404, 4xx, >=400 or 200-299")
+
+    def status(conn: Connection) -> bool:
+        code = conn.status
+        return code is not None and test(code)
+
+    return status
+
+
+def _field_path(value: str, token: _Token) -> Predicate:
+    match = _text_matcher(value)
+    return lambda conn: match(conn.path)
+
+
+def _field_query(value: str, token: _Token) -> Predicate:
+    match = _text_matcher(value)
+    return lambda conn: match(conn.query_string.decode("latin-1"))
+
+
+def _field_route(value: str, token: _Token) -> Predicate:
+    match = _text_matcher(value)
+    return lambda conn: conn.handler is not None and match(str(conn.handler.get("route") or ""))
+
+
+def _field_endpoint(value: str, token: _Token) -> Predicate:
+    match = _text_matcher(value)
+    return lambda conn: conn.handler is not None and match(str(conn.handler.get("endpoint") or ""))
+
+
+def _field_host(value: str, token: _Token) -> Predicate:
+    match = _text_matcher(value)
+    return lambda conn: match(_view(conn).host(conn))
+
+
+_TYPE_ALIASES = {"ws": "websocket", "websockets": "websocket", "https": "http"}
+
+
+def _field_type(value: str, token: _Token) -> Predicate:
+    kinds = frozenset(_TYPE_ALIASES.get(k, k) for k in (k.strip().lower() for k in value.split(",")) if k)
+    return lambda conn: conn.type in kinds
+
+
+_OUTCOME_ALIASES = {"cutoff": "cut off", "cut-off": "cut off", "cut_off": "cut off", "error": "exception"}
+
+
+def _field_outcome(value: str, token: _Token) -> Predicate:
+    outcomes = frozenset(_OUTCOME_ALIASES.get(o, o) for o in (o.strip().lower() for o in value.split(",")))
+    return lambda conn: conn.outcome in outcomes
+
+
+def _field_id(value: str, token: _Token) -> Predicate:
+    match = _text_matcher(value)
+    return lambda conn: match(conn.id)
+
+
+def _field_producer(value: str, token: _Token) -> Predicate:
+    match = _text_matcher(value)
+    return lambda conn: match(conn.producer)
+
+
+def _field_header(value: str, token: _Token) -> Predicate:
+    name, has_value, wanted = value.partition("=")
+    name = name.strip().lower()
+    if not name:
+        raise _bad_value(token, "a header name, optionally with =value: header:content-type=application/json")
+    name_glob = _text_matcher(name) if any(c in name for c in "*?[") else None
+    value_match = _text_matcher(wanted) if has_value else None
+
+    def header(conn: Connection) -> bool:
+        for key, val in _view(conn).headers(conn):
+            if key != name and (name_glob is None or not name_glob(key)):
+                continue
+            if value_match is None or value_match(val):
+                return True
+        return False
+
+    return header
+
+
+def _field_body(value: str, token: _Token) -> Predicate:
+    needle = value.lower()
+    raw = needle.encode("utf-8")
+
+    def body(conn: Connection) -> bool:
+        for chunk in _bodies(conn):
+            if isinstance(chunk, str):
+                if needle in chunk.lower():
+                    return True
+            elif raw in chunk.lower() or needle in chunk.decode("utf-8", "replace").lower():
+                return True
+        return False
+
+    return body
+
+
+def _field_duration(value: str, token: _Token) -> Predicate:
+    test = _comparison(value, _UNITS_TIME)
+    if test is None:
+        raise _bad_value(token, "a time like >100ms, <2s, >=500us or 10ms-1s (plain numbers are ms)")
+
+    def duration(conn: Connection) -> bool:
+        seconds = _duration(conn)
+        return seconds is not None and test(seconds)
+
+    return duration
+
+
+def _field_size(value: str, token: _Token) -> Predicate:
+    test = _comparison(value, {k: float(v) for k, v in _UNITS_SIZE.items()})
+    if test is None:
+        raise _bad_value(token, "a size like >10k, <=512, >1.5m or 1k-64k (k = 1024 bytes)")
+    return lambda conn: test(conn.request_bytes + conn.response_bytes)
+
+
+#: Field name -> (builder, one-line help). The help text is what docs/filters.md expands on.
+FIELDS: dict[str, tuple[Builder, str]] = {
+    "method": (_field_method, "request method, exactly: method:POST, method:get,head"),
+    "status": (_field_status, "response status: status:404, status:4xx, status:>=400, status:200-299"),
+    "path": (_field_path, "path, substring or glob: path:items, path:/api/*"),
+    "query": (_field_query, "query string, substring or glob: query:limit="),
+    "route": (_field_route, "the matched route template: route:/items/{id}"),
+    "endpoint": (_field_endpoint, "the handler that ran: endpoint:create_item"),
+    "host": (_field_host, "Host header (or the server address): host:localhost"),
+    "type": (_field_type, "connection type: type:http, type:websocket (ws), type:lifespan"),
+    "outcome": (_field_outcome, "how it ended: completed, exception, cancelled, cut-off, open"),
+    "header": (_field_header, "request or response header: header:content-type=*json*, header:x-request-id"),
+    "body": (_field_body, "request/response bodies and WebSocket frames contain the text: body:teapot"),
+    "duration": (_field_duration, "time taken (so far, if open): duration:>100ms, duration:<1s"),
+    "size": (_field_size, "request + response payload bytes: size:>10k, size:0"),
+    "id": (_field_id, "connection id: id:3f2a1c-12"),
+    "producer": (_field_producer, "the recording process's tag: producer:3f2a1c"),
+}
+
+_KEYWORDS: dict[str, tuple[Predicate, str]] = {
+    "error": (
+        lambda conn: conn.outcome == "exception" or (conn.status is not None and conn.status >= 500),
+        "the app raised, or answered 5xx",
+    ),
+    "cut": (
+        lambda conn: conn.outcome == "cut off" or conn.events_dropped > 0 or conn.body_cut,
+        "something was not kept: a body cut at max_body, dropped events, or a producer that vanished",
+    ),
+    "open": (lambda conn: conn.outcome == "open", "still in progress"),
+}
+
+
+def _bad_value(token: _Token, expected: str) -> FilterError:
+    return FilterError(f"{token.raw}: expected {expected}", token.start, token.end)
+
+
+# Parsing -------------------------------------------------------------------------------------
+
+
+def _term(token: _Token) -> Predicate:
+    negate = token.unquoted(0, "-") or token.unquoted(0, "!")
+    if negate:
+        if len(token.text) == 1:
+            raise FilterError(
+                f"{token.text} needs something to negate, as in -path:/health", token.start, token.end
+            )
+        token = _Token(token.text[1:], token.quoted[1:], token.start + 1, token.end)
+    predicate = _positive_term(token)
+    if negate:
+        return lambda conn: not predicate(conn)
+    return predicate
+
+
+def _positive_term(token: _Token) -> Predicate:
+    colon = next((i for i, c in enumerate(token.text) if c == ":" and not token.quoted[i]), -1)
+    if colon < 0:
+        word = token.word()
+        if word in _KEYWORDS:
+            return _KEYWORDS[word][0]
+        needle = token.text.lower()
+        return lambda conn: needle in _view(conn).text(conn)
+    name = token.text[:colon].lower()
+    value = token.text[colon + 1 :]
+    if not name:
+        raise FilterError(
+            f"{token.raw}: a field name goes before the ':' (as in path:/api)", token.start, token.end
+        )
+    entry = FIELDS.get(name)
+    if entry is None:
+        known = ", ".join(FIELDS)
+        raise FilterError(
+            f"unknown field {name!r} in {token.raw} (fields: {known}; quote text with a ':' to find it)",
+            token.start,
+            token.start + colon + 1,
+        )
+    if not value.strip():
+        example = entry[1].split(": ", 1)[-1]
+        raise FilterError(f"{name}: needs a value, as in {example}", token.start, token.end)
+    return entry[0](value, token)
+
+
+def _all(predicates: list[Predicate]) -> Predicate:
+    if len(predicates) == 1:
+        return predicates[0]
+    if len(predicates) == 2:
+        first, second = predicates
+        return lambda conn: first(conn) and second(conn)
+    return lambda conn: all(p(conn) for p in predicates)
+
+
+def _any(predicates: list[Predicate]) -> Predicate:
+    if len(predicates) == 1:
+        return predicates[0]
+    return lambda conn: any(p(conn) for p in predicates)
+
+
+def _everything(conn: Connection) -> bool:
+    return True
+
+
+class Filter:
+    """A compiled filter: call it with a connection. The empty filter matches everything."""
+
+    __slots__ = ("predicate", "text")
+
+    def __init__(self, text: str, predicate: Predicate) -> None:
+        self.text = text
+        #: The compiled predicate itself; passing it around saves a call per connection.
+        self.predicate = predicate
+
+    def __call__(self, conn: Connection) -> bool:
+        return self.predicate(conn)
+
+    @property
+    def matches_all(self) -> bool:
+        return self.predicate is _everything
+
+    def select(self, connections: Iterable[Connection]) -> list[Connection]:
+        """The connections that match, in order."""
+        return list(filter(self.predicate, connections))
+
+    def __repr__(self) -> str:
+        return f"<Filter {self.text!r}>"
+
+
+def parse(text: str) -> Filter:
+    """Compile ``text``; raises FilterError pointing at the first token it cannot understand."""
+    groups: list[list[Predicate]] = [[]]
+    last_or: _Token | None = None
+    for token in _tokens(text):
+        if (token.text == _OR and not token.quoted[0]) or token.word() == "or":
+            if not groups[-1]:
+                raise FilterError("'or' needs a filter before it", token.start, token.end)
+            groups.append([])
+            last_or = token
+            continue
+        groups[-1].append(_term(token))
+    if not groups[-1]:
+        if last_or is not None:
+            raise FilterError("'or' needs a filter after it", last_or.start, last_or.end)
+        return Filter(text, _everything)
+    return Filter(text, _any([_all(group) for group in groups]))
