@@ -8,14 +8,16 @@ times, file paths in tracebacks), so the snapshots are stable and the data is re
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
@@ -173,16 +175,20 @@ def test_fixture_session_has_every_kind_of_connection(tmp_path: Path) -> None:
     assert auth == b"[redacted]"
 
 
-@pytest.fixture
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+@contextlib.contextmanager
+def utc_zone() -> Iterator[None]:
     """Row times are local times: pin the zone so they read the same on every machine."""
-    import time
-
-    monkeypatch.setenv("TZ", "UTC")
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
     time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = old
+        time.tzset()
 
 
 def screen_text(app: Any) -> str:

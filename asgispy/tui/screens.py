@@ -33,13 +33,16 @@ _KEYS = (
 )
 
 _FILTERS = (
-    ("text", "anywhere in method, path, route or error"),
+    ("teapot", "free text: method, path, query, route, status, headers"),
     ("method:POST", "request method"),
-    ("status:>=400  status:404  status:5xx", "response status"),
-    ("path:/api/*", "path, with * globs"),
+    ("status:>=400  status:4xx  status:200-299", "response status"),
+    ("path:/api/*  route:/items/{id}", "path (globs) or the route that matched"),
     ("type:websocket", "http, websocket or lifespan"),
-    ("error", "connections that raised"),
-    ("a b", "both must match; see the docs for or/not"),
+    ("header:content-type=application/json  body:teapot", "a header, or text in a body"),
+    ("duration:>100ms  size:>10k", "slow or large connections"),
+    ("error  cut  open", "raised, cut off or cancelled, still in progress"),
+    ("-path:/health  !type:lifespan", "leave out what matches"),
+    ("a b   a or b", "all terms must match; or joins groups"),
 )
 
 
