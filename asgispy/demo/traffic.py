@@ -111,8 +111,10 @@ class _Visitor:
         await self.request(
             "GET",
             "/api/me",
-            headers={"Authorization": f"Bearer {DEMO_TOKEN}"},
-            cookies={"visits": str(self.rng.randint(1, 9)), "theme": "dark"},
+            headers={
+                "Authorization": f"Bearer {DEMO_TOKEN}",
+                "Cookie": f"visits={self.rng.randint(1, 9)}; theme=dark",
+            },
         )
 
     async def upload(self) -> None:
