@@ -132,7 +132,7 @@ def record(
     path = spy.export(tmp_path / "curl-session.json")
     conns = [c for c in asgispy.load(path) if c.type == "http"]
     assert len(conns) == len(app.received) == len(requests)
-    return list(zip(app.received, conns))
+    return list(zip(app.received, conns, strict=True))
 
 
 def test_every_demo_request_replays_identically(
