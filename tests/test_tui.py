@@ -316,15 +316,15 @@ async def test_export_writes_the_visible_connections(store: Store, tmp_path: Pat
 async def test_copy_as_curl(store: Store) -> None:
     conn = by_path(store, "/api/items", "POST")
     app = Dashboard(store)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
         app.connections._user_move(app.connections.ids.index(conn.id))
         await pilot.press("c")
-        await pilot.pause()
+        await pilot.pause(0.3)
         assert app.clipboard.startswith("curl")
         assert "/api/items" in app.clipboard and "teapot" in app.clipboard
         assert "Copied as curl" in screen_text(app)
         await pilot.press("end", "c")  # a WebSocket cannot be replayed by curl
-        await pilot.pause()
+        await pilot.pause(0.3)
         assert "curl replays HTTP requests" in screen_text(app)
 
 

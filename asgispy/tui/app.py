@@ -42,7 +42,7 @@ class LiveSource(Protocol):
     """What feeds the store live: the collector (``start``/``stop``, listening ``addresses``)."""
 
     @property
-    def addresses(self) -> Sequence[str]: ...
+    def addresses(self) -> Sequence[object]: ...
 
     async def start(self) -> None: ...
 
@@ -240,13 +240,14 @@ class Dashboard(App[int]):
             self.status.flags.source = self.live_error
             self.notify(str(exc), title="Cannot listen", severity="error", timeout=30)
             return
-        where = ", ".join(live.addresses)
+        addresses = [str(a) for a in live.addresses]
+        where = ", ".join(addresses)
         self.status.flags.source = (
             f"{self.source} · listening on {where}" if self.source else f"listening on {where}"
         )
         self._update_status()
         if self.child_factory is not None:
-            self.child = self.child_factory(list(live.addresses))
+            self.child = self.child_factory(addresses)
             self._run_child(self.child)
         for task in self.background:
             self._run_background(task)

@@ -1,0 +1,119 @@
+"""``asgispy run``, ``asgispy attach`` and ``asgispy open``: the dashboard over three sources.
+
+``run`` serves an app under uvicorn in a child process, pointed at the dashboard's own
+collector; ``attach`` is the collector alone, for apps that already use ``Spy(app)``;
+``open`` reads a saved session. Nothing heavy is imported until a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help, description=help)
+    parser.set_defaults(dashboard=name)
+    if name == "open":
+        parser.add_argument("file", metavar="FILE", help="a JSON session (from an export, `record` or Spy)")
+    elif name == "attach":
+        _add_listen(parser, "where to listen for producers (repeatable; default: the per-user socket)")
+    elif name == "run":
+        from asgispy.cli import serving
+
+        serving.add_arguments(parser)
+        _add_listen(parser, "where the dashboard listens for the app (default: a socket of its own)")
+    _add_limits(parser)
+    return parser
+
+
+def _add_listen(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--listen", action="append", metavar="ADDRESS", default=[], help=help)
+    parser.add_argument(
+        "--token", default=None, help="a secret producers must present (required to listen beyond loopback)"
+    )
+
+
+def _add_limits(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=50_000,
+        metavar="N",
+        help="connections kept in memory; the oldest finished ones go first (default: 50000)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    kind = args.dashboard
+    if kind == "open":
+        return run_open(args)
+    if kind == "attach":
+        return run_attach(args)
+    return run_served(args)
+
+
+def _fail(message: str) -> int:
+    print(f"asgispy {message}", file=sys.stderr)
+    return 1
+
+
+def run_open(args: argparse.Namespace) -> int:
+    from asgispy.capture.sessionfile import SessionFileError
+    from asgispy.store.load import load
+    from asgispy.store.store import Store
+
+    try:
+        session = load(args.file)
+    except (SessionFileError, ValueError) as exc:
+        return _fail(f"open: {exc}")
+    store = Store(max_connections=max(args.max_connections, len(session)))
+    store.add_session(session)
+
+    from asgispy.tui.app import Dashboard
+
+    return Dashboard(store, source=f"file {args.file}").run() or 0
+
+
+def run_attach(args: argparse.Namespace) -> int:
+    from asgispy.store.collector import Collector, CollectorError
+    from asgispy.store.store import Store
+    from asgispy.wire.address import AddressError
+
+    store = Store(max_connections=args.max_connections)
+    try:
+        collector = Collector(store, args.listen, token=args.token)
+    except (CollectorError, AddressError) as exc:
+        return _fail(f"attach: {exc}")
+
+    from asgispy.tui.app import Dashboard
+
+    app = Dashboard(store, source="attach", live=collector)
+    code = app.run() or 0
+    if app.live_error:
+        return _fail(f"attach: {app.live_error}")
+    return code
+
+
+def run_served(args: argparse.Namespace) -> int:
+    from asgispy.cli import serving
+    from asgispy.store.collector import Collector, CollectorError
+    from asgispy.store.store import Store
+    from asgispy.tui.app import Dashboard
+    from asgispy.wire.address import AddressError
+
+    store = Store(max_connections=args.max_connections)
+    try:
+        collector = Collector(store, args.listen or [serving.private_address()], token=args.token)
+    except (CollectorError, AddressError) as exc:
+        return _fail(f"run: {exc}")
+    app = Dashboard(
+        store, source=f"run {args.app}", live=collector, child=lambda addresses: serving.child(args, addresses)
+    )
+    code = app.run() or 0
+    if app.live_error:
+        return _fail(f"run: {app.live_error}")
+    return code
