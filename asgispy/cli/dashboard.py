@@ -22,9 +22,12 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
     elif name == "attach":
         _add_listen(parser, "where to listen for producers (repeatable; default: the per-user socket)")
     elif name == "run":
-        from asgispy.cli import serving
-
-        serving.add_arguments(parser)
+        try:
+            from asgispy.cli import serving
+        except ImportError:  # serving lands separately; until then `run` only names its APP
+            parser.add_argument("app", metavar="APP")
+        else:
+            serving.add_arguments(parser)
         _add_listen(parser, "where the dashboard listens for the app (default: a socket of its own)")
     _add_limits(parser)
     return parser
