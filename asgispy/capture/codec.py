@@ -199,9 +199,17 @@ def _decode_header_item(item: Any) -> bytes:
 
 def decode(doc: Any) -> Any:
     """Restore a value produced by :func:`encode`. Raises ValueError on a malformed tag."""
+    try:
+        return _decode(doc)
+    except RecursionError:
+        # encode nests no deeper than MAX_DEPTH; this did not come from it.
+        raise ValueError("value nested too deeply to be an encoded ASGI value") from None
+
+
+def _decode(doc: Any) -> Any:
     kind = type(doc)
     if kind is list:
-        return [decode(v) for v in doc]
+        return [_decode(v) for v in doc]
     if kind is not dict:
         return doc
     if len(doc) == 1:
@@ -210,7 +218,7 @@ def decode(doc: Any) -> Any:
             return _decode_tag(key, inner)
     elif len(doc) == 2 and "$object" in doc:
         return Opaque(str(doc["$object"]), str(doc.get("repr", "")))
-    return {k: decode(v) for k, v in doc.items()}
+    return {k: _decode(v) for k, v in doc.items()}
 
 
 def _decode_tag(tag: str, inner: Any) -> Any:
@@ -222,9 +230,9 @@ def _decode_tag(tag: str, inner: Any) -> Any:
         if tag == "$str":
             return base64.b64decode(inner, validate=True).decode("utf-8", "surrogatepass")
         if tag == "$tuple":
-            return tuple(decode(v) for v in inner)
+            return tuple(_decode(v) for v in inner)
         if tag == "$dict":
-            return {decode(k): decode(v) for k, v in inner}
+            return {_decode(k): _decode(v) for k, v in inner}
         if tag == "$float":
             return float(inner)
         if tag == "$int":

@@ -183,32 +183,46 @@ def error_document(error: traceback.TracebackException | dict[str, str] | None) 
     return {"type": name, "message": str(error), "traceback": "".join(error.format())}
 
 
+def _attr(obj: Any, name: str) -> Any:
+    # Route and endpoint objects belong to the app; a property of theirs may raise anything.
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
+
+
 def _qualname(obj: Any) -> str | None:
     if obj is None:
         return None
-    target = getattr(obj, "__func__", obj)
-    module = getattr(target, "__module__", None)
-    name = getattr(target, "__qualname__", None) or type(target).__qualname__
-    return f"{module}.{name}" if module else str(name)
+    target = _attr(obj, "__func__") or obj
+    module = _attr(target, "__module__")
+    name = _attr(target, "__qualname__") or type(target).__qualname__
+    return f"{module}.{name}" if isinstance(module, str) else str(name)
 
 
 def handler_document(handler: tuple[Any, Any, Any] | None) -> dict[str, Any] | None:
-    """Which route and endpoint the framework matched (Starlette and FastAPI put them in the scope)."""
+    """Which route and endpoint the framework matched (Starlette and FastAPI put them in the scope).
+
+    Never raises: what cannot be read of an odd route object is left out.
+    """
     if handler is None:
         return None
     route, endpoint, params = handler
     doc: dict[str, Any] = {}
-    path = getattr(route, "path", None)
+    path = _attr(route, "path")
     if isinstance(path, str):
         doc["route"] = path
-    name = getattr(route, "name", None)
+    name = _attr(route, "name")
     if isinstance(name, str):
         doc["name"] = name
-    methods = getattr(route, "methods", None)
-    if methods:
-        doc["methods"] = sorted(str(m) for m in methods)
+    try:
+        methods = _attr(route, "methods")
+        if methods:
+            doc["methods"] = sorted(str(m) for m in methods)
+    except Exception:
+        pass
     if endpoint is None:
-        endpoint = getattr(route, "endpoint", None)
+        endpoint = _attr(route, "endpoint")
     if endpoint is not None:
         doc["endpoint"] = _qualname(endpoint)
     if params:

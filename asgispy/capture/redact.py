@@ -72,7 +72,15 @@ class Redactor:
                 name, value = item
             except (TypeError, ValueError):
                 continue
-            if isinstance(name, (bytes, bytearray)) and self.is_secret(bytes(name)) and value != REDACTED:
+            if type(value) is bytes and value == REDACTED:
+                continue
+            if isinstance(name, (bytes, bytearray)):
+                secret = self.is_secret(bytes(name))
+            elif isinstance(name, str):  # not ASGI, but an app may send it: mask it all the same
+                secret = self.is_secret(name.encode("utf-8", "replace"))
+            else:
+                continue
+            if secret:
                 if out is None:
                     out = list(headers)
                 out[i] = type(item)((name, REDACTED)) if type(item) in (tuple, list) else (name, REDACTED)

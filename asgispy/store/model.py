@@ -81,16 +81,17 @@ class ProducerInfo:
 class Event:
     """One message the app received or sent, ``t`` seconds after its connection began."""
 
-    __slots__ = ("_message", "cut", "direction", "doc", "t", "type")
+    __slots__ = ("_message", "cut", "direction", "doc", "fields", "t", "type")
 
     def __init__(self, direction: Direction, t: float, doc: Any, cut: dict[str, int] | None = None) -> None:
         self.direction: Direction = direction
         self.t = t
         self.doc = doc
         self.cut = cut or None
-        kind = doc.get("type") if type(doc) is dict else None
-        self.type: str = kind if type(kind) is str else "?"
         self._message: Any = None
+        self.fields: dict[str, Any] = _fields(doc)
+        kind = self.fields.get("type")
+        self.type: str = kind if type(kind) is str else "?"
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Event:
@@ -110,9 +111,7 @@ class Event:
         """The true length of a payload field, counting what was cut."""
         if self.cut and name in self.cut:
             return int(self.cut[name])
-        if type(self.doc) is not dict:
-            return 0
-        return encoded_size(self.doc.get(name))
+        return encoded_size(self.fields.get(name))
 
     @property
     def payload_size(self) -> int:
@@ -184,7 +183,7 @@ class Connection:
         """Append an event, keeping the running summaries (status, sizes) current."""
         self.events.append(event)
         kind = event.type
-        doc = event.doc
+        doc = event.fields
         if event.direction == "receive":
             if kind == "http.request" or kind == "websocket.receive":
                 self.request_bytes += event.payload_size
@@ -343,6 +342,16 @@ def _decoded_scope(doc: Any) -> dict[str, Any]:
     except ValueError:
         return {}
     return scope if isinstance(scope, dict) else {}
+
+
+def _fields(doc: Any) -> dict[str, Any]:
+    """The top-level fields of an encoded message, still encoded, whatever form it was stored in."""
+    if type(doc) is not dict:
+        return {}
+    if len(doc) == 1 and type(doc.get("$dict")) is list:
+        # A message with a key JSON objects cannot hold is stored as [key, value] pairs.
+        return {p[0]: p[1] for p in doc["$dict"] if type(p) is list and len(p) == 2 and type(p[0]) is str}
+    return doc
 
 
 def _int_or_none(value: Any) -> int | None:

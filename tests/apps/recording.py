@@ -30,7 +30,7 @@ def deep_copy(value: Any) -> Any:
         return [deep_copy(v) for v in value]
     if kind is tuple:
         return tuple(deep_copy(v) for v in value)
-    if kind is bytearray:
+    if kind is bytearray or kind is memoryview:
         return bytes(value)
     return value
 
@@ -110,16 +110,16 @@ def assert_same(loaded: Any, seen: Any, where: str = "$") -> None:
         for i, (a, b) in enumerate(zip(loaded, seen, strict=True)):
             assert_same(a, b, f"{where}[{i}]")
         return
-    kind = _plain_type(seen)
-    assert kind is not None or seen is None, f"{where}: {seen!r} should have come back opaque"
     if seen is None:
         assert loaded is None, f"{where}: {loaded!r} is not None"
         return
-    assert type(loaded) is kind, f"{where}: {type(loaded).__name__} {loaded!r:.80} is not {kind.__name__}"
-    if kind is float and math.isnan(seen):
+    plain = _plain_type(seen)
+    assert plain is not None, f"{where}: {seen!r} should have come back opaque"
+    assert type(loaded) is plain, f"{where}: {type(loaded).__name__} {loaded!r:.80} is not {plain.__name__}"
+    if isinstance(seen, float) and math.isnan(seen):
         assert math.isnan(loaded), f"{where}: {loaded!r} is not nan"
         return
-    assert loaded == kind(seen), f"{where}: {loaded!r:.200} != {seen!r:.200}"
+    assert loaded == plain(seen), f"{where}: {loaded!r:.200} != {seen!r:.200}"
 
 
 def expected(
@@ -130,11 +130,8 @@ def expected(
         return message, None
     out = dict(message)
     headers = out.get("headers")
-    if type(headers) in (list, tuple):
-        masked = [
-            (name, REDACTED) if isinstance(name, bytes) and redactor.is_secret(name) else (name, value)
-            for name, value in headers
-        ]
+    if isinstance(headers, (list, tuple)):
+        masked = [_masked(item, redactor) for item in headers]
         out["headers"] = masked if type(headers) is list else tuple(masked)
     cut = None
     if max_body is not None:
@@ -144,6 +141,14 @@ def expected(
                 out[name] = value[:max_body]
                 cut = {**(cut or {}), name: len(value)}
     return out, cut
+
+
+def _masked(item: Any, redactor: Redactor) -> Any:
+    name = item[0]
+    raw = name.encode() if isinstance(name, str) else name
+    if isinstance(raw, bytes) and redactor.is_secret(raw):
+        return type(item)((name, REDACTED))
+    return item
 
 
 def assert_connection_matches(
@@ -168,3 +173,87 @@ def assert_connection_matches(
         assert conn.duration >= last
     if seen.exception is not None and conn.outcome != "open":
         assert conn.outcome in ("exception", "cancelled"), f"{conn.id}: outcome {conn.outcome}"
+
+
+# A Spy around a Recorder, and the checks every capture test ends with ---------------------
+
+_SCHEMA_VALIDATOR: Any = None
+
+
+def session_schema_validator() -> Any:
+    """The JSON Schema that ships in the package, as a validator (built once)."""
+    global _SCHEMA_VALIDATOR
+    if _SCHEMA_VALIDATOR is None:
+        import json
+        from importlib import resources
+
+        import jsonschema
+
+        text = resources.files("asgispy.capture").joinpath("session.schema.json").read_text("utf-8")
+        schema = json.loads(text)
+        jsonschema.Draft202012Validator.check_schema(schema)
+        _SCHEMA_VALIDATOR = jsonschema.Draft202012Validator(schema)
+    return _SCHEMA_VALIDATOR
+
+
+class Harness:
+    """``Spy(Recorder(app))`` plus the end-of-test checks: export, schema, secrets, load, compare."""
+
+    def __init__(self, app: Any, path: Any, **spy_options: Any) -> None:
+        from asgispy import Spy
+
+        self.recorder = Recorder(app)
+        self.spy = Spy(self.recorder, **spy_options)
+        self.path = path
+        self.raw = b""
+
+    @property
+    def calls(self) -> list[Seen]:
+        return self.recorder.calls
+
+    def settle(self, timeout: float = 5.0) -> None:
+        """Wait until every connection but the lifespan has ended (the server runs in a thread)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            records = self.spy.records
+            if all(r.outcome != "open" for r in records if r.type != "lifespan"):
+                return
+            time.sleep(0.002)
+        still = [r.id for r in self.spy.records if r.outcome == "open"]
+        raise AssertionError(f"connections still open after {timeout} s: {still}")
+
+    def export(self, secrets: tuple[bytes, ...] = ()) -> Any:
+        """Export, validate against the shipped schema, check no secret leaked, load it back."""
+        import asgispy
+
+        self.settle()
+        self.spy.export(self.path)
+        self.raw = self.path.read_bytes()
+        import orjson
+
+        session_schema_validator().validate(orjson.loads(self.raw))
+        assert_no_secrets(self.raw, secrets)
+        return asgispy.load(self.path)
+
+    def check(self, secrets: tuple[bytes, ...] = (), max_body: int | None = None) -> Any:
+        """Export and load, then compare each connection with what the recorder saw."""
+        session = self.export(secrets)
+        assert len(session.connections) == len(self.calls), (
+            f"{len(session.connections)} recorded, {len(self.calls)} seen: {session.connections}"
+        )
+        limit = self.spy.max_body if max_body is None else max_body
+        for conn, seen in zip(session.connections, self.calls, strict=True):
+            assert_connection_matches(conn, seen, self.spy.redactor, limit)
+        return session
+
+
+def assert_no_secrets(raw: bytes, secrets: tuple[bytes, ...]) -> None:
+    """None of ``secrets`` appears in ``raw``, as it is or in any of the codec's text forms."""
+    import base64
+
+    for secret in secrets:
+        forms = {secret, secret.decode("latin-1").encode("utf-8"), base64.b64encode(secret)}
+        for form in forms:
+            assert form not in raw, f"secret {secret!r} found in the export as {form!r}"

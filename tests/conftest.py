@@ -1,0 +1,33 @@
+"""Shared fixtures: a Spy wrapped around a recording middleware, and the checks on its export."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.apps.recording import Harness
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Callable[..., Harness]:
+    """Build ``Spy(Recorder(app), **options)``; its ``check()`` exports, loads and compares."""
+    count = 0
+
+    def make(app: Any, **spy_options: Any) -> Harness:
+        nonlocal count
+        count += 1
+        return Harness(app, tmp_path / f"session-{count}.json", **spy_options)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def http() -> Iterator[Any]:
+    """One httpx client for the session (building one costs more than a loopback request)."""
+    import httpx
+
+    with httpx.Client(timeout=10) as client:
+        yield client
