@@ -139,8 +139,10 @@ async def press_latencies(pilot: Any, keys: list[str], spacing: float, state: An
     if timer is None or timer.app.screen is not app.screen:
         timer = app._bench_timer = KeyTimer(app)
     if state is None:
+
         def state() -> Any:
             return (app.connections.cursor, app.focused, app.events_tree.cursor_line)
+
     times = []
     for key in keys:
         times.append(await timer.press(key, state))
@@ -179,8 +181,10 @@ async def streaming(seconds: float, rate: int) -> None:
         flat = [t for batch in keys for t in batch]
         shown = len(app.connections.ids)
     got = feeder.sent / seconds
-    print(f"streaming {rate}/s for {seconds:.0f} s: {feeder.sent:,} requests fed ({got:,.0f}/s achieved), "
-          f"{store.events_total:,} events, {shown:,} rows shown")
+    print(
+        f"streaming {rate}/s for {seconds:.0f} s: {feeder.sent:,} requests fed ({got:,.0f}/s achieved), "
+        f"{store.events_total:,} events, {shown:,} rows shown"
+    )
     print(summary("key press while streaming", flat))
 
 
@@ -226,10 +230,14 @@ async def holding(count: int) -> None:
         await pilot.press("enter")
         tree_moves = await press_latencies(pilot, ["down", "down", "up", "down"] * 3, 0.02)
         with_app = rss_mib()
-    print(f"holding {count:,} connections ({store.events_total:,} events): store filled in {fill:.1f} s, "
-          f"memory {filled - before:,.0f} MiB for the store, {with_app - before:,.0f} MiB with the dashboard")
-    print(f"  first screen {start * 1000:.0f} ms; full list rebuild {rebuild * 1000:.0f} ms; "
-          f"filter status:>=400 {filtered * 1000:.0f} ms ({shown:,} shown); free text {filtered_text * 1000:.0f} ms")
+    print(
+        f"holding {count:,} connections ({store.events_total:,} events): store filled in {fill:.1f} s, "
+        f"memory {filled - before:,.0f} MiB for the store, {with_app - before:,.0f} MiB with the dashboard"
+    )
+    print(
+        f"  first screen {start * 1000:.0f} ms; full list rebuild {rebuild * 1000:.0f} ms; "
+        f"filter status:>=400 {filtered * 1000:.0f} ms ({shown:,} shown); free text {filtered_text * 1000:.0f} ms"
+    )
     print(summary("key press in the list", moves))
     print(summary("typing a filter (key echoed)", typing))
     print(f"  filter applied {applied * 1000:.0f} ms after the last key (includes a 120 ms typing debounce)")
@@ -265,13 +273,17 @@ async def datatable(count: int) -> None:
             table.update_cell_at((count - 1, 0), row_text(conn, 150))
         await pilot.pause()
         update = time.perf_counter() - t0
-    print(f"DataTable with {count:,} rows: filled and drawn in {fill * 1000:.0f} ms, 100 cell updates "
-          f"{update * 1000:.0f} ms")
+    print(
+        f"DataTable with {count:,} rows: filled and drawn in {fill * 1000:.0f} ms, 100 cell updates "
+        f"{update * 1000:.0f} ms"
+    )
     print(summary("DataTable key press", moves))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="10 s of traffic instead of 60 s")
     parser.add_argument("--rate", type=int, default=1000, help="requests per second (default 1000)")
     parser.add_argument("--hold", type=int, default=50_000, help="connections held (default 50000)")

@@ -121,7 +121,7 @@ def drive(client: TestClient) -> None:
 
 def record(path: Path) -> Path:
     """Record the fixture traffic through Spy and export it to ``path`` (real capture)."""
-    spy = asgispy.Spy(app)
+    spy = asgispy.Spy(app, address=False)
     with TestClient(spy, raise_server_exceptions=False) as client:
         drive(client)
     return spy.export(path)

@@ -141,6 +141,7 @@ class Dashboard(App[int]):
         self.log_panel.display = self._show_log
         self.query_one(FilterBar).display = False
         self.status.flags.source = self.source
+        self.status.flags.live = self.live is not None
         self.connections.rebuild()
         self.connections.focus()
         self._unsubscribe = self.store.subscribe(self._on_change)

@@ -130,7 +130,7 @@ def row_text(conn: Connection, width: int, pid: int = 0) -> str:
         method = ""
         path = lifespan_steps(conn) or "(waiting)"
     else:
-        method = conn.method or ("WS" if conn.type == "websocket" else "")
+        method = conn.method or ""
         path = conn.target or conn.path
     if conn.outcome == "open":
         status = str(conn.status) if conn.status else "…"

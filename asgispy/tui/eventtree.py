@@ -263,7 +263,7 @@ class EventTree(Tree[Any]):
         items = list(value.items()) if isinstance(value, Mapping) else list(enumerate(value))
         for key, item in items:
             name = Text(str(key), style="bold blue")
-            if key == "headers" and isinstance(item, (list, tuple)):
+            if key == "headers" and isinstance(item, (list, tuple)) and item:
                 headers = node.add(Text.assemble(name, f"  {len(item)}"), expand=True)
                 for pair in item:
                     if isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[0], bytes):

@@ -24,6 +24,7 @@ class StatusFlags:
     pending: int = 0
     filter: str = ""
     child: str = ""
+    live: bool = False
 
 
 class StatusBar(Static):
@@ -55,7 +56,11 @@ class StatusBar(Static):
             parts += [(flags.source, "bold"), " │ "]
         if flags.child:
             parts += [(flags.child, "bold red" if "exited" in flags.child else "bold green"), " │ "]
-        parts += [f"{attached} producer{'s' if attached != 1 else ''}", " │ "]
+        if flags.live:
+            parts += [f"{attached} producer{'s' if attached != 1 else ''} attached", " │ "]
+        else:
+            known = len(store.producers)
+            parts += [f"{known} producer{'s' if known != 1 else ''} recorded", " │ "]
         count = len(store)
         parts.append(f"{count:,} connection{'s' if count != 1 else ''}")
         if flags.filter:
