@@ -30,8 +30,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from asgispy.store.store import Store  # noqa: E402
-from asgispy.tui.app import Dashboard  # noqa: E402
+from asgispy.store.store import Store
+from asgispy.tui.app import Dashboard
 
 SIZE = (160, 48)
 
@@ -236,7 +236,8 @@ async def holding(count: int) -> None:
     )
     print(
         f"  first screen {start * 1000:.0f} ms; full list rebuild {rebuild * 1000:.0f} ms; "
-        f"filter status:>=400 {filtered * 1000:.0f} ms ({shown:,} shown); free text {filtered_text * 1000:.0f} ms"
+        f"filter status:>=400 {filtered * 1000:.0f} ms ({shown:,} shown); "
+        f"free text {filtered_text * 1000:.0f} ms"
     )
     print(summary("key press in the list", moves))
     print(summary("typing a filter (key echoed)", typing))

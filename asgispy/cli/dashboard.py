@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from asgispy.tui.app import Dashboard
 
 __all__ = ["add_parser", "run"]
 
@@ -22,12 +26,9 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
     elif name == "attach":
         _add_listen(parser, "where to listen for producers (repeatable; default: the per-user socket)")
     elif name == "run":
-        try:
-            from asgispy.cli import serving
-        except ImportError:  # serving lands separately; until then `run` only names its APP
-            parser.add_argument("app", metavar="APP")
-        else:
-            serving.add_arguments(parser)
+        from asgispy.cli import serving
+
+        serving.add_server_arguments(parser)
         _add_listen(parser, "where the dashboard listens for the app (default: a socket of its own)")
     _add_limits(parser)
     return parser
@@ -103,20 +104,45 @@ def run_attach(args: argparse.Namespace) -> int:
 
 def run_served(args: argparse.Namespace) -> int:
     from asgispy.cli import serving
-    from asgispy.store.collector import Collector, CollectorError
-    from asgispy.store.store import Store
-    from asgispy.tui.app import Dashboard
+
+    problem = serving.check_app_string(args.app)
+    if problem:
+        return _fail(f"run: {problem}")
+    from asgispy.store.collector import CollectorError
     from asgispy.wire.address import AddressError
 
-    store = Store(max_connections=args.max_connections)
     try:
-        collector = Collector(store, args.listen or [serving.private_address()], token=args.token)
+        app = served_dashboard(args)
     except (CollectorError, AddressError) as exc:
         return _fail(f"run: {exc}")
-    app = Dashboard(
-        store, source=f"run {args.app}", live=collector, child=lambda addresses: serving.child(args, addresses)
-    )
     code = app.run() or 0
     if app.live_error:
         return _fail(f"run: {app.live_error}")
     return code
+
+
+def served_dashboard(args: argparse.Namespace, **options: Any) -> Dashboard:
+    """The dashboard of ``asgispy run``: its collector, and APP under uvicorn as its child."""
+    from asgispy.cli import serving
+    from asgispy.store.collector import Collector
+    from asgispy.store.store import Store
+    from asgispy.tui.app import Dashboard
+    from asgispy.tui.child import ChildProcess
+
+    store = Store(max_connections=args.max_connections)
+    collector = Collector(store, args.listen or [private_address()], token=args.token)
+
+    def child(addresses: Sequence[str]) -> ChildProcess:
+        env = serving.server_environment(args, addresses[0], token=args.token)
+        return ChildProcess(serving.server_command(args), env=env)
+
+    return Dashboard(store, source=args.app, live=collector, child=child, **options)
+
+
+def private_address() -> str:
+    """A socket of this dashboard's own, so that two ``asgispy run`` never mix their apps."""
+    import os
+
+    from asgispy.wire.address import runtime_directory
+
+    return f"unix:{runtime_directory() / f'run-{os.getpid()}.sock'}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -34,6 +35,8 @@ from asgispy.tui.statusbar import StatusBar
 
 __all__ = ["Dashboard", "LiveSource"]
 
+#: uvicorn's "Uvicorn running on http://127.0.0.1:8000 (Press CTRL+C to quit)"
+_RUNNING_ON = re.compile(r"running on (\S+)")
 #: Past this many changes held while paused, resuming rebuilds the list instead of replaying them.
 _MAX_PENDING = 20_000
 
@@ -101,6 +104,7 @@ class Dashboard(App[int]):
         self._evicted: set[str] = set()
         self._cleared = False
         self._overflow = False
+        self._producers_changed = False
         self._log_lines: list[tuple[str, str]] = []
         self._unsubscribe: Callable[[], None] | None = None
         self._stopped = False
@@ -171,6 +175,8 @@ class Dashboard(App[int]):
                 self._evicted.add(conn.id)
                 self._opened.pop(conn.id, None)
                 self._changed.discard(conn.id)
+        elif kind == "producer":
+            self._producers_changed = True
         elif kind == "clear":
             self._cleared = True
             self._opened.clear()
@@ -199,6 +205,9 @@ class Dashboard(App[int]):
             panel = self.log_panel
             for line, style in lines:
                 panel.add_line(line, style)
+        if self._producers_changed:
+            self._producers_changed = False
+            self._update_status()
         if not (self._opened or self._changed or self._evicted or self._cleared or self._overflow):
             return
         opened, changed, evicted = list(self._opened), self._changed, self._evicted
@@ -238,14 +247,11 @@ class Dashboard(App[int]):
             await live.start()
         except Exception as exc:
             self.live_error = f"cannot listen: {exc}"
-            self.status.flags.source = self.live_error
+            self.status.flags.listening = self.live_error
             self.notify(str(exc), title="Cannot listen", severity="error", timeout=30)
             return
         addresses = [str(a) for a in live.addresses]
-        where = ", ".join(addresses)
-        self.status.flags.source = (
-            f"{self.source} · listening on {where}" if self.source else f"listening on {where}"
-        )
+        self.status.flags.listening = ", ".join(addresses)
         self._update_status()
         if self.child_factory is not None:
             self.child = self.child_factory(addresses)
@@ -278,13 +284,10 @@ class Dashboard(App[int]):
         )
 
     def _child_line(self, line: str) -> None:
-        if (
-            self.child is not None
-            and self.status.flags.child == "app starting"
-            and "startup complete" in line
-        ):
-            self.status.flags.child = f"app pid {self.child.pid}"
-        elif "Error loading ASGI app" in line or "Could not import" in line:
+        serving = _RUNNING_ON.search(line)
+        if serving is not None:
+            self.status.flags.child = f"serving {serving.group(1)}"
+        elif "Error loading ASGI app" in line:
             self._show_log_panel()
         if len(self._log_lines) < 10_000:
             self._log_lines.append((line, ""))

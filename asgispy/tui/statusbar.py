@@ -25,6 +25,7 @@ class StatusFlags:
     filter: str = ""
     child: str = ""
     live: bool = False
+    listening: str = ""
 
 
 class StatusBar(Static):
@@ -75,4 +76,11 @@ class StatusBar(Static):
             if flags.pending:
                 parts.append((f" {flags.pending:,} changes waiting", "yellow"))
         parts += ["  ", (" FOLLOW ", "reverse bold green") if flags.follow else ("follow off", "dim")]
+        if flags.listening:
+            # Last, being the longest: a narrow terminal cuts the socket path, not the counts.
+            style = "bold red" if flags.listening.startswith("cannot") else "dim"
+            parts += [
+                " │ ",
+                (flags.listening if style != "dim" else f"listening on {flags.listening}", style),
+            ]
         return Text.assemble(*parts)

@@ -1,0 +1,110 @@
+"""End to end: ``asgispy run`` serves a fixture app under a real uvicorn (a child process),
+the dashboard's own collector takes what Spy streams, and real requests show on the screen."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from asgispy.cli import dashboard
+from asgispy.tui.app import Dashboard
+from tests.test_tui_sessions import screen_text
+
+pytestmark = pytest.mark.anyio
+
+APP = textwrap.dedent(
+    """
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def hello(request):
+        print("hello was called", flush=True)
+        return JSONResponse({"hello": request.path_params["name"]})
+
+    async def broken(request):
+        raise ValueError("broken on purpose")
+
+    app = Starlette(routes=[Route("/hello/{name}", hello), Route("/broken", broken)])
+    """
+)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_args(tmp_path: Path, app: str, *extra: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    dashboard.add_parser(sub, "run", "run")
+    sock = tmp_path / "sockets" / "dash.sock"
+    sock.parent.mkdir(mode=0o700)
+    return parser.parse_args(["run", app, "--app-dir", str(tmp_path), "--listen", f"unix:{sock}", *extra])
+
+
+async def until(condition: Callable[[], Any], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        await asyncio.sleep(0.05)
+
+
+async def test_run_serves_the_app_and_shows_its_requests(tmp_path: Path) -> None:
+    (tmp_path / "fixture_app.py").write_text(APP)
+    port = free_port()
+    args = run_args(tmp_path, "fixture_app:app", "--port", str(port), "--log-level", "info")
+    app: Dashboard = dashboard.served_dashboard(args, refresh_interval=0.05)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await until(lambda: "serving http://127.0.0.1" in app.status.flags.child)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as client:
+            assert (await client.get("/hello/ada")).json() == {"hello": "ada"}
+            assert (await client.get("/broken")).status_code == 500
+        await until(lambda: len([c for c in app.store if c.type == "http" and c.outcome != "open"]) == 2)
+        await pilot.pause(0.2)
+        text = screen_text(app)
+        assert "/hello/ada" in text and "/hello/{name}" in text
+        assert "/broken" in text and "ValueError" in text
+        assert "1 producer attached" in text, text[-600:]
+        # The child's own output (prints, uvicorn's log and tracebacks) is in the app output panel.
+        assert app.log_panel.display
+
+        def logged() -> str:
+            return "\n".join(line.text for line in app.log_panel.lines)
+
+        await until(lambda: "hello was called" in logged() and "ValueError: broken on purpose" in logged())
+        # And the error's traceback is in the tree of the failed request.
+        assert app.connections.selected is not None and app.connections.selected.path == "/broken"
+        labels = [str(node.label) for node in app.events_tree.root.children]
+        assert any("raised ValueError: broken on purpose" in label for label in labels), labels
+        await pilot.press("q")
+    assert app.child is not None and app.child.returncode is not None, "quitting stops the app"
+
+
+async def test_run_shows_an_import_error_clearly(tmp_path: Path) -> None:
+    args = run_args(tmp_path, "no_such_module:app", "--port", str(free_port()))
+    app: Dashboard = dashboard.served_dashboard(args, refresh_interval=0.05)
+    async with app.run_test(size=(140, 40), notifications=True) as pilot:
+        await until(lambda: "exited" in app.status.flags.child)
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert app.log_panel.display
+        assert "The app stopped (exit code" in text
+        assert "no_such_module" in text
