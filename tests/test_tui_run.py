@@ -108,3 +108,22 @@ async def test_run_shows_an_import_error_clearly(tmp_path: Path) -> None:
         assert app.log_panel.display
         assert "The app stopped (exit code" in text
         assert "no_such_module" in text
+
+
+async def test_demo_shows_every_kind_of_connection(tmp_path: Path) -> None:
+    from asgispy.cli.demo import demo_dashboard
+
+    app = demo_dashboard(rounds=1, delay=0.05, refresh_interval=0.05)
+    async with app.run_test(size=(140, 40)) as pilot:
+
+        def kinds() -> set[str]:
+            return {c.type for c in app.store if c.outcome != "open"} | {
+                "error" for c in app.store if c.outcome == "exception"
+            }
+
+        await until(lambda: {"http", "websocket", "error"} <= kinds(), timeout=30)
+        await pilot.pause(0.2)
+        text = screen_text(app)
+        assert "serving http://127.0.0.1" in text and "1 producer attached" in text
+        await pilot.press("q")
+    assert app.child is not None and app.child.returncode is not None

@@ -136,7 +136,8 @@ def served_dashboard(args: argparse.Namespace, **options: Any) -> Dashboard:
         env = serving.server_environment(args, addresses[0], token=args.token)
         return ChildProcess(serving.server_command(args), env=env)
 
-    return Dashboard(store, source=args.app, live=collector, child=child, **options)
+    options.setdefault("source", args.app)
+    return Dashboard(store, live=collector, child=child, **options)
 
 
 def private_address() -> str:

@@ -1,10 +1,19 @@
-"""``asgispy demo``: a built-in app and its traffic, to see asgispy at work with no set-up."""
+"""``asgispy demo``: a built-in app and its traffic, to see asgispy at work with no set-up.
+
+Plain ``asgispy demo`` is ``asgispy run`` on the demo app (uvicorn in a child process,
+streaming to the dashboard) plus the demo's traffic generator, driven from the dashboard
+until you quit. ``--headless`` prints one line per connection instead of a screen.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from asgispy.tui.app import Dashboard
+
+DEMO_APP = "asgispy.demo.app:app"
 
 
 def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser:
@@ -17,12 +26,17 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
     parser.add_argument(
         "--rounds",
         type=_rounds,
-        default=1,
+        default=None,
         metavar="N",
-        help="rounds of traffic over every demo route (0: until Ctrl-C; default: 1)",
+        help="rounds of traffic over every demo route (0: until you quit; default: 1 headless, 0 on screen)",
     )
     parser.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default: any free one)")
-    parser.add_argument("-o", "--output", metavar="FILE", help="write the recorded session to FILE")
+    parser.add_argument(
+        "-o", "--output", metavar="FILE", help="write the recorded session to FILE (headless)"
+    )
+    parser.add_argument(
+        "--delay", type=float, default=0.3, metavar="SECONDS", help="mean pause between visits (default: 0.3)"
+    )
     return parser
 
 
@@ -34,9 +48,65 @@ def _rounds(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.headless:
-        print("asgispy demo: the dashboard is not available yet; use --headless", file=sys.stderr)
-        return 1
-    from asgispy.demo.headless import run_headless
+    if args.headless:
+        from asgispy.demo.headless import run_headless
 
-    return run_headless(port=args.port, rounds=args.rounds, output=args.output)
+        rounds = 1 if args.rounds is None else args.rounds
+        return run_headless(port=args.port, rounds=rounds, output=args.output, delay=args.delay)
+    import sys
+
+    from asgispy.store.collector import CollectorError
+    from asgispy.wire.address import AddressError
+
+    try:
+        app = demo_dashboard(args.port, 0 if args.rounds is None else args.rounds, args.delay)
+    except (CollectorError, AddressError, OSError) as exc:
+        print(f"asgispy demo: {exc}", file=sys.stderr)
+        return 1
+    code = app.run() or 0
+    if app.live_error:
+        print(f"asgispy demo: {app.live_error}", file=sys.stderr)
+        return 1
+    return code
+
+
+def demo_dashboard(port: int | None = None, rounds: int = 0, delay: float = 0.3, **options: Any) -> Dashboard:
+    """The dashboard on the demo app, served on 127.0.0.1:``port``, with its traffic running."""
+    from asgispy.cli import dashboard, serving
+
+    port = port or _free_port()
+    parser = argparse.ArgumentParser()
+    serving.add_server_arguments(parser)
+    args = parser.parse_args(
+        [DEMO_APP, "--host", "127.0.0.1", "--port", str(port), "--lifespan", "on", "--log-level", "info"]
+    )
+    args.listen = []
+    args.token = None
+    args.max_connections = 50_000
+    url = f"http://127.0.0.1:{port}"
+
+    async def traffic(app: Dashboard) -> None:
+        import asyncio
+
+        from asgispy.demo.traffic import drive
+
+        app.say(f"demo: serving the demo app on {url}; traffic starts when it is up")
+        while not app.status.flags.child.startswith("serving"):
+            if "exited" in app.status.flags.child:
+                return
+            await asyncio.sleep(0.1)
+        stats = await drive(
+            url, rounds=rounds or None, delay=delay, log=lambda text: app.say(f"demo: {text}")
+        )
+        app.say(f"demo traffic done: {stats.summary()}")
+
+    options.setdefault("source", "demo")
+    return dashboard.served_dashboard(args, background=[traffic], **options)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
