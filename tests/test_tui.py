@@ -190,7 +190,7 @@ async def test_redacted_header_is_shown_as_redacted(store: Store) -> None:
     app = Dashboard(store)
     async with app.run_test(size=SIZE) as pilot:
         app.connections.set_follow(False)
-        app.connections._user_move(app.connections.ids.index(conn.id))
+        app.connections.select_id(conn.id)
         await pilot.pause()
         find(app.events_tree, "scope").expand()
         await pilot.pause()
@@ -286,7 +286,8 @@ async def test_filter_as_you_type_and_errors_inline(store: Store) -> None:
         assert "shown" in screen_text(app)
         await pilot.press("enter")
         assert app.focused is app.connections and bar.display
-        await pilot.press("slash", "ctrl+u", *"method:")
+        await pilot.press("slash")
+        bar.input.value = "method:"  # pasted at once: no valid prefix of it gets applied on the way
         await pilot.pause(0.3)
         assert bar.query_one("#filter-error").has_class("shown")
         shown = app.connections.visible_connections()
@@ -317,7 +318,7 @@ async def test_copy_as_curl(store: Store) -> None:
     conn = by_path(store, "/api/items", "POST")
     app = Dashboard(store)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        app.connections._user_move(app.connections.ids.index(conn.id))
+        app.connections.select_id(conn.id)
         await pilot.press("c")
         await pilot.pause(0.3)
         assert app.clipboard.startswith("curl")

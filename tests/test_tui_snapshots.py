@@ -29,19 +29,14 @@ def dashboard(store: Store) -> Dashboard:
     return Dashboard(store, source="file fixture.json")
 
 
-def select(path: str, method: str = "GET") -> Any:
+def select(path: str, method: str | None = "GET") -> Any:
     async def run_before(pilot: Any) -> None:
         app = pilot.app
-        listing = app.connections
-        index = next(i for i, id in enumerate(listing.ids) if store_path(app.store.get(id)) == (method, path))
-        listing._user_move(index)
+        conn = next(c for c in app.store if c.path == path and (c.method == method))
+        assert app.connections.select_id(conn.id)
         await pilot.pause()
 
     return run_before
-
-
-def store_path(conn: Any) -> tuple[str | None, str]:
-    return (conn.method if conn.type == "http" else None, conn.path)
 
 
 def test_main_screen(snap_compare: Any, store: Store) -> None:

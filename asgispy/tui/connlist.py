@@ -389,6 +389,14 @@ class ConnectionList(ScrollView, can_focus=True):
         self.set_follow(count > 0 and index == count - 1)
         self._move(index)
 
+    def select_id(self, id: str) -> bool:
+        """Put the cursor on connection ``id`` as if the user had moved there; False if not shown."""
+        index = self._index_of(id)
+        if index is None:
+            return False
+        self._user_move(index)
+        return True
+
     def action_cursor_up(self) -> None:
         self._user_move(self.cursor - 1)
 

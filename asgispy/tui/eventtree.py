@@ -93,6 +93,22 @@ def scope_label(conn: Connection) -> Text:
     return label
 
 
+def traceback_lines(traceback: str) -> list[Text]:
+    """The traceback, with the app's own frames standing out from the server's and libraries'."""
+    lines = []
+    library = False
+    for line in traceback.rstrip("\n").splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith('File "'):
+            library = "site-packages" in line or "/asgispy/" in line or "<frozen" in line
+            lines.append(Text(line, style="dim" if library else "bold"))
+        elif line.startswith(" "):
+            lines.append(Text(line, style="dim" if library else ""))
+        else:
+            lines.append(Text(line, style="bold red"))
+    return lines
+
+
 def _status_style(status: object) -> str:
     if not isinstance(status, int):
         return "bold"
@@ -194,8 +210,8 @@ class EventTree(Tree[Any]):
                 Text.assemble(("✖ raised ", "bold red"), (f"{conn.error.type}: {conn.error.message}", "red")),
                 expand=True,
             )
-            for line in conn.error.traceback.rstrip("\n").splitlines():
-                error.add_leaf(Text(line, style="red" if not line.startswith(" ") else ""))
+            for line in traceback_lines(conn.error.traceback):
+                error.add_leaf(line)
         elif conn.outcome in ("cancelled", "cut off"):
             self.root.add_leaf(Text(f"✂ {conn.outcome}", style="bold magenta"))
         if conn.type == "http":
