@@ -19,9 +19,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from asgispy.cli.demo import demo_dashboard  # noqa: E402
-from asgispy.store.model import Connection  # noqa: E402
-from asgispy.tui.app import Dashboard  # noqa: E402
+from asgispy.cli.demo import demo_dashboard
+from asgispy.store.model import Connection
+from asgispy.tui.app import Dashboard
 
 
 async def until(condition: Callable[[], Any], timeout: float = 30.0) -> None:
