@@ -23,6 +23,7 @@ from asgispy.capture.sessionfile import session_document, write_session
 from asgispy.types import RECEIVE, SEND, ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
+    from asgispy.wire.address import Address
     from asgispy.wire.producer import Producer
 
 __all__ = ["Spy"]
@@ -50,6 +51,9 @@ class Spy:
         redact: header names (``*`` globs allowed) whose values are masked in every export.
         enabled: False makes Spy a plain pass-through.
         name: how this app is named to viewers (default: the app's module and name).
+        address: where to stream events live: ``unix:/path`` or ``tcp://127.0.0.1:PORT``
+            (default: ``$ASGISPY_ADDRESS``, else the per-user socket ``asgispy attach``
+            listens on); False streams nothing (``ASGISPY_ADDRESS=off`` does the same).
     """
 
     def __init__(
@@ -63,6 +67,7 @@ class Spy:
         redact: Iterable[str] = DEFAULT_REDACT,
         enabled: bool = True,
         name: str | None = None,
+        address: str | Address | bool | None = None,
     ) -> None:
         if max_body < 0 or max_events < 0:
             raise ValueError("max_body and max_events must not be negative")
@@ -75,7 +80,26 @@ class Spy:
         self.name = name or _app_name(app)
         self._generation = -1
         self._origin: Origin = self._renew_origin()
-        self._producer: Producer | None = None
+        self._producer: Producer | None = self._make_producer(address)
+
+    def _make_producer(self, address: str | Address | bool | None) -> Producer | None:
+        from asgispy.wire.address import ENV_ADDRESS, parse_address
+        from asgispy.wire.producer import Producer
+
+        if address is False:
+            return None
+        if address is None or address is True:
+            env = os.environ.get(ENV_ADDRESS, "").strip()
+            if env.lower() in ("off", "none", "false", "0"):
+                return None
+            try:
+                address = parse_address(env) if env else None
+            except ValueError as exc:
+                logger.error("asgispy: ignoring %s (%s); not streaming", ENV_ADDRESS, exc)
+                return None
+        return Producer(
+            address, origin=lambda: self.origin, history=self.history.records, redactor=self.redactor
+        )
 
     def _renew_origin(self) -> Origin:
         # After a fork the child starts a fresh tag, numbering and history of its own.

@@ -135,25 +135,38 @@ class Store:
         """
         conn = Connection.from_document(doc)
         old = self.connections.pop(conn.id, None)
+        known = 0
         if old is not None:
             self.used -= self._sizes.pop(conn.id, 0)
+            known = len(old.events)
         self.connections[conn.id] = conn
         size = _CONNECTION_OVERHEAD + sum(_EVENT_OVERHEAD + e.payload_size for e in conn.events)
         self._sizes[conn.id] = size
         self.used += size
-        self.events_total += len(conn.events)
+        added = max(len(conn.events) - known, 0)
+        self.events_total += added
         state = self.producers.get(conn.producer)
         if state is not None:
-            state.connections += 1
-            state.events += len(conn.events)
+            if old is None:
+                state.connections += 1
+            state.events += added
         self._notify(Change("open", conn))
+        if conn.outcome != "open":
+            # A connection that arrives already finished (short ones, or history): its end too.
+            self._notify(Change("close", conn))
         self._trim()
         return conn
 
-    def event(self, id: str, doc: Mapping[str, Any]) -> Connection | None:
-        """An event of connection ``id``; ignored (None) when the connection is unknown."""
+    def event(self, id: str, doc: Mapping[str, Any], index: int | None = None) -> Connection | None:
+        """An event of connection ``id``; ignored (None) when the connection is unknown.
+
+        ``index`` is the event's place in its connection (from 0): one the store already has
+        (sent again after a producer reconnected) is ignored too.
+        """
         conn = self.connections.get(id)
         if conn is None:
+            return None
+        if index is not None and index < len(conn.events):
             return None
         event = Event.from_document(doc)
         conn.add(event)

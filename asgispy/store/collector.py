@@ -1,0 +1,376 @@
+"""The collector: an asyncio server that takes producers' frames and feeds the store.
+
+Many producers (every worker of every app using ``Spy``) connect at once, on a Unix socket
+and/or loopback TCP. Each connection is handled on its own: a producer that sends garbage,
+an oversized frame or an unknown protocol version is told why, logged, and disconnected,
+while the collector and every other producer go on. A producer that goes away leaves its
+unfinished connections in the store, marked cut off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+import socket
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from asgispy.store.model import ProducerInfo
+from asgispy.store.store import Store
+from asgispy.wire.address import (
+    Address,
+    AddressError,
+    default_address,
+    ensure_private_directory,
+    parse_address,
+)
+from asgispy.wire.protocol import (
+    MAX_FRAME,
+    FrameReader,
+    ProtocolError,
+    decode_frame,
+    encode_frame,
+    error_frame,
+    parse_hello,
+    welcome_frame,
+)
+
+__all__ = ["Collector", "CollectorError"]
+
+logger = logging.getLogger("asgispy.collector")
+
+#: How long a new connection may take to say hello before it is dropped.
+HELLO_TIMEOUT = 10.0
+
+
+class CollectorError(RuntimeError):
+    """The collector cannot listen where it was asked to (taken, unsafe, or not allowed)."""
+
+
+class Collector:
+    """Listen on ``addresses`` and feed what producers send into ``store``.
+
+    ``token``: when set, every producer must present it in its hello. Listening on TCP
+    beyond loopback needs ``allow_remote=True`` and a token, so that recorded traffic is
+    never open to anyone who can reach the port.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        addresses: Iterable[str | Address] = (),
+        *,
+        token: str | None = None,
+        allow_remote: bool = False,
+        max_frame: int = MAX_FRAME,
+    ) -> None:
+        self.store = store
+        self.requested = [parse_address(a) for a in addresses] or [default_address()]
+        self.token = token or None
+        self.allow_remote = allow_remote
+        self.max_frame = max_frame
+        self.addresses: list[Address] = []
+        self._servers: list[asyncio.AbstractServer] = []
+        self._sockets: list[tuple[str, int]] = []  # unix socket files we made: (path, inode)
+        self._links: set[_Link] = set()
+        self._active: dict[str, _Link] = {}
+        self._idle: asyncio.Event | None = None
+        for address in self.requested:
+            self._check(address)
+
+    def _check(self, address: Address) -> None:
+        if address.scheme != "tcp" or address.is_loopback:
+            return
+        if not self.allow_remote:
+            raise CollectorError(
+                f"refusing to listen on {address}: it is not a loopback address, so anyone who can "
+                "reach it would see the recorded traffic (allow remote producers explicitly, with a token)"
+            )
+        if self.token is None:
+            raise CollectorError(f"listening on {address}, beyond loopback, requires a token")
+
+    # Lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind every address; raises CollectorError (after closing what was bound) on failure."""
+        self._idle = asyncio.Event()
+        self._idle.set()
+        try:
+            for address in self.requested:
+                if address.scheme == "unix":
+                    await self._start_unix(address)
+                else:
+                    await self._start_tcp(address)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start_unix(self, address: Address) -> None:
+        loop = asyncio.get_running_loop()
+        path = Path(address.path)
+        try:
+            if address == default_address() or not path.parent.exists():
+                ensure_private_directory(path.parent)
+            _remove_stale_socket(path)
+            # Bind under a temporary name, restrict it, then move it into place: the socket
+            # is never reachable at its real path with looser permissions than 0600.
+            temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            with contextlib.suppress(FileNotFoundError):
+                temporary.unlink()
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.bind(str(temporary))
+                os.chmod(temporary, 0o600)
+                sock.listen(128)
+                os.replace(temporary, path)
+            except BaseException:
+                sock.close()
+                with contextlib.suppress(FileNotFoundError):
+                    temporary.unlink()
+                raise
+        except (OSError, AddressError) as exc:
+            raise CollectorError(f"cannot listen on {address}: {exc}") from exc
+        server = await loop.create_unix_server(self._make_link, sock=sock)
+        self._servers.append(server)
+        self._sockets.append((str(path), os.stat(path).st_ino))
+        self.addresses.append(address)
+        logger.debug("collector listening on %s", address)
+
+    async def _start_tcp(self, address: Address) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            server = await loop.create_server(self._make_link, address.host, address.port)
+        except OSError as exc:
+            raise CollectorError(f"cannot listen on {address}: {exc.strerror or exc}") from exc
+        self._servers.append(server)
+        port = server.sockets[0].getsockname()[1] if server.sockets else address.port
+        bound = address.with_port(port)
+        self.addresses.append(bound)
+        logger.debug("collector listening on %s", bound)
+
+    async def stop(self) -> None:
+        """Stop listening and disconnect every producer (their open connections become cut off)."""
+        for server in self._servers:
+            server.close()
+        for link in list(self._links):
+            link.close()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 1.0)
+        self._servers.clear()
+        for path, inode in self._sockets:
+            # Only our own socket file: another collector may have taken the path since.
+            with contextlib.suppress(OSError):
+                if os.stat(path).st_ino == inode:
+                    os.unlink(path)
+        self._sockets.clear()
+        self.addresses = []
+        await asyncio.sleep(0)  # let the transports report their loss
+
+    async def __aenter__(self) -> Collector:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # Producers ------------------------------------------------------------------------------
+
+    @property
+    def producers_connected(self) -> int:
+        """How many producers are connected now (said hello and have not gone away)."""
+        return len(self._active)
+
+    async def wait_disconnected(self, timeout: float) -> bool:
+        """Wait until no producer is connected (say, after the app's server exited)."""
+        if self._idle is None or self._idle.is_set():
+            return True
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def _make_link(self) -> _Link:
+        return _Link(self)
+
+    def _linked(self, link: _Link) -> None:
+        self._links.add(link)
+        if self._idle is not None:
+            self._idle.clear()
+
+    def _unlinked(self, link: _Link) -> None:
+        self._links.discard(link)
+        if not self._links and self._idle is not None:
+            self._idle.set()
+
+
+class _Link(asyncio.Protocol):
+    """One producer's connection: its hello, then its frames into the store."""
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+        self.store = collector.store
+        self.reader = FrameReader(collector.max_frame)
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.tag: str | None = None
+        self.prefix = ""
+        self.info: ProducerInfo | None = None
+        self.closed = False
+        self._hello_timer: asyncio.TimerHandle | None = None
+
+    def __repr__(self) -> str:
+        return f"<producer {self.name}>"
+
+    @property
+    def name(self) -> str:
+        """How log lines name this producer: what it said it is, or where it came from."""
+        info = self.info
+        if info is None:
+            return f"from {self.peer}"
+        return f"{info.tag} ({info.app}, pid {info.pid} on {info.host})"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "unix socket"
+        self.collector._linked(self)
+        loop = asyncio.get_running_loop()
+        self._hello_timer = loop.call_later(HELLO_TIMEOUT, self._no_hello)
+
+    def _no_hello(self) -> None:
+        if self.tag is None:
+            self.fail(f"no hello within {HELLO_TIMEOUT:g} s")
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        try:
+            for line in self.reader.feed(data):
+                if self.closed:
+                    return
+                self._frame(line)
+        except ProtocolError as exc:
+            self.fail(str(exc))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            self.fail(f"malformed frame ({type(exc).__name__}: {exc})")
+        except Exception as exc:
+            logger.debug("collector: error applying a frame", exc_info=True)
+            self.fail(f"could not apply a frame: {exc!r}")
+
+    def _frame(self, line: bytes) -> None:
+        if self.tag is None:
+            self._hello(line)
+            return
+        try:
+            frame = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise ProtocolError(f"malformed frame (not JSON: {exc})") from None
+        if type(frame) is not dict:
+            raise ProtocolError("malformed frame (not a JSON object)")
+        kind = frame.get("type")
+        if kind == "event":
+            id = frame["id"]
+            self._own(id)
+            self.store.event(id, frame["event"], frame.get("index"))
+        elif kind == "open":
+            doc = frame["connection"]
+            if doc.get("producer") != self.tag:
+                raise ProtocolError(f"open frame for producer {doc.get('producer')!r}, not {self.tag!r}")
+            self._own(doc["id"])
+            self.store.open(doc)
+        elif kind == "close":
+            id = frame["id"]
+            self._own(id)
+            self.store.close(id, frame)
+        elif kind == "dropped":
+            total = frame["total"]
+            if type(total) is not int:
+                raise ProtocolError(f"dropped frame with a total that is not an integer: {total!r}")
+            self.store.report_dropped(self.tag, total)
+        else:
+            raise ProtocolError(f"unknown frame type {kind!r}")
+
+    def _own(self, id: Any) -> None:
+        if type(id) is not str or not id.startswith(self.prefix):
+            raise ProtocolError(f"frame for connection {id!r}, which is not producer {self.tag!r}'s")
+
+    def _hello(self, line: bytes) -> None:
+        hello = parse_hello(decode_frame(line))
+        token = self.collector.token
+        if token is not None and (hello.token is None or not hmac.compare_digest(hello.token, token)):
+            raise ProtocolError("wrong or missing token")
+        if self._hello_timer is not None:
+            self._hello_timer.cancel()
+        self.tag = hello.producer
+        self.prefix = f"{hello.producer}-"
+        self.info = ProducerInfo(hello.producer, hello.host, hello.pid, hello.app, hello.started)
+        previous = self.collector._active.get(self.tag)
+        self.collector._active[self.tag] = self
+        if previous is not None and previous is not self:
+            previous.close()  # the same producer reconnected; its old link is stale
+        self.store.attach(self.info)
+        self._send(welcome_frame())
+        logger.info("producer %s connected", self.name)
+
+    def _send(self, frame: dict[str, Any]) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(encode_frame(frame))
+
+    def fail(self, reason: str) -> None:
+        """Tell the producer why, log it, and disconnect it; nothing else is affected."""
+        if self.closed:
+            return
+        logger.warning("collector: producer %s: %s; disconnecting it", self.name, reason)
+        self._send(error_frame(reason))
+        self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._hello_timer is not None:
+            self._hello_timer.cancel()
+        self.collector._unlinked(self)
+        tag = self.tag
+        if tag is not None and self.collector._active.get(tag) is self:
+            del self.collector._active[tag]
+            logger.info("producer %s disconnected", self.name)
+            self.store.detach(tag)
+
+
+def _remove_stale_socket(path: Path) -> None:
+    """Remove a socket file left by a collector that died; refuse to take a live one's place."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise CollectorError(f"{path} exists and is not a socket; refusing to replace it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return
+    except OSError as exc:
+        raise CollectorError(f"cannot check {path}: {exc}") from exc
+    finally:
+        probe.close()
+    raise CollectorError(f"another asgispy viewer already listens on unix:{path}")

@@ -1,0 +1,598 @@
+"""The producer: streams what ``Spy`` records to a collector, from a background thread.
+
+The request path only appends a reference (the record, which already holds copies) to a
+bounded queue: no encoding, no I/O, no lock, no waiting. One sender thread per process
+encodes and writes. When the queue is full, news is dropped and counted instead of
+blocking or growing; a record that still holds the dropped messages sends them with its
+next news. When no collector listens, nothing is queued at all: the sender retries now and
+then, and once a collector appears it first sends the recent history, so a viewer started
+late still sees the last connections.
+
+After a ``fork`` (gunicorn with ``--preload``, multiprocessing) the child starts a producer
+of its own, under its own tag, on first use; the sender never touches an event loop, so any
+number of loops in any threads may feed it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from asgispy.capture.origin import Origin, fork_generation
+from asgispy.capture.record import (
+    ConnectionRecord,
+    RecordedEvent,
+    error_document,
+    event_document,
+    handler_document,
+    scope_document,
+    snapshot_message,
+)
+from asgispy.capture.redact import Redactor
+from asgispy.wire.address import ENV_TOKEN, Address, default_address, is_private_directory, parse_address
+from asgispy.wire.protocol import (
+    MAX_FRAME,
+    ProtocolError,
+    close_frame,
+    decode_frame,
+    dropped_frame,
+    event_frame,
+    hello_frame,
+    open_frame,
+)
+
+__all__ = ["Producer"]
+
+logger = logging.getLogger("asgispy")
+
+MiB = 1024 * 1024
+
+_OPEN, _EVENT, _CLOSE = 0, 1, 2
+_FINISHED = -1  # a record whose whole document, end included, has been sent
+
+#: Seconds to wait for a collector's answer to our hello.
+HANDSHAKE_TIMEOUT = 3.0
+#: Retry delays when no collector listens: from the first to the longest.
+MIN_BACKOFF, MAX_BACKOFF = 0.05, 1.0
+#: How often an idle sender checks that its collector is still there.
+IDLE_CHECK = 0.5
+#: The longest the end of a lifespan (the app shutting down) waits for the queue to empty.
+SHUTDOWN_FLUSH = 0.5
+#: Queue items encoded per write; small enough to hand the GIL back to the app often.
+BATCH = 128
+#: Events sent inside an ``open`` frame at most; more follow as event frames.
+INLINE_EVENTS = 256
+INLINE_BYTES = 1 * MiB
+_SEND_FLAGS = getattr(socket, "MSG_NOSIGNAL", 0)
+_ITEM_OVERHEAD = 200
+
+
+def _payload_size(message: dict[str, Any]) -> int:
+    body = message.get("body")
+    if body is None:
+        body = message.get("bytes")
+        if body is None:
+            body = message.get("text")
+    return len(body) if body else 0
+
+
+class Producer:
+    """Stream one process's recorded connections to the collector at ``address``.
+
+    ``origin`` and ``history`` are read in the sender thread: who this process is now, and
+    the records to send first when a collector appears.
+    """
+
+    def __init__(
+        self,
+        address: str | Address | None,
+        *,
+        origin: Callable[[], Origin],
+        history: Callable[[], list[ConnectionRecord]],
+        redactor: Redactor,
+        token: str | None = None,
+        max_queue: int = 8192,
+        max_queue_bytes: int = 32 * MiB,
+        max_frame: int = MAX_FRAME,
+    ) -> None:
+        self.address = parse_address(address) if address else default_address()
+        self._checks_directory = address is None
+        self._origin = origin
+        self._history = history
+        self.redactor = redactor
+        self.token = token if token is not None else os.environ.get(ENV_TOKEN) or None
+        self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes
+        self.max_frame = max_frame
+        self._reset()
+        _live.add(self)
+
+    def _reset(self) -> None:
+        """A fresh state: at construction, and in a child after ``fork``."""
+        self._generation = fork_generation()
+        self._queue: deque[tuple[int, ConnectionRecord, int, int]] = deque()
+        self._wake = threading.Event()
+        self._idle = False
+        self._busy = False
+        self._streaming = False
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._sock: socket.socket | None = None
+        self._backoff = MIN_BACKOFF
+        self._sent: dict[ConnectionRecord, int] = {}
+        self._in_bytes = 0  # written only by the request path
+        self._out_bytes = 0  # written only by the sender
+        self._reported = 0
+        self._tag = ""
+        self._said: set[str] = set()
+        #: news dropped because the queue was full (messages, connection starts and ends)
+        self.dropped = 0
+        #: whether a collector accepted us and we are streaming to it
+        self.connected = False
+        #: frames and bytes written to collectors, for the curious and for tests
+        self.frames_sent = 0
+        self.bytes_sent = 0
+
+    def __del__(self) -> None:
+        sock = self.__dict__.get("_sock")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    # The request path: cheap, never blocking, never raising ------------------------------------
+
+    def opened(self, record: ConnectionRecord) -> None:
+        if self._generation != fork_generation():
+            self._after_fork()
+        if self._thread is None:
+            self._start()
+        if self._streaming:
+            self._put(_OPEN, record, -1, _ITEM_OVERHEAD)
+
+    def event(self, record: ConnectionRecord, event: RecordedEvent) -> None:
+        if not self._streaming or record.dropped_events:
+            return  # no collector; or a message past max_events, which the record did not keep
+        queue = self._queue
+        if len(queue) >= self.max_queue or self._in_bytes - self._out_bytes >= self.max_queue_bytes:
+            self.dropped += 1
+            return
+        size = _ITEM_OVERHEAD + _payload_size(event[2])
+        self._in_bytes += size
+        queue.append((_EVENT, record, len(record.events) - 1, size))
+        if self._idle:
+            self._idle = False
+            self._wake.set()
+
+    def closed(self, record: ConnectionRecord) -> None:
+        if self._streaming:
+            self._put(_CLOSE, record, -1, _ITEM_OVERHEAD)
+            if record.type == "lifespan":
+                # The app is shutting down and the process may end at once (uvicorn re-raises
+                # SIGTERM, so no atexit): let its last news out first, for a moment at most.
+                self.flush(SHUTDOWN_FLUSH)
+
+    def _put(self, kind: int, record: ConnectionRecord, index: int, size: int) -> None:
+        # Starts and ends get a reserve beyond the bound: losing one costs more than an event.
+        queue = self._queue
+        if len(queue) >= self.max_queue + self.max_queue // 8:
+            self.dropped += 1
+            return
+        self._in_bytes += size
+        queue.append((kind, record, index, size))
+        if self._idle:
+            self._idle = False
+            self._wake.set()
+
+    # Lifecycle ----------------------------------------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        """Items waiting for the sender."""
+        return len(self._queue)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Estimated bytes of the messages waiting for the sender."""
+        return max(self._in_bytes - self._out_bytes, 0)
+
+    def _start(self) -> None:
+        # The thread holds the producer only weakly: a Spy that is dropped takes its sender along.
+        self._thread = threading.Thread(
+            target=_sender, args=(weakref.ref(self),), name="asgispy-sender", daemon=True
+        )
+        self._thread.start()
+
+    def start(self) -> None:
+        """Start the sender now rather than with the first connection."""
+        if self._generation != fork_generation():
+            self._after_fork()
+        if self._thread is None:
+            self._start()
+
+    def _after_fork(self) -> None:
+        # The parent's thread does not exist here and its socket is the parent's to use:
+        # close our copy of the descriptor (without shutdown, which would cut the parent off).
+        sock = self._sock
+        self._reset()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def flush(self, timeout: float = 1.0) -> bool:
+        """Wait up to ``timeout`` for everything queued to be written; False if it was not."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self._streaming:
+                return not self._queue
+            if not self._queue and not self._busy:
+                return True
+            self._wake.set()
+            time.sleep(0.002)
+        return False
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Send what is queued (up to ``timeout``), then disconnect and stop the sender."""
+        if self._generation != fork_generation():
+            return
+        if self._streaming:
+            self.flush(timeout)
+        self._closing = True
+        self._streaming = False
+        self._wake.set()
+        sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # unblocks a sender stuck writing to a stalled peer
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    # The sender thread ----------------------------------------------------------------------------
+
+    def _step(self) -> float | None:
+        """One round of the sender's work: seconds to wait for news next, or None to go on."""
+        sock = self._sock
+        if sock is None:
+            try:
+                sock = self._connect()
+            except Exception:
+                logger.exception("asgispy: unexpected error connecting to %s", self.address)
+                sock = None
+            if sock is None:
+                backoff = self._backoff
+                self._backoff = min(backoff * 2, MAX_BACKOFF)
+                return backoff
+            self._backoff = MIN_BACKOFF
+            return self._guarded(self._replay)
+        if self._queue or self.dropped != self._reported:
+            return self._guarded(self._drain)
+        self._busy = False
+        self._idle = True
+        if self._queue:  # news arrived while we were deciding to wait
+            self._idle = False
+            return None
+        return IDLE_CHECK
+
+    def _guarded(self, work: Callable[[socket.socket], None]) -> float | None:
+        sock = self._sock
+        assert sock is not None
+        try:
+            work(sock)
+        except OSError as exc:
+            if not self._closing:
+                logger.info("asgispy: lost the collector at %s (%s); will reconnect", self.address, exc)
+            self._disconnect()
+            return MIN_BACKOFF
+        except Exception:
+            logger.exception("asgispy: the sender failed; reconnecting")
+            self._disconnect()
+            return MIN_BACKOFF
+        return None
+
+    def _idle_check(self) -> None:
+        """Nothing to send for a while: notice a collector that went away, so that an idle app
+        reconnects (and sends its history) as soon as a new one appears."""
+        sock = self._sock
+        if sock is not None and not self._queue:
+            self._guarded(_check_alive)
+
+    def _disconnect(self) -> None:
+        self._streaming = False
+        self.connected = False
+        self._queue.clear()  # what it held is in the records, and goes out again on reconnect
+        self._out_bytes = self._in_bytes
+        self._sent.clear()
+        self._busy = False
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _say_once(self, level: int, message: str, *args: object) -> None:
+        text = message % args
+        if text not in self._said and len(self._said) < 100:
+            self._said.add(text)
+            logger.log(level, "%s", text)
+
+    def _connect(self) -> socket.socket | None:
+        address = self.address
+        if address.scheme == "unix":
+            directory = os.path.dirname(address.path)
+            if self._checks_directory and os.path.exists(directory) and not is_private_directory(directory):
+                self._say_once(
+                    logging.WARNING,
+                    "asgispy: not streaming to %s: %s is not a directory private to this user",
+                    address,
+                    directory,
+                )
+                return None
+            if not os.path.exists(address.path):
+                return None
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            target: Any = address.path
+        else:
+            family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            target = (address.host, address.port)
+        try:
+            sock.settimeout(HANDSHAKE_TIMEOUT)
+            sock.connect(target)
+            if address.scheme == "tcp":
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            origin = self._origin()
+            self._tag = origin.tag
+            hello = hello_frame(origin.tag, origin.host, origin.pid, origin.app, origin.started, self.token)
+            sock.sendall(orjson.dumps(hello, option=orjson.OPT_APPEND_NEWLINE))
+            reply = _read_line(sock, 64 * 1024)
+            frame = decode_frame(reply)
+        except (OSError, ProtocolError) as exc:
+            sock.close()
+            if not isinstance(exc, (ConnectionRefusedError, FileNotFoundError)):
+                self._say_once(logging.INFO, "asgispy: no usable collector at %s: %s", address, exc)
+            return None
+        if frame.get("type") != "welcome":
+            sock.close()
+            self._say_once(
+                logging.WARNING,
+                "asgispy: the collector at %s refused this app: %s",
+                address,
+                frame.get("message", frame.get("type")),
+            )
+            return None
+        sock.settimeout(None)
+        self._sock = sock
+        return sock
+
+    def _replay(self, sock: socket.socket) -> None:
+        """Just connected: from now on the request path queues; first send the history."""
+        self._sent.clear()
+        self._streaming = True
+        self.connected = True
+        logger.debug("asgispy: streaming to %s", self.address)
+        frames: list[bytes] = []
+        pending = 0
+        self._busy = True
+        for record in self._history():
+            pending += self._news_of(record, frames, finished=record.outcome != "open", trusted=False)
+            if pending > 256 * 1024:
+                self._write(sock, frames)
+                pending = 0
+        self._write(sock, frames)
+
+    def _drain(self, sock: socket.socket) -> None:
+        """Send a few batches of news (then let the outer loop look at the world again)."""
+        queue = self._queue
+        frames: list[bytes] = []
+        for _ in range(8):
+            if queue:
+                self._busy = True
+                batch = [queue.popleft() for _ in range(min(len(queue), BATCH))]
+                self._encode_batch(batch, frames)
+            if self.dropped != self._reported:
+                self._reported = self.dropped
+                frames.append(self._encode(dropped_frame(self._reported)))
+            self._write(sock, frames)
+            if not queue or self._closing:
+                return
+
+    def _write(self, sock: socket.socket, frames: list[bytes]) -> None:
+        if not frames:
+            return
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        self.frames_sent += len(frames)
+        frames.clear()
+        sock.sendall(data, _SEND_FLAGS)
+        self.bytes_sent += len(data)
+
+    def _encode_batch(self, batch: list[tuple[int, ConnectionRecord, int, int]], frames: list[bytes]) -> None:
+        # A connection that began and ended within one batch goes out as one frame.
+        ending = {id(item[1]) for item in batch if item[0] == _CLOSE}
+        sent = self._sent
+        done = 0
+        for kind, record, index, size in batch:
+            done += size
+            try:
+                state = sent.get(record)
+                if state is None:
+                    self._news_of(record, frames, finished=id(record) in ending, trusted=True)
+                elif state == _FINISHED:
+                    if kind == _CLOSE:
+                        del sent[record]
+                elif kind == _EVENT:
+                    if index >= state:
+                        self._events(record, state, index + 1, frames)
+                        sent[record] = index + 1
+                elif kind == _CLOSE:
+                    self._events(record, state, len(record.events), frames)
+                    frames.append(self._encode(close_frame(record.id, self._end(record))))
+                    del sent[record]
+            except Exception as exc:
+                sent.pop(record, None)
+                self.dropped += 1
+                self._say_once(logging.WARNING, "asgispy: could not send connection %s: %r", record.id, exc)
+        self._out_bytes += done
+        if len(sent) > 4 * self.max_queue:
+            # Records whose end was lost with a full queue: forget the finished ones.
+            for record in [r for r in sent if r.outcome != "open"]:
+                del sent[record]
+
+    def _news_of(self, record: ConnectionRecord, frames: list[bytes], finished: bool, trusted: bool) -> int:
+        """Send all of ``record`` seen so far as an open frame (and event frames past the inline
+        limit). ``finished`` includes its end; ``trusted`` says that end is final, because its
+        close was queued, so no close frame need follow. Returns the bytes encoded."""
+        events = list(record.events)
+        inline: list[dict[str, Any]] = []
+        budget = INLINE_BYTES
+        redactor = self.redactor
+        for event in events:
+            if len(inline) >= INLINE_EVENTS or budget < 0:
+                break
+            budget -= _payload_size(event[2]) * 2 + _ITEM_OVERHEAD
+            inline.append(event_document(event, redactor))
+        doc: dict[str, Any] = {
+            "id": record.id,
+            "seq": record.seq,
+            "producer": self._tag,
+            "type": record.type,
+            "started": record.started,
+            "duration": None,
+            "outcome": "open",
+            "scope": scope_document(record.scope, redactor),
+            "events": inline,
+            "events_dropped": 0,
+            "error": None,
+            "handler": None,
+            "notes": list(record.notes),
+        }
+        complete = finished and len(inline) == len(events)
+        if complete:
+            doc.update(self._end(record))
+        data = self._encode(open_frame(doc))
+        if len(data) > self.max_frame and inline:
+            doc["events"] = inline = []
+            complete = False
+            data = self._encode(open_frame(doc))
+        if len(data) > self.max_frame:
+            raise ValueError(f"its scope alone is over {self.max_frame} bytes")
+        frames.append(data)
+        size = len(data)
+        if complete:
+            self._sent[record] = _FINISHED if trusted else len(events)
+            return size
+        count = len(events)
+        for i in range(len(inline), count):
+            data = self._event(record, i, events[i])
+            frames.append(data)
+            size += len(data)
+        if finished:
+            frames.append(self._encode(close_frame(record.id, self._end(record))))
+            if trusted:
+                self._sent[record] = _FINISHED
+                return size
+        self._sent[record] = count
+        return size
+
+    def _events(self, record: ConnectionRecord, start: int, stop: int, frames: list[bytes]) -> None:
+        events = record.events
+        for i in range(start, min(stop, len(events))):
+            frames.append(self._event(record, i, events[i]))
+
+    def _event(self, record: ConnectionRecord, index: int, event: RecordedEvent) -> bytes:
+        data = self._encode(event_frame(record.id, index, event_document(event, self.redactor)))
+        if len(data) > self.max_frame:
+            # Only with max_body near the frame limit: cut the payload further rather than lose it.
+            direction, t, message, cut = event
+            smaller, more_cut, _ = snapshot_message(message, self.max_frame // 8)
+            event = (direction, t, smaller, {**(cut or {}), **(more_cut or {})} or None)
+            data = self._encode(event_frame(record.id, index, event_document(event, self.redactor)))
+        return data
+
+    @staticmethod
+    def _end(record: ConnectionRecord) -> dict[str, Any]:
+        return {
+            "outcome": record.outcome,
+            "duration": record.ended,
+            "error": error_document(record.error),
+            "handler": handler_document(record.handler),
+            "notes": list(record.notes),
+            "events_dropped": record.dropped_events,
+        }
+
+    @staticmethod
+    def _encode(frame: dict[str, Any]) -> bytes:
+        return orjson.dumps(frame, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def _sender(ref: weakref.ReferenceType[Producer]) -> None:
+    """The sender thread. It holds its producer only while working, never while waiting."""
+    while True:
+        producer = ref()
+        if producer is None or producer._closing:
+            if producer is not None:
+                producer._disconnect()
+            return
+        wait = producer._step()
+        wake = producer._wake
+        del producer
+        if wait is None:
+            continue
+        woke = wake.wait(wait)
+        wake.clear()
+        producer = ref()
+        if producer is None:
+            return
+        producer._idle = False
+        if not woke:
+            producer._idle_check()
+        del producer
+
+
+def _read_line(sock: socket.socket, limit: int) -> bytes:
+    data = b""
+    while b"\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ProtocolError("the collector closed the connection without answering")
+        data += chunk
+        if len(data) > limit:
+            raise ProtocolError("the collector's answer is too long")
+    return data.split(b"\n", 1)[0]
+
+
+def _check_alive(sock: socket.socket) -> None:
+    """Raise ConnectionError if the collector has gone (so that an idle app notices too)."""
+    try:
+        data = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return
+    if not data:
+        raise ConnectionResetError("the collector closed the connection")
+    # After its welcome a collector only speaks to say why it is dropping us.
+    try:
+        sock.settimeout(1.0)
+        message = decode_frame(_read_line(sock, 64 * 1024)).get("message", "?")
+    except (OSError, ProtocolError) as exc:
+        message = str(exc)
+    raise ConnectionResetError(f"the collector dropped us: {message}")
+
+
+_live: weakref.WeakSet[Producer] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    # A server that shuts down cleanly records its lifespan shutdown last: let it reach the viewer.
+    for producer in list(_live):
+        if producer._generation == fork_generation() and producer._streaming:
+            producer.flush(0.5)

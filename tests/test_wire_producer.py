@@ -1,0 +1,418 @@
+"""Spy streaming live to a real collector: order, late viewers, dead viewers, stalled viewers,
+fork, several event loops. The app is driven in-process; the collector listens on a real socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from asgispy.capture.middleware import Spy
+from asgispy.wire.producer import Producer
+from tests.test_collector import CollectorThread
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Small JSON, echo of a body in chunks, a stream of chunks, and a connection held open."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            kind = message["type"].rsplit(".", 1)[-1]
+            await send({"type": f"lifespan.{kind}.complete"})
+            if kind == "shutdown":
+                return
+    path = scope["path"]
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    if path == "/hold":
+        await HOLD[scope["query_string"]].wait()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    if path == "/stream":
+        for i in range(int(scope["query_string"] or 10)):
+            await send({"type": "http.response.body", "body": b"chunk %d" % i, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    elif path == "/echo":
+        await send({"type": "http.response.body", "body": body})
+    else:
+        await send({"type": "http.response.body", "body": b'{"ok": true}'})
+
+
+HOLD: dict[bytes, asyncio.Event] = {}
+
+
+async def call(spy: Any, path: str, body: list[bytes] | None = None, query: bytes = b"") -> list[dict[str, Any]]:
+    chunks = list(body or [b""])
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if chunks:
+            chunk = chunks.pop(0)
+            return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST" if body else "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": [(b"host", b"test"), (b"authorization", b"Bearer secret-token")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
+    await spy(scope, receive, send)
+    return sent
+
+
+def requests(spy: Any, count: int, path: str = "/json", **kwargs: Any) -> None:
+    async def run() -> None:
+        for _ in range(count):
+            await call(spy, path, **kwargs)
+
+    asyncio.run(run())
+
+
+@pytest.fixture
+def sockdir() -> Iterator[Path]:
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="asgispy-t-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def assert_same_as_recorded(collector: CollectorThread, spy: Spy) -> None:
+    """What the viewer holds is exactly what Spy recorded (and would export)."""
+    tag = spy.origin.tag
+    recorded = {r.id: r.document(spy.redactor, tag) for r in spy.records}
+    received = collector.call(lambda: {c.id: c.document() for c in collector.store if c.producer == tag})
+    assert received.keys() == recorded.keys()
+    for id, doc in recorded.items():
+        assert received[id] == doc, id
+
+
+def test_every_event_arrives_in_order_as_recorded(sockdir: Path) -> None:
+    with CollectorThread([f"unix:{sockdir}/c.sock"]) as collector:
+        spy = Spy(app, address=collector.address)
+
+        async def traffic() -> None:
+            await call(spy, "/json")
+            await call(spy, "/echo", body=[b"a" * 1000, b"b" * 1000, b"c"])
+            await call(spy, "/stream", query=b"100")
+            await asyncio.gather(*(call(spy, "/echo", body=[b"%d" % i]) for i in range(50)))
+
+        spy._producer.start()  # type: ignore[union-attr]
+        collector.wait_for(lambda s: s.producers)
+        asyncio.run(traffic())
+        collector.wait_for(lambda s: len(s) == 53 and all(c.outcome == "completed" for c in s))
+        assert_same_as_recorded(collector, spy)
+        stream = collector.call(lambda: next(c for c in collector.store if c.path == "/stream"))
+        assert [e.type for e in stream.events[:3]] == ["http.request", "http.response.start", "http.response.body"]
+        assert stream.response_body() == b"".join(b"chunk %d" % i for i in range(100))
+        assert [e.t for e in stream.events] == sorted(e.t for e in stream.events)
+        # Secrets leave the process masked.
+        assert stream.request_headers[1] == (b"authorization", b"[redacted]")
+        info = collector.call(lambda: collector.store.producers[spy.origin.tag].info)
+        assert (info.pid, info.host, info.app) == (os.getpid(), socket.gethostname(), spy.name)
+        spy._producer.close()  # type: ignore[union-attr]
+
+
+def test_a_viewer_started_late_sees_recent_history_then_the_rest_live(sockdir: Path) -> None:
+    address = f"unix:{sockdir}/c.sock"
+    spy = Spy(app, address=address)
+    producer = spy._producer
+    assert producer is not None
+    HOLD[b"late"] = asyncio.Event()
+
+    async def scenario() -> None:
+        for _ in range(5):
+            await call(spy, "/json")
+        held = asyncio.create_task(call(spy, "/hold", query=b"late"))
+        await asyncio.sleep(0.01)
+        assert producer.queued == 0  # no viewer: nothing is queued at all
+        with CollectorThread([address]) as collector:
+            # The producer retries with backoff; once connected it sends the history first.
+            await asyncio.to_thread(collector.wait_for, lambda s: len(s) == 6)
+            held_conn = collector.call(lambda: collector.store.get(f"{spy.origin.tag}-6"))
+            assert held_conn.outcome == "open" and [e.type for e in held_conn.events] == ["http.request"]
+            HOLD[b"late"].set()
+            await held
+            await call(spy, "/json")
+            await asyncio.to_thread(
+                collector.wait_for, lambda s: len(s) == 7 and all(c.outcome == "completed" for c in s)
+            )
+            assert_same_as_recorded(collector, spy)
+        producer.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_viewer_killed_mid_stream_then_restarted_gets_everything_once(sockdir: Path) -> None:
+    address = f"unix:{sockdir}/c.sock"
+    spy = Spy(app, address=address)
+    producer = spy._producer
+    assert producer is not None
+    HOLD[b"kill"] = asyncio.Event()
+
+    async def scenario() -> None:
+        first = CollectorThread([address]).__enter__()
+        producer.start()
+        await asyncio.to_thread(first.wait_for, lambda s: s.producers)
+        held = asyncio.create_task(call(spy, "/hold", body=[b"x", b"y"], query=b"kill"))
+        for _ in range(10):
+            await call(spy, "/json")
+        await asyncio.to_thread(first.wait_for, lambda s: len(s) == 11)
+        first.stop()  # the viewer dies; the app must not notice
+        started = time.perf_counter()
+        for _ in range(20):
+            await call(spy, "/stream", query=b"5")
+        assert time.perf_counter() - started < 2.0
+        second = CollectorThread([address]).__enter__()
+        try:
+            await asyncio.to_thread(second.wait_for, lambda s: len(s) == 31)
+            HOLD[b"kill"].set()
+            await held
+            await asyncio.to_thread(
+                second.wait_for, lambda s: all(c.outcome == "completed" for c in s) and len(s) == 31
+            )
+            assert_same_as_recorded(second, spy)  # every event once: replays are not duplicated
+        finally:
+            second.stop()
+        producer.close()
+
+    asyncio.run(scenario())
+
+
+class StalledViewer:
+    """Says welcome, then reads nothing until told to: a viewer frozen in a debugger."""
+
+    def __init__(self, path: str) -> None:
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(path)
+        self.server.listen(1)
+        self.reading = threading.Event()
+        self.frames: list[dict[str, Any]] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        conn, _ = self.server.accept()
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        hello = b""
+        while not hello.endswith(b"\n"):
+            hello += conn.recv(1)
+        conn.sendall(b'{"type": "welcome", "protocol": 1, "asgispy": "test"}\n')
+        self.reading.wait()
+        buffer = b""
+        conn.settimeout(5)
+        while True:
+            try:
+                chunk = conn.recv(1 << 20)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            self.frames += [orjson.loads(line) for line in lines]
+        conn.close()
+
+
+def test_a_stalled_viewer_costs_the_app_nothing_and_drops_are_counted(sockdir: Path) -> None:
+    path = str(sockdir / "c.sock")
+    viewer = StalledViewer(path)
+    spy = Spy(app, address=f"unix:{path}", history=50)
+    producer = Producer(
+        f"unix:{path}",
+        origin=lambda: spy.origin,
+        history=spy.history.records,
+        redactor=spy.redactor,
+        max_queue=200,
+        max_queue_bytes=256 * 1024,
+    )
+    spy._producer = producer
+    producer.start()
+    deadline = time.monotonic() + 10
+    while not producer.connected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert producer.connected
+
+    slowest = 0.0
+    peak_queue = peak_bytes = 0
+
+    async def traffic() -> None:
+        nonlocal slowest, peak_queue, peak_bytes
+        for i in range(3000):
+            started = time.perf_counter()
+            await call(spy, "/echo", body=[b"z" * 2000])
+            slowest = max(slowest, time.perf_counter() - started)
+            peak_queue = max(peak_queue, producer.queued)
+            peak_bytes = max(peak_bytes, producer.queued_bytes)
+            if i % 100 == 0:
+                await asyncio.sleep(0)
+
+    asyncio.run(traffic())
+    assert producer.dropped > 0
+    assert peak_queue <= 200 + 200 // 8  # the bound, with the reserve for starts and ends
+    assert peak_bytes <= 256 * 1024 + 2 * 2200
+    assert slowest < 0.05  # no request waited on the viewer
+    assert len(spy.history) <= 50
+    # The viewer wakes up: it gets what the producer could send, and is told how much was dropped.
+    dropped = producer.dropped
+    viewer.reading.set()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(
+        f["type"] == "dropped" and f["total"] == dropped for f in viewer.frames
+    ):
+        time.sleep(0.02)
+    assert any(f["type"] == "dropped" and f["total"] == dropped for f in viewer.frames)
+    producer.close()
+    viewer.thread.join(10)
+
+
+def test_no_viewer_means_nothing_queued_and_nothing_held(sockdir: Path) -> None:
+    spy = Spy(app, address=f"unix:{sockdir}/nobody.sock", history=20)
+    producer = spy._producer
+    assert producer is not None
+    requests(spy, 500, "/echo", body=[b"q" * 500])
+    assert producer.queued == 0 and producer.queued_bytes == 0 and producer.dropped == 0
+    assert not producer.connected
+    assert len(spy.history) == 20
+    assert producer._thread is not None and producer._thread.is_alive()
+    producer.close()
+    assert not producer._thread.is_alive()
+
+
+def test_streaming_can_be_turned_off(monkeypatch: pytest.MonkeyPatch, sockdir: Path) -> None:
+    assert Spy(app, address=False)._producer is None
+    monkeypatch.setenv("ASGISPY_ADDRESS", "off")
+    assert Spy(app)._producer is None
+    monkeypatch.setenv("ASGISPY_ADDRESS", f"unix:{sockdir}/env.sock")
+    producer = Spy(app)._producer
+    assert producer is not None and str(producer.address) == f"unix:{sockdir}/env.sock"
+    monkeypatch.setenv("ASGISPY_ADDRESS", "bogus")
+    assert Spy(app)._producer is None  # a bad environment is logged, never fatal to the app
+    with pytest.raises(ValueError, match="an address is"):
+        Spy(app, address="bogus")
+
+
+def test_a_dropped_spy_takes_its_sender_thread_along(sockdir: Path) -> None:
+    with CollectorThread([f"unix:{sockdir}/c.sock"]) as collector:
+        spy = Spy(app, address=collector.address)
+        requests(spy, 3)
+        collector.wait_for(lambda s: len(s) == 3)
+        producer = spy._producer
+        assert producer is not None
+        thread = producer._thread
+        assert thread is not None
+        del spy, producer
+        gc.collect()
+        thread.join(5)
+        assert not thread.is_alive()
+        collector.wait_for(lambda s: not next(iter(s.producers.values())).connected)
+
+
+def test_several_event_loops_in_several_threads(sockdir: Path) -> None:
+    with CollectorThread([f"unix:{sockdir}/c.sock"]) as collector:
+        spy = Spy(app, address=collector.address)
+        spy._producer.start()  # type: ignore[union-attr]
+        collector.wait_for(lambda s: s.producers)
+        threads = [
+            threading.Thread(target=requests, args=(spy, 40, "/stream"), kwargs={"query": b"20"})
+            for _ in range(4)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        collector.wait_for(lambda s: len(s) == 160 and all(c.outcome == "completed" for c in s))
+        assert_same_as_recorded(collector, spy)
+        for conn in collector.call(lambda: list(collector.store)):
+            assert [e.message.get("body") for e in conn.events[2:-1]] == [b"chunk %d" % i for i in range(20)]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_after_fork_the_child_streams_as_a_producer_of_its_own(sockdir: Path) -> None:
+    with CollectorThread([f"unix:{sockdir}/c.sock"]) as collector:
+        spy = Spy(app, address=collector.address)
+        requests(spy, 3)
+        parent_tag = spy.origin.tag
+        collector.wait_for(lambda s: len(s) == 3)
+        pid = os.fork()
+        if pid == 0:  # the child: serve a little, let the sender finish, and leave
+            code = 1
+            try:
+                requests(spy, 4, "/stream", query=b"3")
+                producer = spy._producer
+                assert producer is not None
+                until = time.monotonic() + 5
+                while not producer.connected and time.monotonic() < until:
+                    time.sleep(0.01)  # the child's own sender connects, then sends its history
+                code = 0 if producer.flush(5) else 2
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + 20
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, 9)
+                pytest.fail("the forked child did not finish")
+            time.sleep(0.02)
+        assert os.waitstatus_to_exitcode(status) == 0
+        child = collector.wait_for(
+            lambda s: next((p for t, p in s.producers.items() if t != parent_tag), None)
+        )
+        assert child.info.pid == pid
+        collector.wait_for(lambda s: sum(c.producer == child.info.tag for c in s) == 4)
+        # The parent's producer goes on as before, under its own tag.
+        requests(spy, 2)
+        collector.wait_for(lambda s: sum(c.producer == parent_tag for c in s) == 5)
+        child_conns = collector.call(lambda: [c for c in collector.store if c.producer == child.info.tag])
+        assert [c.seq for c in child_conns] == [1, 2, 3, 4]
+        assert all(c.response_body() == b"chunk 0chunk 1chunk 2" for c in child_conns)
+
+
+def test_a_message_too_big_for_a_frame_is_cut_not_lost(sockdir: Path) -> None:
+    with CollectorThread([f"unix:{sockdir}/c.sock"], max_frame=64 * 1024) as collector:
+        spy = Spy(app, address=collector.address)
+        spy._producer = Producer(
+            collector.address,
+            origin=lambda: spy.origin,
+            history=spy.history.records,
+            redactor=spy.redactor,
+            max_frame=64 * 1024,
+        )
+        requests(spy, 1, "/echo", body=[b"w" * 200_000])
+        conn = collector.wait_for(lambda s: next((c for c in s if c.outcome == "completed"), None))
+        body_event = conn.events[0]
+        assert body_event.cut == {"body": 200_000}
+        assert 0 < len(body_event.message["body"]) <= 64 * 1024 // 8
+        assert conn.response_body() != b""
+        spy._producer.close()
