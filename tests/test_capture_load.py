@@ -137,3 +137,47 @@ def test_decoding_absurd_nesting_is_a_value_error() -> None:
         doc = [doc]
     with pytest.raises(ValueError, match="nested too deeply"):
         decode(doc)
+
+
+def test_the_documented_example_is_a_valid_loadable_session(tmp_path: Path) -> None:
+    import re
+
+    text = (Path(__file__).parent.parent / "docs" / "format.md").read_text("utf-8")
+    example = re.search(r"```json\n(.*?)\n```", text, re.S)
+    assert example is not None
+    doc = orjson.loads(example.group(1))
+    session_schema_validator().validate(doc)
+    path = tmp_path / "example.json"
+    path.write_bytes(example.group(1).encode())
+    (conn,) = asgispy.load(path)
+    assert conn.method == "POST" and conn.target == "/echo?q=caf%C3%A9" and conn.status == 200
+    assert (b"x-name", "José".encode("latin-1")) in conn.request_headers
+    assert (b"authorization", b"[redacted]") in conn.request_headers
+    assert conn.events[0].message["body"] == b"\x89PNG\r\n\x1a\n" + bytes(8)
+    assert conn.events[0].payload_size == 28 and conn.body_cut
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda d: d.update(format="other"),
+        lambda d: d.update(version=2),
+        lambda d: d["connections"][0].pop("id"),
+        lambda d: d["connections"][0].update(outcome="exploded"),
+        lambda d: d["connections"][0]["events"][0].update(direction="sideways"),
+        lambda d: d["connections"][0]["events"][0].update(t=-1),
+        lambda d: d["connections"][0]["events"][0]["message"].update(body={"$latin1": "€"}),
+        lambda d: d["connections"][0]["events"][0]["message"].update(body={"$base64": "***"}),
+        lambda d: d["connections"][0]["events"][0]["message"].update(body={"$bytes": "a", "x": 1}),
+        lambda d: d["connections"][0]["events"][0]["message"].update(extra={"$unknown": 1}),
+        lambda d: d["connections"][0]["scope"].update(headers={"$headers": [["a", "b", "c"]]}),
+        lambda d: d["connections"][0]["scope"].update(big={"$int": "12x"}),
+        lambda d: d["connections"][0].update(error={"type": "X"}),
+    ],
+)
+def test_the_schema_rejects_what_the_format_does_not_allow(tmp_path: Path, spoil: Any) -> None:
+    doc = orjson.loads(recorded_spy().export(tmp_path / "s.json").read_bytes())
+    validator = session_schema_validator()
+    validator.validate(doc)
+    spoil(doc)
+    assert not validator.is_valid(doc)

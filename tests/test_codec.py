@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asgispy.capture import codec
@@ -65,13 +65,13 @@ values = st.recursive(
 messages = st.dictionaries(keys, values, max_size=8).map(lambda d: {"type": "x.y", **d})
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(messages)
 def test_any_message_round_trips_exactly(message: dict[str, Any]) -> None:
     assert_same(through_json(message), message)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(header_lists)
 def test_header_lists_round_trip_and_read_as_text(headers: list[tuple[bytes, bytes]]) -> None:
     doc = encode(headers)
@@ -223,7 +223,7 @@ def test_malformed_tags_raise_value_error(doc: Any) -> None:
         decode(doc)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.recursive(
         st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
