@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import threading
 import time
@@ -174,12 +173,13 @@ class _Runner:
         self.ready.set()
 
     def _run_hypercorn(self) -> None:
-        from hypercorn.asyncio import serve as hypercorn_serve
-        from hypercorn.config import Config
+        # Hypercorn's public ``serve`` binds sockets itself; ``worker_serve`` (what ``serve`` calls)
+        # takes ours, so the port is known before it starts and nothing is left open after.
+        from hypercorn.asyncio.run import worker_serve
+        from hypercorn.config import Config, Sockets
+        from hypercorn.utils import wrap_app
 
         config = Config()
-        # Hypercorn adopts the descriptor and closes it at shutdown: give it a duplicate.
-        config.bind = [f"fd://{os.dup(self.sock.fileno())}"]
         config.accesslog = None
         config.errorlog = None
         config.graceful_timeout = 5
@@ -189,6 +189,7 @@ class _Runner:
         app = self.app
         if self.lifespan == "off":
             app = _without_lifespan(app)
+        sockets = Sockets(secure_sockets=[], insecure_sockets=[self.sock], quic_sockets=[])
 
         async def main() -> None:
             stop = asyncio.Event()
@@ -203,7 +204,8 @@ class _Runner:
                 loop.call_soon_threadsafe(stop.set)
 
             self._stop = request_stop
-            await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)
+            wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
+            await worker_serve(wrapped, config, sockets=sockets, shutdown_trigger=shutdown_trigger)
 
         asyncio.run(main())
 
@@ -216,8 +218,10 @@ class _Runner:
             raise ServerError(f"{self.spec} failed to start: {errors[0]!r}" if errors else "exited")
 
     def stop(self, timeout: float) -> None:
-        self._stop()
-        self.thread.join(timeout)
+        if self.thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # the loop may close between the check and the call
+                self._stop()
+            self.thread.join(timeout)
         self.sock.close()
         if self.thread.is_alive():
             raise ServerError(f"{self.spec} did not stop within {timeout} s")

@@ -31,6 +31,7 @@ from tests.servers import (
     UVICORN_HTTPTOOLS,
     UVICORN_SANSIO,
     UVICORN_WSPROTO,
+    ServerError,
     ServerSpec,
     serve,
 )
@@ -452,3 +453,93 @@ def test_hypercorn_http2_trailers(harness: MakeHarness) -> None:
         "headers": [(b"x-checksum", b"abc123")],
         "more_trailers": False,
     }
+
+
+# Passive: no buffering, no interference between connections ------------------------------------
+
+
+@pytest.mark.parametrize("spec", [UVICORN_H11, HYPERCORN], ids=str)
+def test_streaming_is_not_buffered(harness: MakeHarness, http: httpx.Client, spec: ServerSpec) -> None:
+    """The client reads the first chunk while the app still waits to send the second."""
+    import threading
+
+    first_read = threading.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+        )
+        await send({"type": "http.response.body", "body": b"first\n", "more_body": True})
+        for _ in range(500):  # up to 5 s; a buffered first chunk would never be read
+            if first_read.is_set():
+                break
+            await asyncio.sleep(0.01)
+        await send(
+            {"type": "http.response.body", "body": b"second\n" if first_read.is_set() else b"buffered\n"}
+        )
+
+    h = harness(app)
+    with serve(h.spy, spec) as server, http.stream("GET", server.url("/")) as response:
+        chunks = response.iter_raw()
+        assert next(chunks) == b"first\n"
+        first_read.set()
+        assert b"".join(chunks) == b"second\n"
+    h.check()
+
+
+def test_concurrent_connections_are_kept_apart(harness: MakeHarness) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    h = harness(edge_app)
+    with serve(h.spy, UVICORN_HTTPTOOLS) as server, httpx.Client(timeout=10) as client:
+
+        def fetch(i: int) -> bytes:
+            response = client.post(server.url(f"/echo?i={i}"), content=bytes([i]) * (1000 * i))
+            return response.content
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(fetch, range(1, 25)))
+        with connect(server.ws_url("/ws")) as ws1, connect(server.ws_url("/ws")) as ws2:
+            ws1.send("one")
+            ws2.send("two")
+            assert (ws2.recv(), ws1.recv()) == ("TWO", "ONE")
+    assert len(answers) == 24
+    session = h.check()
+    posts = http_connections(session)
+    assert len({c.id for c in session}) == len(session.connections) == 27
+    for conn in posts:
+        i = int(conn.scope["query_string"].split(b"=")[1])
+        assert conn.request_body() == bytes([i]) * (1000 * i)
+
+
+# The server helper itself -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", [UVICORN_H11, HYPERCORN], ids=str)
+def test_server_helper_reports_a_failed_startup(spec: ServerSpec) -> None:
+    import threading
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert scope["type"] == "lifespan"
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "no database"})
+
+    with pytest.raises(ServerError, match="failed to start"), serve(app, spec, lifespan="on", timeout=5):
+        pass
+    assert not [t for t in threading.enumerate() if t.name.startswith("server-")]
+
+
+@pytest.mark.parametrize("spec", [UVICORN_H11, HYPERCORN], ids=str)
+def test_server_helper_stops_cleanly(spec: ServerSpec, http: httpx.Client) -> None:
+    import threading
+
+    with serve(edge_app, spec) as server:
+        assert server.port > 0 and server.host == "127.0.0.1"
+        assert http.get(server.url("/binary")).content == BINARY
+        assert [t.name for t in threading.enumerate() if t.name.startswith("server-")] == [f"server-{spec}"]
+    assert server.errors == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("server-")]
+    with pytest.raises(httpx.ConnectError):
+        http.get(server.url("/binary"))
