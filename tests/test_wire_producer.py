@@ -56,7 +56,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 HOLD: dict[bytes, asyncio.Event] = {}
 
 
-async def call(spy: Any, path: str, body: list[bytes] | None = None, query: bytes = b"") -> list[dict[str, Any]]:
+async def call(
+    spy: Any, path: str, body: list[bytes] | None = None, query: bytes = b""
+) -> list[dict[str, Any]]:
     chunks = list(body or [b""])
     sent: list[dict[str, Any]] = []
 
@@ -132,7 +134,11 @@ def test_every_event_arrives_in_order_as_recorded(sockdir: Path) -> None:
         collector.wait_for(lambda s: len(s) == 53 and all(c.outcome == "completed" for c in s))
         assert_same_as_recorded(collector, spy)
         stream = collector.call(lambda: next(c for c in collector.store if c.path == "/stream"))
-        assert [e.type for e in stream.events[:3]] == ["http.request", "http.response.start", "http.response.body"]
+        assert [e.type for e in stream.events[:3]] == [
+            "http.request",
+            "http.response.start",
+            "http.response.body",
+        ]
         assert stream.response_body() == b"".join(b"chunk %d" % i for i in range(100))
         assert [e.t for e in stream.events] == sorted(e.t for e in stream.events)
         # Secrets leave the process masked.

@@ -81,7 +81,9 @@ def test_loopback() -> None:
 
 def test_default_address_is_per_user(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    assert default_address().path == os.path.join(tempfile.gettempdir(), f"asgispy-{os.getuid()}", "asgispy.sock")
+    assert default_address().path == os.path.join(
+        tempfile.gettempdir(), f"asgispy-{os.getuid()}", "asgispy.sock"
+    )
     runtime = tempfile.mkdtemp()
     monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
     assert default_address().path == os.path.join(runtime, "asgispy", "asgispy.sock")
@@ -105,7 +107,9 @@ def test_private_directory_is_made_0700_and_tightened(tmp_path: Path) -> None:
 
 
 def test_frames_are_one_json_line_each_even_with_newlines_inside() -> None:
-    frame = close_frame("abc-1", {"outcome": "exception", "notes": ["a\nb"], "error": {"traceback": "x\ny\n"}})
+    frame = close_frame(
+        "abc-1", {"outcome": "exception", "notes": ["a\nb"], "error": {"traceback": "x\ny\n"}}
+    )
     data = encode_frame(frame)
     assert data.endswith(b"\n") and data.count(b"\n") == 1
     decoded = decode_frame(data[:-1])

@@ -1,0 +1,333 @@
+"""``asgispy record APP -o FILE``: serve APP under uvicorn with Spy, and record its traffic.
+
+A headless viewer: a collector in this process, uvicorn (with every worker under Spy) in a
+child. One line is printed per finished connection. On Ctrl-C or SIGTERM the server is
+stopped cleanly (so its lifespan shutdown is recorded too) and the session is written to
+FILE atomically, connections still open marked cut off. With ``--jsonl`` every change is
+appended to FILE as it arrives instead, so a long recording holds nothing in memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from asgispy.cli.serving import add_server_arguments, check_app_string
+
+__all__ = ["EventLog", "add_parser", "run"]
+
+logger = logging.getLogger("asgispy")
+
+#: uvicorn's --timeout-graceful-shutdown unless the user gives one: then running requests are
+#: cancelled (and recorded so), and the app's lifespan shutdown still runs and is recorded.
+GRACEFUL_SHUTDOWN = 3
+#: How long the server gets to stop on its own before it is killed.
+STOP_GRACE = 15.0
+#: How often a --jsonl file is flushed to disk.
+FLUSH_EVERY = 0.2
+
+
+def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name,
+        help=help,
+        description=(
+            "Serve APP under uvicorn with every connection recorded. One line is printed per "
+            "finished connection; Ctrl-C (or SIGTERM) stops the server and writes the session to FILE, "
+            "which `asgispy open` and asgispy.load() read."
+        ),
+    )
+    add_server_arguments(parser)
+    group = parser.add_argument_group("recording")
+    group.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="where to write the session (default: asgispy-DATE-TIME.json, or .jsonl with --jsonl)",
+    )
+    group.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="stream every event to FILE as it arrives (a JSON object a line) instead of writing at the end",
+    )
+    group.add_argument("-q", "--quiet", action="store_true", help="print no line per connection")
+    group.add_argument(
+        "--address",
+        metavar="ADDRESS",
+        help="where the app's workers stream to (default: a private Unix socket for this run)",
+    )
+    group.add_argument(
+        "--max-connections",
+        type=int,
+        default=100_000,
+        metavar="N",
+        help="connections kept for the session file; the oldest go first (default: 100000)",
+    )
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    problem = check_app_string(args.app)
+    if problem is not None:
+        print(f"asgispy record: {problem}", file=sys.stderr)
+        return 3
+    if args.app_dir and not os.path.isdir(args.app_dir):
+        print(f"asgispy record: --app-dir {args.app_dir}: no such directory", file=sys.stderr)
+        return 2
+    output = Path(args.output or _default_output(args.jsonl))
+    if output.is_dir():
+        print(f"asgispy record: {output} is a directory; give a file name with -o", file=sys.stderr)
+        return 2
+    if not output.parent.is_dir():
+        print(f"asgispy record: {output.parent}: no such directory", file=sys.stderr)
+        return 2
+    if not os.access(output.parent, os.W_OK):
+        print(f"asgispy record: cannot write to {output.parent}", file=sys.stderr)
+        return 2
+    if args.uvicorn_timeout_graceful_shutdown is None:
+        # A request still running at Ctrl-C would otherwise hold uvicorn (and the file) forever.
+        args.uvicorn_timeout_graceful_shutdown = GRACEFUL_SHUTDOWN
+    _configure_logging()
+    return asyncio.run(_Recorder(args, output).run())
+
+
+def _default_output(jsonl: bool) -> str:
+    return time.strftime("asgispy-%Y%m%d-%H%M%S") + (".jsonl" if jsonl else ".json")
+
+
+def _configure_logging() -> None:
+    log = logging.getLogger("asgispy")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("asgispy: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.WARNING)
+        log.propagate = False
+
+
+class _Recorder:
+    def __init__(self, args: argparse.Namespace, output: Path) -> None:
+        from asgispy.store.store import Store
+
+        self.args = args
+        self.output = output
+        # In --jsonl mode the file has everything: the store need only keep what is running.
+        limit = 1000 if args.jsonl else max(args.max_connections, 1)
+        self.store = Store(max_connections=limit, max_bytes=1 << 62 if not args.jsonl else 256 << 20)
+        self.printed: set[str] = set()
+        self.stop_requested: asyncio.Event | None = None
+        self.signals = 0
+        self.log: EventLog | None = None
+
+    async def run(self) -> int:
+        from asgispy.cli.serving import server_command, server_environment
+        from asgispy.store.collector import Collector, CollectorError
+        from asgispy.wire.address import ensure_private_directory, runtime_directory
+
+        args = self.args
+        loop = asyncio.get_running_loop()
+        self.stop_requested = asyncio.Event()
+        try:
+            if args.address:
+                addresses = [args.address]
+            else:
+                directory = ensure_private_directory(runtime_directory())
+                addresses = [f"unix:{directory / f'record-{os.getpid()}.sock'}"]
+            collector = Collector(self.store, addresses)
+            await collector.start()
+        except (CollectorError, ValueError) as exc:
+            print(f"asgispy record: {exc}", file=sys.stderr)
+            return 1
+        try:
+            if args.jsonl:
+                self.log = EventLog(self.store, self.output)
+                flusher = asyncio.ensure_future(self._flush_log(self.log))
+            if not args.quiet:
+                self.store.subscribe(self._print)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self._on_signal)
+            process = await asyncio.create_subprocess_exec(
+                *server_command(args),
+                env=server_environment(args, str(collector.addresses[0])),
+                stdin=asyncio.subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C reaches us only; we stop the server in order
+            )
+            streaming = " (streaming)" if args.jsonl else ""
+            print(
+                f"asgispy: recording {args.app} to {self.output}{streaming}; Ctrl-C to stop", file=sys.stderr
+            )
+            code = await self._serve(process)
+            # The server has exited: take in what its workers sent last, then let go of them.
+            await collector.wait_disconnected(2.0)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await collector.stop()
+            if self.log is not None:
+                flusher.cancel()
+        stopped_by_us = self.stop_requested.is_set()
+        self._finish(empty_ok=not stopped_by_us and code != 0)
+        return 0 if stopped_by_us else code
+
+    @staticmethod
+    async def _flush_log(log: EventLog) -> None:
+        # Lines reach the disk within a fraction of a second, without a write call per event.
+        while True:
+            await asyncio.sleep(FLUSH_EVERY)
+            log.flush()
+
+    def _on_signal(self) -> None:
+        assert self.stop_requested is not None
+        self.signals += 1
+        self.stop_requested.set()
+
+    async def _serve(self, process: asyncio.subprocess.Process) -> int:
+        assert self.stop_requested is not None
+        waiter = asyncio.ensure_future(process.wait())
+        stopper = asyncio.ensure_future(self.stop_requested.wait())
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if not waiter.done():
+            self._signal(process, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_GRACE
+            forced = False
+            while not waiter.done() and time.monotonic() < deadline and self.signals < 3:
+                if self.signals == 2 and not forced:
+                    forced = True  # asked twice: as with uvicorn, stop waiting for connections
+                    self._signal(process, signal.SIGINT)
+                await asyncio.wait({waiter}, timeout=0.1)
+            if not waiter.done():
+                self._signal(process, signal.SIGKILL)
+        stopper.cancel()
+        return await waiter
+
+    @staticmethod
+    def _signal(process: asyncio.subprocess.Process, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if sig == signal.SIGKILL:
+                os.killpg(process.pid, sig)  # the reloader's or supervisor's workers too
+            else:
+                process.send_signal(sig)
+
+    def _print(self, change: Any) -> None:
+        from asgispy.exports.line import summary_line
+
+        conn = change.connection
+        if change.kind == "evict" and conn is not None:
+            self.printed.discard(conn.id)
+            return
+        if change.kind != "close" or conn is None or conn.outcome == "open" or conn.id in self.printed:
+            return
+        self.printed.add(conn.id)
+        with contextlib.suppress(BrokenPipeError, ValueError):  # stdout gone: keep recording regardless
+            print(summary_line(conn), flush=True)
+
+    def _finish(self, empty_ok: bool) -> None:
+        store = self.store
+        count = len(store)
+        if self.log is not None:
+            self.log.close()
+            what = f"{self.log.connections} connections"
+        else:
+            if count == 0 and empty_ok:
+                return  # the server failed before anything happened: write no empty file
+            from asgispy.capture.sessionfile import write_session
+
+            session = store.session()
+            for conn in session.connections:
+                if conn.outcome == "open":
+                    conn.outcome = "cut off"
+            write_session(self.output, session.document())
+            what = f"{count} connections"
+        notes = []
+        if store.dropped:
+            notes.append(f"{store.dropped} events dropped by the app's workers (the recorder fell behind)")
+        if store.evicted and self.log is None:
+            notes.append(f"the {store.evicted} oldest connections were not kept (use --jsonl for long runs)")
+        extra = f" ({'; '.join(notes)})" if notes else ""
+        print(f"asgispy: wrote {what} to {self.output}{extra}", file=sys.stderr)
+
+
+class EventLog:
+    """Appends every change of a store to a JSON-lines file, as it happens.
+
+    The first line names the format; each further line is one change, in the shape of the
+    wire's frames (docs/protocol.md). ``asgispy.load`` reads it back.
+    """
+
+    FORMAT = "asgispy-events"
+    VERSION = 1
+
+    def __init__(self, store: Any, path: str | os.PathLike[str]) -> None:
+        import orjson
+
+        from asgispy import __version__
+
+        self._dumps = orjson.dumps
+        self._option = orjson.OPT_APPEND_NEWLINE
+        self.store = store
+        self.path = Path(path)
+        self.file: IO[bytes] = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+        self.connections = 0
+        self._producers: dict[str, tuple[bool, int]] = {}
+        header = {
+            "format": self.FORMAT,
+            "version": self.VERSION,
+            "asgispy": __version__,
+            "created": time.time(),
+        }
+        self._write(header)
+        self._unsubscribe = store.subscribe(self._on_change)
+
+    def _write(self, obj: dict[str, Any]) -> None:
+        self.file.write(self._dumps(obj, option=self._option))
+
+    def flush(self) -> None:
+        if not self.file.closed:
+            self.file.flush()
+
+    def _on_change(self, change: Any) -> None:
+        kind = change.kind
+        conn = change.connection
+        if kind == "event" and conn is not None:
+            event = conn.events[-1]
+            self._write(
+                {"type": "event", "id": conn.id, "index": len(conn.events) - 1, "event": event.document()}
+            )
+        elif kind == "open" and conn is not None:
+            self.connections += 1
+            self._write({"type": "open", "connection": conn.document()})
+        elif kind == "close" and conn is not None:
+            end = conn.document()
+            frame = {"type": "close", "id": conn.id}
+            for key in ("outcome", "duration", "error", "handler", "notes", "events_dropped"):
+                frame[key] = end[key]
+            self._write(frame)
+        elif kind == "producer" and change.producer is not None:
+            self._producer(change.producer)
+
+    def _producer(self, tag: str) -> None:
+        state = self.store.producers.get(tag)
+        if state is None:
+            return
+        known = self._producers.get(tag)
+        if known is None:
+            self._write({"type": "producer", "tag": tag, **state.info.document()})
+        if state.dropped and (known is None or known[1] != state.dropped):
+            self._write({"type": "dropped", "producer": tag, "total": state.dropped})
+        self._producers[tag] = (state.connected, state.dropped)
+
+    def close(self) -> None:
+        self._unsubscribe()
+        self._write({"type": "end", "created": time.time(), "dropped": self.store.dropped})
+        self.file.flush()
+        with contextlib.suppress(OSError):
+            os.fsync(self.file.fileno())
+        self.file.close()

@@ -1,0 +1,327 @@
+"""``asgispy record`` end to end: a real recorder process serving a real app under uvicorn."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from websockets.sync.client import connect as ws_connect
+
+import asgispy
+from asgispy.capture.sessionfile import SessionFileError
+from asgispy.cli.main import build_parser
+from asgispy.cli.record import EventLog
+from asgispy.cli.serving import server_command, server_environment
+from asgispy.store.store import Store
+from tests.test_collector import connection_doc, event_doc
+
+pytestmark = pytest.mark.timeout(60)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+APP = """
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            kind = message["type"].rsplit(".", 1)[-1]
+            await send({"type": f"lifespan.{kind}.complete"})
+            if kind == "shutdown":
+                return
+    if scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (message := await receive())["type"] != "websocket.disconnect":
+            await send({"type": "websocket.send", "text": message["text"].upper()})
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    if scope["path"] == "/hold":
+        import asyncio
+        await asyncio.sleep(30)
+    await send({"type": "http.response.start", "status": 201 if body else 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"got " + body})
+"""
+
+
+class Recorder:
+    """``python -m asgispy record ...`` as a user runs it, with its output gathered."""
+
+    def __init__(self, args: list[str], cwd: Path) -> None:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+        env.pop("ASGISPY_ADDRESS", None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "asgispy", "record", *args],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.out: list[str] = []
+        self.err: list[str] = []
+        assert self.process.stdout is not None and self.process.stderr is not None
+        self.readers = [
+            threading.Thread(target=self._read, args=(self.process.stdout, self.out), daemon=True),
+            threading.Thread(target=self._read, args=(self.process.stderr, self.err), daemon=True),
+        ]
+        for reader in self.readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream: object, into: list[str]) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            into.append(line.rstrip("\n"))
+
+    def wait_for(self, lines: list[str], pattern: str, timeout: float = 20) -> re.Match[str]:
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(lines):
+                if match := regex.search(line):
+                    return match
+            if self.process.poll() is not None:
+                time.sleep(0.1)
+                for line in list(lines):
+                    if match := regex.search(line):
+                        return match
+                break
+            time.sleep(0.02)
+        raise AssertionError(
+            f"no {pattern!r}; stdout:\n" + "\n".join(self.out) + "\nstderr:\n" + "\n".join(self.err)
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self.wait_for(self.err, r"Uvicorn running on http://127\.0\.0\.1:(\d+)").group(1))
+
+    def finish(self, sig: int | None = signal.SIGTERM, timeout: float = 20) -> int:
+        if sig is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            code = self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+        for reader in self.readers:
+            reader.join(5)
+        return code
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="asgispy-r-"))
+    (path / "recapp.py").write_text(APP)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def hold(port: int) -> None:
+    with contextlib.suppress(httpx.HTTPError):  # the server goes away before answering
+        httpx.get(f"http://127.0.0.1:{port}/hold", timeout=30)
+
+
+def traffic(port: int) -> None:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+        assert http.get("/items?id=3").text == "got "
+        assert http.post("/upload", content=b"hello").status_code == 201
+    with ws_connect(f"ws://127.0.0.1:{port}/ws") as ws:
+        ws.send("hi")
+        assert ws.recv() == "HI"
+
+
+def test_record_prints_lines_and_writes_the_session_on_sigterm(workdir: Path) -> None:
+    recorder = Recorder(["recapp:app", "--app-dir", str(workdir), "--port", "0", "-o", "out.json"], workdir)
+    try:
+        port = recorder.port
+        traffic(port)
+        recorder.wait_for(recorder.out, r"WS /ws 101")
+        held = threading.Thread(target=hold, args=(port,), daemon=True)
+        held.start()
+        time.sleep(0.3)
+    finally:
+        code = recorder.finish(signal.SIGTERM)
+    assert code == 0, recorder.err
+    assert re.search(r"GET /items\?id=3 200 .* ↑0 B ↓4 B", "\n".join(recorder.out)), recorder.out
+    assert any(re.search(r"POST /upload 201 .* ↑5 B ↓9 B", line) for line in recorder.out)
+    assert any("wrote 5 connections to out.json" in line for line in recorder.err), recorder.err
+
+    session = asgispy.load(workdir / "out.json")
+    by_path = {c.path: c for c in session if c.type != "lifespan"}
+    assert set(by_path) == {"/items", "/upload", "/ws", "/hold"}
+    assert by_path["/upload"].request_body() == b"hello"
+    assert by_path["/upload"].response_body() == b"got hello"
+    assert by_path["/ws"].close_code == 1000 or by_path["/ws"].outcome == "completed"
+    # Still running when the recorder stopped: uvicorn cancelled it after its grace period.
+    assert by_path["/hold"].outcome == "cancelled"
+    assert any(re.search(r"GET /hold --- .*\[cancelled\]", line) for line in recorder.out)
+    lifespan = next(c for c in session if c.type == "lifespan")
+    assert lifespan.outcome == "completed"
+    assert [e.type for e in lifespan.events] == [
+        "lifespan.startup",
+        "lifespan.startup.complete",
+        "lifespan.shutdown",
+        "lifespan.shutdown.complete",
+    ]
+    assert len(session.producers) == 1
+    assert next(iter(session.producers.values())).app == "recapp:app"
+
+
+def test_record_jsonl_streams_while_running_and_loads(workdir: Path) -> None:
+    recorder = Recorder(
+        ["recapp:app", "--app-dir", str(workdir), "--port", "0", "-o", "live.jsonl", "--jsonl", "-q"], workdir
+    )
+    try:
+        port = recorder.port
+        traffic(port)
+        # Streamed as it happens: the file has the connections before the recorder stops.
+        deadline = time.monotonic() + 10
+        text = ""
+        while time.monotonic() < deadline and text.count('"type":"open"') < 4:
+            text = (workdir / "live.jsonl").read_text()
+            time.sleep(0.05)
+        assert text.count('"type":"open"') >= 4
+    finally:
+        code = recorder.finish(signal.SIGINT)
+    assert code == 0, recorder.err
+    assert recorder.out == []  # --quiet
+    session = asgispy.load(workdir / "live.jsonl")
+    assert sorted(c.path for c in session if c.type != "lifespan") == ["/items", "/upload", "/ws"]
+    assert all(c.outcome == "completed" for c in session)
+    ws = next(c for c in session if c.type == "websocket")
+    assert [e.type for e in ws.events] == [
+        "websocket.connect",
+        "websocket.accept",
+        "websocket.receive",
+        "websocket.send",
+        "websocket.disconnect",
+    ]
+    lines = (workdir / "live.jsonl").read_bytes().splitlines()
+    assert orjson.loads(lines[0])["format"] == "asgispy-events"
+    assert orjson.loads(lines[-1])["type"] == "end"
+
+
+def test_an_app_that_cannot_be_imported_fails_like_uvicorn(workdir: Path) -> None:
+    recorder = Recorder(["nosuchmodule:app", "--port", "0", "-o", "never.json"], workdir)
+    code = recorder.finish(None)
+    assert code == 3
+    assert any(
+        'Error loading ASGI app. Could not import module "nosuchmodule".' in line for line in recorder.err
+    )
+    assert not (workdir / "never.json").exists()
+
+    recorder = Recorder(
+        ["recapp:nothing", "--app-dir", str(workdir), "--port", "0", "-o", "never.json"], workdir
+    )
+    assert recorder.finish(None) == 3
+    assert any('Attribute "nothing" not found in module "recapp".' in line for line in recorder.err)
+
+
+def test_bad_arguments_are_refused_before_anything_starts(workdir: Path) -> None:
+    recorder = Recorder(["recapp", "-o", "x.json"], workdir)
+    assert recorder.finish(None) == 3
+    assert recorder.err == [
+        "asgispy record: Error loading ASGI app. "
+        'Import string "recapp" must be in format "<module>:<attribute>".'
+    ]
+    recorder = Recorder(["recapp:app", "--port", "eighty"], workdir)
+    assert recorder.finish(None) == 2
+    assert any("invalid int value: 'eighty'" in line for line in recorder.err)
+    recorder = Recorder(["recapp:app", "-o", str(workdir / "missing" / "x.json")], workdir)
+    assert recorder.finish(None) == 2
+    assert any("no such directory" in line for line in recorder.err)
+
+
+def test_the_server_stops_when_the_recorder_is_killed(workdir: Path) -> None:
+    recorder = Recorder(["recapp:app", "--app-dir", str(workdir), "--port", "0", "-o", "k.json"], workdir)
+    port = recorder.port
+    assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
+    recorder.finish(signal.SIGKILL)  # no chance to clean up
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        except OSError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the app kept serving after its recorder died")
+
+
+# The pieces ------------------------------------------------------------------------------------
+
+
+def test_uvicorn_options_pass_through_and_the_app_is_resolved_in_the_worker() -> None:
+    args = build_parser().parse_args(
+        ["record", "main:make", "--factory", "--app-dir", "src", "--workers", "3", "--reload-dir", "a",
+         "--reload-dir", "b", "--no-proxy-headers", "--log-level", "debug", "--root-path", "/api",
+         "--lifespan", "off", "--http", "h11", "--ws", "wsproto", "--loop", "asyncio", "--env-file", ".env"]
+    )  # fmt: skip
+    command = server_command(args)
+    assert command[:5] == [
+        sys.executable,
+        "-m",
+        "asgispy.cli.serving",
+        "asgispy.cli.serving:spied_app",
+        "--factory",
+    ]
+    rest = " ".join(command[5:])
+    for part in (
+        "--app-dir src", "--workers 3", "--reload-dir a --reload-dir b", "--no-proxy-headers",
+        "--log-level debug", "--root-path /api", "--lifespan off", "--http h11", "--ws wsproto",
+        "--loop asyncio", "--env-file .env", "--no-access-log",
+    ):  # fmt: skip
+        assert part in rest
+    env = server_environment(args, "unix:/tmp/x.sock", base={})
+    assert env["ASGISPY_TARGET"] == "main:make"
+    assert env["ASGISPY_TARGET_FACTORY"] == "1"
+    assert env["ASGISPY_ADDRESS"] == "unix:/tmp/x.sock"
+    plain = build_parser().parse_args(["record", "main:app", "--access-log"])
+    assert "--access-log" in server_command(plain) and "--reload" not in server_command(plain)
+    assert "ASGISPY_TARGET_FACTORY" not in server_environment(
+        plain, "unix:/x", base={"ASGISPY_TARGET_FACTORY": "1"}
+    )
+
+
+def test_an_event_log_cut_short_still_loads(tmp_path: Path) -> None:
+    from asgispy.store.model import ProducerInfo
+
+    store = Store()
+    path = tmp_path / "cut.jsonl"
+    log = EventLog(store, path)
+    store.attach(ProducerInfo("abc123", "h", 1, "a:b", 0.0))
+    store.open(connection_doc("abc123", 1, events=1))
+    store.event("abc123-1", event_doc(1), 1)
+    store.open(connection_doc("abc123", 2, events=2, outcome="completed"))
+    log.file.flush()
+    data = path.read_bytes()
+    path.write_bytes(data + b'{"type": "event", "id": "abc123-1", "ind')  # the recorder died mid-line
+    session = asgispy.load(path)
+    assert [(c.id, c.outcome, len(c.events)) for c in session] == [
+        ("abc123-1", "cut off", 2),
+        ("abc123-2", "completed", 2),
+    ]
+    assert session.producers["abc123"].app == "a:b"
+    path.write_bytes(data + b"garbage\n" + data.splitlines(keepends=True)[-1])
+    with pytest.raises(SessionFileError, match=r"cut\.jsonl:\d+: not JSON"):
+        asgispy.load(path)
+    log.close()
