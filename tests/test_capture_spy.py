@@ -342,6 +342,23 @@ def test_secret_headers_the_app_sends_with_str_names_are_masked(harness: MakeHar
     assert conn.events[1].message["headers"] == [("Set-Cookie", b"[redacted]"), [b"x-api-key", b"[redacted]"]]
 
 
+class PickyScope(dict):  # type: ignore[type-arg]
+    """A scope whose ``get`` refuses the router's keys (servers may pass any mapping)."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if key in ("route", "endpoint", "path_params"):
+            raise LookupError(f"no {key} for you")
+        return super().get(key, default)
+
+
+def test_a_scope_that_hides_the_route_still_completes(tmp_path: Path) -> None:
+    spy = Spy(edge_app)
+    run(spy, PickyScope(http_scope("/binary")), [REQUEST])
+    (conn,) = asgispy.load(spy.export(tmp_path / "s.json")).connections
+    assert conn.outcome == "completed" and conn.handler is None
+    assert conn.notes == ["could not read the matched route: LookupError('no route for you')"]
+
+
 def test_custom_redact_list(harness: MakeHarness) -> None:
     h = harness(edge_app, redact=["x-tenant", "x-sig-*"])
     headers = [(b"x-tenant", b"TENANT-7"), (b"x-sig-v1", b"SIG-V1"), (b"authorization", b"Bearer shown")]

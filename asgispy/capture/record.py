@@ -120,21 +120,38 @@ class ConnectionRecord:
         return event
 
     def finish(self, scope: Scope, exc: BaseException | None, cancelled: bool) -> None:
-        """Close the record: outcome, error, and the route the framework matched, if any."""
-        self.ended = time.perf_counter() - self.t0
+        """Close the record: outcome, error, and the route the framework matched, if any.
+
+        The outcome is written last, so a reader in another thread (an export, the sender)
+        never sees an ended connection without its error or handler.
+        """
+        ended = time.perf_counter() - self.t0
+        outcome: Outcome = "completed"
         if cancelled:
-            self.outcome = "cancelled"
+            outcome = "cancelled"
         elif exc is not None:
-            self.outcome = "exception"
-            # Summarise now, without reading source files, so the frames (and their locals) are freed.
-            self.error = traceback.TracebackException(
-                type(exc), exc, exc.__traceback__, lookup_lines=False, compact=True
-            )
-        else:
-            self.outcome = "completed"
-        route, endpoint, params = scope.get("route"), scope.get("endpoint"), scope.get("path_params")
-        if route is not None or endpoint is not None or params:
-            self.handler = (route, endpoint, dict(params) if isinstance(params, dict) else params)
+            outcome = "exception"
+            try:
+                # Summarise now, without reading source files, so the frames (and their locals) are freed.
+                self.error = traceback.TracebackException(
+                    type(exc), exc, exc.__traceback__, lookup_lines=False, compact=True
+                )
+            except Exception as failure:
+                kind = type(exc)
+                self.error = {
+                    "type": f"{kind.__module__}.{kind.__qualname__}",
+                    "message": "",
+                    "traceback": "",
+                }
+                self.note(f"could not summarise the exception: {failure!r}")
+        try:
+            route, endpoint, params = scope.get("route"), scope.get("endpoint"), scope.get("path_params")
+            if route is not None or endpoint is not None or params:
+                self.handler = (route, endpoint, dict(params) if isinstance(params, dict) else params)
+        except Exception as failure:
+            self.note(f"could not read the matched route: {failure!r}")
+        self.ended = ended
+        self.outcome = outcome
 
     def note(self, text: str) -> None:
         if len(self.notes) < 20:
