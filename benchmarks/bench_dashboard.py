@@ -36,6 +36,39 @@ from asgispy.tui.app import Dashboard
 SIZE = (160, 48)
 
 
+class GCPauses:
+    """The longest pause of Python's cyclic garbage collector, per generation."""
+
+    def __init__(self) -> None:
+        self.longest = [0.0, 0.0, 0.0]
+        self.count = [0, 0, 0]
+        self._start = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            generation = info["generation"]
+            self.count[generation] += 1
+            self.longest[generation] = max(self.longest[generation], time.perf_counter() - self._start)
+
+    def report(self) -> str:
+        return ", ".join(
+            f"gen{g}: {n} runs, longest {t * 1000:.0f} ms"
+            for g, (n, t) in enumerate(zip(self.count, self.longest, strict=True))
+        )
+
+    def close(self) -> None:
+        gc.callbacks.remove(self._callback)
+
+
+def peak_rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def rss_mib() -> float:
     with open("/proc/self/statm") as f:
         pages = int(f.read().split()[1])
@@ -163,6 +196,7 @@ async def streaming(seconds: float, rate: int) -> None:
     store = Store()
     app = Dashboard(store)
     feeder = Feeder(store, rate)
+    pauses = GCPauses()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause(0.2)
         feeding = asyncio.create_task(feeder.run(seconds))
@@ -186,6 +220,8 @@ async def streaming(seconds: float, rate: int) -> None:
         f"{store.events_total:,} events, {shown:,} rows shown"
     )
     print(summary("key press while streaming", flat))
+    print(f"  garbage collector: {pauses.report()}; peak RSS {peak_rss_mib():,.0f} MiB")
+    pauses.close()
 
 
 async def holding(count: int) -> None:
@@ -268,7 +304,8 @@ async def datatable(count: int) -> None:
         await pilot.pause()
         fill = time.perf_counter() - t0
         table.focus()
-        moves = await press_latencies(pilot, ["up", "pageup", "home", "pagedown", "down", "end"] * 5, 0.02)
+        keys = ["up", "pageup", "home", "pagedown", "down", "end"] * 5
+        moves = await press_latencies(pilot, keys, 0.02, state=lambda: table.cursor_row)
         t0 = time.perf_counter()
         for conn in list(store)[-100:]:
             table.update_cell_at((count - 1, 0), row_text(conn, 150))
@@ -292,8 +329,9 @@ def main() -> None:
     args = parser.parse_args()
     seconds = 10.0 if args.quick else 60.0
     print(f"asgispy dashboard benchmark · Python {sys.version.split()[0]} · {os.cpu_count()} CPUs · {SIZE}")
-    asyncio.run(streaming(seconds, args.rate))
+    # Holding first, in a fresh process heap, so that its memory figures are its own.
     asyncio.run(holding(args.hold))
+    asyncio.run(streaming(seconds, args.rate))
     if args.datatable:
         asyncio.run(datatable(args.hold))
 

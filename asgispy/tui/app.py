@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -151,6 +152,11 @@ class Dashboard(App[int]):
         self._unsubscribe = self.store.subscribe(self._on_change)
         self.set_interval(self.refresh_interval, self._tick)
         self.set_interval(0.5, self._update_status)
+        # The store holds millions of long-lived objects (1.6 million at 50,000 connections): one
+        # full garbage collection over them stops the screen for over a second. Frozen once a
+        # second, they are left out of collections; they hold no reference cycles, so evicted
+        # connections are still freed (by reference counting) as soon as they go.
+        self.set_interval(1.0, self._freeze_heap)
         self._update_status()
         if self.live is not None:
             self._go_live()
@@ -227,6 +233,9 @@ class Dashboard(App[int]):
             elif shown.id in changed or overflow:
                 tree.grow(shown)
         self.status.flags.shown = len(connections.ids)
+
+    def _freeze_heap(self) -> None:
+        gc.freeze()
 
     def _update_status(self) -> None:
         status = self.status
@@ -329,6 +338,7 @@ class Dashboard(App[int]):
 
     async def on_unmount(self) -> None:
         await self.shutdown()
+        gc.unfreeze()
 
     # Selection ----------------------------------------------------------------------------
 

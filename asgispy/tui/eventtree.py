@@ -151,6 +151,9 @@ class EventTree(Tree[Any]):
 
     def show(self, conn: Connection | None) -> None:
         """Show ``conn`` from the start (another connection was selected)."""
+        # Detach the old nodes from their parents first: parent and child refer to each other,
+        # and the heap is frozen now and then (see Dashboard), so cycles would outlive the tree.
+        self.root.remove_children()
         self.clear()
         self.connection = conn
         self._events_shown = 0
