@@ -108,7 +108,6 @@ def _listening_socket() -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((HOST, 0))
     sock.listen(128)
-    sock.set_inheritable(True)
     return sock
 
 
