@@ -8,6 +8,7 @@ in the sender thread or at export: they redact, decode and shape the record for 
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from typing import Any
@@ -21,6 +22,7 @@ __all__ = ["ConnectionRecord", "RecordedEvent", "event_document", "snapshot_mess
 #: ``(direction, seconds since the connection began, message copy, {field: original size} or None)``
 RecordedEvent = tuple[Direction, float, dict[str, Any], "dict[str, int] | None"]
 
+_CAPTURE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _PAYLOAD_FIELDS = ("body", "bytes", "text")
 _EVENT_OVERHEAD = 160  # rough bytes of a stored event besides its payload, for the history bound
 _SCOPE_OVERHEAD = 1024
@@ -191,10 +193,16 @@ def event_document(event: RecordedEvent, redactor: Redactor) -> dict[str, Any]:
 def error_document(error: traceback.TracebackException | dict[str, str] | None) -> dict[str, str] | None:
     if error is None or isinstance(error, dict):
         return error
-    exc_type = error.exc_type
-    name = f"{exc_type.__module__}.{exc_type.__qualname__}" if exc_type is not None else "?"
+    name = getattr(error, "exc_type_str", None)  # Python 3.13+
+    if name is None:
+        exc_type = error.exc_type
+        name = f"{exc_type.__module__}.{exc_type.__qualname__}" if exc_type is not None else "?"
     if name.startswith("builtins."):
         name = name[len("builtins.") :]
+    # Spy's own frames (its __call__ and the receive/send wrappers) say nothing about the app.
+    frames = [f for f in error.stack if not f.filename.startswith(_CAPTURE_DIR)]
+    if frames and len(frames) != len(error.stack):
+        error.stack = traceback.StackSummary.from_list(frames)
     for frame in error.stack:
         frame.line  # noqa: B018 - reads the source line now that we are off the request path
     return {"type": name, "message": str(error), "traceback": "".join(error.format())}
