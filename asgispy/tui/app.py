@@ -445,9 +445,14 @@ class Dashboard(App[int]):
         """Write ``conns`` as a JSON session at ``path`` (the file is written in a thread)."""
         from asgispy.capture.sessionfile import write_session
 
-        document = self.store.session(conns).document()
+        session = self.store.session(conns)
+
+        def write() -> Path:
+            # Built in the thread too: 50,000 connections take a second or two to serialise.
+            return write_session(path, session.document())
+
         try:
-            written = await asyncio.to_thread(write_session, path, document)
+            written = await asyncio.to_thread(write)
         except OSError as exc:
             self.notify(f"{path}: {exc.strerror or exc}", title="Export failed", severity="error", timeout=15)
             return None
