@@ -75,7 +75,9 @@ class _Headless:
             self.complain(f"cannot listen on 127.0.0.1:{self.port}: {exc.strerror or exc}")
             return 1
         host, port = sock.getsockname()[:2]
-        config = uvicorn.Config(spy, lifespan="on", log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            spy, lifespan="on", log_level="warning", access_log=False, timeout_graceful_shutdown=5
+        )
         server = uvicorn.Server(config)
         url = f"http://{host}:{port}"
         rounds = "until interrupted" if self.rounds == 0 else f"{self.rounds} round(s) of traffic"
@@ -92,18 +94,25 @@ class _Headless:
                         await serving
                     return 1
                 stop = asyncio.Event()
+
+                def traffic_said(text: str) -> None:
+                    if not server.should_exit:  # after Ctrl-C the server going away is no news
+                        self.complain(text)
+
                 traffic = asyncio.create_task(
-                    drive(url, rounds=self.rounds or None, delay=self.delay, stop=stop, log=self.complain)
+                    drive(url, rounds=self.rounds or None, delay=self.delay, stop=stop, log=traffic_said)
                 )
                 await asyncio.wait({traffic, serving}, return_when=asyncio.FIRST_COMPLETED)
-                if serving.done() and not traffic.done():
-                    # The server stopped first (Ctrl-C): let the traffic notice and wind down.
+                interrupted = server.should_exit
+                if not traffic.done():
+                    # The server stopped first: let the traffic notice and wind down.
                     stop.set()
                     await asyncio.wait({traffic}, timeout=2)
                     traffic.cancel()
-                else:
-                    stats = traffic.result()
-                    self.say(f"traffic: {stats.summary()}")
+                elif not traffic.cancelled():
+                    self.say(f"traffic: {traffic.result().summary()}")
+                if interrupted:
+                    self.say("interrupted: stopping the demo server")
                 server.should_exit = True
                 await serving
             finally:
