@@ -397,3 +397,16 @@ def test_the_schema_rejects_what_har_does_not_allow(demo_session: list[Connectio
         damage(har["log"]["entries"][0])
         with pytest.raises(jsonschema.ValidationError):
             validate(har)
+
+
+def test_urls_keep_the_root_path_and_the_raw_path(tmp_path: Path) -> None:
+    # Behind a proxy that strips /shop, uvicorn --root-path /shop: the public URL keeps /shop.
+    spy = asgispy.Spy(demo_app)
+    with serve(spy, lifespan="on", root_path="/shop") as server, httpx.Client(trust_env=False) as client:
+        assert client.get(server.url("/api/items/2")).status_code == 200
+        assert client.get(server.url("/api/items?q=caf%C3%A9&x=%2F")).status_code == 200
+    conns = asgispy.load(spy.export(tmp_path / "root.json")).connections
+    urls = [e["request"]["url"] for e in to_har(conns)["log"]["entries"]]
+    assert urls == [server.url("/shop/api/items/2"), server.url("/shop/api/items?q=caf%C3%A9&x=%2F")]
+    query = to_har(conns)["log"]["entries"][1]["request"]["queryString"]
+    assert query == [{"name": "q", "value": "café"}, {"name": "x", "value": "/"}]

@@ -123,14 +123,13 @@ def request_host(conn: Connection) -> str:
 
 def _raw_path(scope: dict[str, Any]) -> str:
     """The path as sent on the wire: raw_path when the server gave it, else path quoted."""
-    root = scope.get("root_path") or ""
+    root = scope.get("root_path")
+    quoted_root = quote(root, safe=_PATH_SAFE) if isinstance(root, str) else ""
     raw = scope.get("raw_path")
     if isinstance(raw, bytes) and raw:
         path = raw.decode("latin-1")
-        quoted_root = quote(root, safe=_PATH_SAFE) if isinstance(root, str) else ""
     else:
         path = quote(str(scope.get("path") or "/"), safe=_PATH_SAFE)
-        quoted_root = quote(root, safe=_PATH_SAFE) if isinstance(root, str) else ""
     # Servers put root_path in front of path themselves (ASGI); older ones did not.
     if quoted_root and not path.startswith(quoted_root):
         path = quoted_root.rstrip("/") + path
