@@ -127,3 +127,61 @@ async def test_demo_shows_every_kind_of_connection(tmp_path: Path) -> None:
         assert "serving http://127.0.0.1" in text and "1 producer attached" in text
         await pilot.press("q")
     assert app.child is not None and app.child.returncode is not None
+
+
+def parse(tmp_path: Path, *argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    for name in ("attach", "open"):
+        dashboard.add_parser(sub, name, name)
+    return parser.parse_args(list(argv))
+
+
+async def test_attach_shows_apps_that_use_spy(tmp_path: Path) -> None:
+    import threading
+
+    import uvicorn
+
+    from asgispy import Spy
+    from tests.test_tui_sessions import app as fixture_app
+
+    (tmp_path / "s").mkdir(mode=0o700)
+    address = f"unix:{tmp_path / 's' / 'attach.sock'}"
+    app: Dashboard = dashboard.attached_dashboard(parse(tmp_path, "attach", "--listen", address))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(Spy(fixture_app, address=address), port=port, log_level="warning"))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await until(lambda: app.status.flags.listening.startswith("unix:"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            await until(lambda: server.started)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as client:
+                assert (await client.get("/api/items/1")).status_code == 200
+            await until(lambda: any(c.path == "/api/items/1" and c.outcome != "open" for c in app.store))
+            await pilot.pause(0.3)
+            text = screen_text(app)
+            assert "/api/items/1" in text and "1 producer attached" in text
+        finally:
+            server.should_exit = True
+            await asyncio.to_thread(thread.join, 10)
+
+
+async def test_open_shows_a_saved_session(tmp_path: Path) -> None:
+    from tests.test_tui_sessions import pin, record
+
+    path = pin(record(tmp_path / "saved.json"))
+    app: Dashboard = dashboard.opened_dashboard(parse(tmp_path, "open", str(path)))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.pause()
+        assert len(app.connections.ids) == 11
+        assert "file " in screen_text(app) and "1 producer recorded" in screen_text(app)
+
+
+def test_open_refuses_a_file_that_is_not_a_session(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"hello": 1}')
+    assert dashboard.run(parse(tmp_path, "open", str(bad))) == 1
+    assert "not an asgispy session" in capsys.readouterr().err

@@ -67,39 +67,51 @@ def _fail(message: str) -> int:
 
 def run_open(args: argparse.Namespace) -> int:
     from asgispy.capture.sessionfile import SessionFileError
-    from asgispy.store.load import load
-    from asgispy.store.store import Store
 
     try:
-        session = load(args.file)
+        app = opened_dashboard(args)
     except (SessionFileError, ValueError) as exc:
         return _fail(f"open: {exc}")
-    store = Store(max_connections=max(args.max_connections, len(session)))
-    store.add_session(session)
+    return app.run() or 0
 
+
+def opened_dashboard(args: argparse.Namespace, **options: Any) -> Dashboard:
+    """The dashboard of ``asgispy open``: a saved session, offline."""
+    from asgispy.store.load import load
+    from asgispy.store.store import Store
     from asgispy.tui.app import Dashboard
 
-    return Dashboard(store, source=f"file {args.file}").run() or 0
+    session = load(args.file)
+    store = Store(max_connections=max(args.max_connections, len(session)))
+    store.add_session(session)
+    options.setdefault("source", f"file {args.file}")
+    return Dashboard(store, **options)
 
 
 def run_attach(args: argparse.Namespace) -> int:
-    from asgispy.store.collector import Collector, CollectorError
-    from asgispy.store.store import Store
+    from asgispy.store.collector import CollectorError
     from asgispy.wire.address import AddressError
 
-    store = Store(max_connections=args.max_connections)
     try:
-        collector = Collector(store, args.listen, token=args.token)
+        app = attached_dashboard(args)
     except (CollectorError, AddressError) as exc:
         return _fail(f"attach: {exc}")
-
-    from asgispy.tui.app import Dashboard
-
-    app = Dashboard(store, source="attach", live=collector)
     code = app.run() or 0
     if app.live_error:
         return _fail(f"attach: {app.live_error}")
     return code
+
+
+def attached_dashboard(args: argparse.Namespace, **options: Any) -> Dashboard:
+    """The dashboard of ``asgispy attach``: a collector, waiting for apps that use ``Spy``."""
+    from asgispy.store.collector import Collector
+    from asgispy.store.store import Store
+    from asgispy.tui.app import Dashboard
+
+    store = Store(max_connections=args.max_connections)
+    collector = Collector(store, args.listen, token=args.token)
+    options.setdefault("source", "attach")
+    return Dashboard(store, live=collector, **options)
 
 
 def run_served(args: argparse.Namespace) -> int:
