@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asgispy.capture.middleware import Spy
 from asgispy.wire.producer import Producer
@@ -422,3 +424,75 @@ def test_a_message_too_big_for_a_frame_is_cut_not_lost(sockdir: Path) -> None:
         assert 0 < len(body_event.message["body"]) <= 64 * 1024 // 8
         assert conn.response_body() != b""
         spy._producer.close()
+
+
+# The sender's encoder: the same bytes as the codec, from its memory or not ------------------------
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(alphabet=st.characters(exclude_categories=[]), max_size=12)
+    | st.binary(max_size=300)
+    | st.sampled_from(["GET", "/items", "http", "1.1", "", "$x", "é"])
+    | st.sampled_from([b"", b"/path", b"\xff\x00", b"x" * 300])
+    | st.lists(st.sampled_from([b"a" * 97, b"\x00", b"\t\r\n", b"\x7f", "é".encode(), b"\xe9", b"\x1f"])).map(
+        b"".join
+    )  # long bodies: text, Latin-1, binary
+)
+_header_lists = st.lists(
+    st.tuples(
+        st.sampled_from([b"host", b"authorization", b"cookie", b"x-api-key", b"accept", b"\xc3(", b"X-Tok"]),
+        st.binary(max_size=20) | st.sampled_from([b"[redacted]", b"secret", b"text/html"]),
+    ),
+    max_size=6,
+)
+_values = st.recursive(
+    _scalars | _header_lists,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.tuples(inner, inner)
+        | st.tuples(st.sampled_from(["127.0.0.1", "::1"]), st.integers(0, 70000) | st.booleans())
+        | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+_mappings = st.dictionaries(
+    st.sampled_from(["type", "headers", "path", "body", "client", "state", "$tag", "é", "text"])
+    | st.text(max_size=5),
+    _values | _header_lists,
+    max_size=8,
+)
+
+
+@given(value=_mappings, names=st.sampled_from([(), ("authorization", "cookie", "*token*"), ("*",)]))
+@settings(max_examples=300, deadline=None)
+def test_the_senders_encoder_matches_the_codec_byte_for_byte(value: dict[str, Any], names: Any) -> None:
+    from asgispy.capture import codec
+    from asgispy.capture.redact import Redactor
+    from asgispy.wire.producer import _Encoder
+
+    redactor = Redactor(names)
+    encoder = _Encoder(redactor)
+    expected = orjson.dumps(codec.encode(redactor.message(value)))
+    for _ in range(2):  # the second time from its memory
+        assert orjson.dumps(encoder.mapping(value)) == expected
+    # A secret seen outside a header field is never remembered and reused where it must be masked.
+    encoder.mapping({"other": value.get("headers", [])})
+    assert orjson.dumps(encoder.mapping(value)) == expected
+
+
+@given(
+    tail=st.lists(
+        st.sampled_from([b"\x00", b"\t\r\n", b"\x7f", b"\x0b", "é".encode(), b"\xe9", b"\x1f", b"z"]),
+        max_size=8,
+    )
+)
+@settings(max_examples=200, deadline=None)
+def test_large_bodies_are_classified_as_the_codec_does(tail: list[bytes]) -> None:
+    from asgispy.capture import codec
+    from asgispy.wire.producer import _large
+
+    data = b"a" * 300 + b"".join(tail)
+    assert orjson.dumps(_large(data)) == orjson.dumps(codec.encode(data))

@@ -29,14 +29,13 @@ from typing import Any
 
 import orjson
 
+from asgispy.capture import codec, redact
 from asgispy.capture.origin import Origin, fork_generation
 from asgispy.capture.record import (
     ConnectionRecord,
     RecordedEvent,
     error_document,
-    event_document,
     handler_document,
-    scope_document,
     snapshot_message,
 )
 from asgispy.capture.redact import Redactor
@@ -65,6 +64,9 @@ _FINISHED = -1  # a record whose whole document, end included, has been sent
 HANDSHAKE_TIMEOUT = 3.0
 #: Retry delays when no collector listens: from the first to the longest.
 MIN_BACKOFF, MAX_BACKOFF = 0.05, 1.0
+#: How often a connected sender looks for news. The request path does not wake it (that would
+#: cost a system call per message), unless the queue fills past a quarter.
+POLL = 0.01
 #: How often an idle sender checks that its collector is still there.
 IDLE_CHECK = 0.5
 #: The longest the end of a lifespan (the app shutting down) waits for the queue to empty.
@@ -115,6 +117,7 @@ class Producer:
         self.max_queue = max_queue
         self.max_queue_bytes = max_queue_bytes
         self.max_frame = max_frame
+        self._wake_at = max(max_queue // 4, 1)
         self._reset()
         _live.add(self)
 
@@ -130,6 +133,8 @@ class Producer:
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
         self._backoff = MIN_BACKOFF
+        self._checked = 0.0
+        self._encoder = _Encoder(self.redactor)
         self._sent: dict[ConnectionRecord, int] = {}
         self._in_bytes = 0  # written only by the request path
         self._out_bytes = 0  # written only by the sender
@@ -170,7 +175,7 @@ class Producer:
         size = _ITEM_OVERHEAD + _payload_size(event[2])
         self._in_bytes += size
         queue.append((_EVENT, record, len(record.events) - 1, size))
-        if self._idle:
+        if self._idle and len(queue) >= self._wake_at:
             self._idle = False
             self._wake.set()
 
@@ -190,7 +195,7 @@ class Producer:
             return
         self._in_bytes += size
         queue.append((kind, record, index, size))
-        if self._idle:
+        if self._idle and len(queue) >= self._wake_at:
             self._idle = False
             self._wake.set()
 
@@ -279,10 +284,10 @@ class Producer:
             return self._guarded(self._drain)
         self._busy = False
         self._idle = True
-        if self._queue:  # news arrived while we were deciding to wait
+        if len(self._queue) >= self._wake_at:  # filled up while we were deciding to wait
             self._idle = False
             return None
-        return IDLE_CHECK
+        return POLL
 
     def _guarded(self, work: Callable[[socket.socket], None]) -> float | None:
         sock = self._sock
@@ -301,10 +306,12 @@ class Producer:
         return None
 
     def _idle_check(self) -> None:
-        """Nothing to send for a while: notice a collector that went away, so that an idle app
-        reconnects (and sends its history) as soon as a new one appears."""
+        """Now and then, with nothing to send: notice a collector that went away, so that an idle
+        app reconnects (and sends its history) as soon as a new one appears."""
         sock = self._sock
-        if sock is not None and not self._queue:
+        now = time.monotonic()
+        if sock is not None and not self._queue and now - self._checked > IDLE_CHECK:
+            self._checked = now
             self._guarded(_check_alive)
 
     def _disconnect(self) -> None:
@@ -454,12 +461,12 @@ class Producer:
         events = list(record.events)
         inline: list[dict[str, Any]] = []
         budget = INLINE_BYTES
-        redactor = self.redactor
+        encoder = self._encoder
         for event in events:
             if len(inline) >= INLINE_EVENTS or budget < 0:
                 break
             budget -= _payload_size(event[2]) * 2 + _ITEM_OVERHEAD
-            inline.append(event_document(event, redactor))
+            inline.append(encoder.event(event))
         doc: dict[str, Any] = {
             "id": record.id,
             "seq": record.seq,
@@ -468,7 +475,7 @@ class Producer:
             "started": record.started,
             "duration": None,
             "outcome": "open",
-            "scope": scope_document(record.scope, redactor),
+            "scope": encoder.mapping(record.scope),
             "events": inline,
             "events_dropped": 0,
             "error": None,
@@ -509,22 +516,21 @@ class Producer:
             frames.append(self._event(record, i, events[i]))
 
     def _event(self, record: ConnectionRecord, index: int, event: RecordedEvent) -> bytes:
-        data = self._encode(event_frame(record.id, index, event_document(event, self.redactor)))
+        data = self._encode(event_frame(record.id, index, self._encoder.event(event)))
         if len(data) > self.max_frame:
             # Only with max_body near the frame limit: cut the payload further rather than lose it.
             direction, t, message, cut = event
             smaller, more_cut, _ = snapshot_message(message, self.max_frame // 8)
             event = (direction, t, smaller, {**(cut or {}), **(more_cut or {})} or None)
-            data = self._encode(event_frame(record.id, index, event_document(event, self.redactor)))
+            data = self._encode(event_frame(record.id, index, self._encoder.event(event)))
         return data
 
-    @staticmethod
-    def _end(record: ConnectionRecord) -> dict[str, Any]:
+    def _end(self, record: ConnectionRecord) -> dict[str, Any]:
         return {
             "outcome": record.outcome,
             "duration": record.ended,
             "error": error_document(record.error),
-            "handler": handler_document(record.handler),
+            "handler": self._encoder.handler(record.handler),
             "notes": list(record.notes),
             "events_dropped": record.dropped_events,
         }
@@ -532,6 +538,133 @@ class Producer:
     @staticmethod
     def _encode(frame: dict[str, Any]) -> bytes:
         return orjson.dumps(frame, option=orjson.OPT_APPEND_NEWLINE)
+
+
+#: The bytes for which codec.bytes_text refuses to call bytes text (C0 controls but tab, CR, LF; DEL).
+_CONTROLS = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+
+
+def _large(data: bytes) -> Any:
+    """``codec.encode(data)`` for a large body: the same answer, with bytes.translate (C, one
+    pass) instead of a regular expression scanning for control characters, which costs ~2 µs
+    per KiB."""
+    if len(data.translate(None, _CONTROLS)) == len(data):
+        try:
+            return {"$bytes": data.decode("utf-8")}
+        except UnicodeDecodeError:
+            pass
+    return codec.encode(data, 1)
+
+
+class _Encoder:
+    """What ``record.py``'s ``*_document`` functions make of scopes, messages and handlers, the
+    same to the byte, faster: the encoded forms of small values that recur from one connection
+    to the next (header pairs, methods, paths, versions, addresses, routes) are remembered.
+
+    Anything unusual (keys the codec must tag, odd header lists, containers) goes to the codec
+    itself. The memory is bounded: past its size it is simply forgotten.
+    """
+
+    LIMIT = 4096  # remembered values, of each kind
+    SMALL = 256  # the longest str or bytes remembered
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        # The fields Redactor.message masks (header lists); none when it masks nothing.
+        self.masked = frozenset(redact._HEADER_FIELDS if redactor else ())
+        self.texts: dict[str, Any] = {}
+        self.bytes: dict[bytes, Any] = {}
+        self.addresses: dict[tuple[str, int], Any] = {}
+        self.pairs: dict[tuple[bytes, bytes], Any] = {}  # header pairs, never secret ones
+        self.handlers: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
+
+    def event(self, event: RecordedEvent) -> dict[str, Any]:
+        direction, t, message, cut = event
+        doc: dict[str, Any] = {"direction": direction, "t": t, "message": self.mapping(message)}
+        if cut:
+            doc["cut"] = cut
+        return doc
+
+    def mapping(self, value: dict[str, Any]) -> Any:
+        """``codec.encode(redactor.message(value))`` for a scope or message."""
+        for key in value:
+            if type(key) is not str or key.startswith("$") or not key.isascii():
+                return codec.encode(self.redactor.message(value))
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            kind = type(item)
+            if kind is str:
+                encoded = self.texts.get(item)
+                if encoded is None:
+                    encoded = self._remember(self.texts, item)
+            elif kind is bytes:
+                encoded = self.bytes.get(item)
+                if encoded is None:
+                    encoded = self._remember(self.bytes, item) if len(item) <= self.SMALL else _large(item)
+            elif kind is list:
+                encoded = self.headers(item, key in self.masked)
+                if encoded is None:
+                    return codec.encode(self.redactor.message(value))
+            elif kind is tuple and len(item) == 2 and type(item[0]) is str and type(item[1]) is int:
+                encoded = self.addresses.get(item)  # (host, port)
+                if encoded is None:
+                    encoded = self._remember(self.addresses, item)
+            else:
+                encoded = codec.encode(item, 1)
+            out[key] = encoded
+        return out
+
+    def _remember(self, memory: dict[Any, Any], item: Any) -> Any:
+        encoded = codec.encode(item, 1)
+        if type(item) is tuple or len(item) <= self.SMALL:
+            if len(memory) >= self.LIMIT:
+                memory.clear()
+            memory[item] = encoded
+        return encoded
+
+    def headers(self, items: list[Any], masked: bool) -> Any:
+        """A list as the codec encodes it; None when it must be masked but is no plain header
+        list (then the caller leaves the whole mapping to the redactor and the codec)."""
+        pairs = self.pairs
+        out = []
+        for item in items:
+            if (
+                type(item) is not tuple
+                or len(item) != 2
+                or type(item[0]) is not bytes
+                or type(item[1]) is not bytes
+            ):
+                return None if masked else codec.encode(items, 1)
+            encoded = pairs.get(item)
+            if encoded is None:
+                if self.masked and self.redactor.is_secret(item[0]):
+                    # Never remembered, so that a secret is never reused unmasked (or kept).
+                    secret = (item[0], redact.REDACTED) if masked else item
+                    encoded = codec.encode([secret], 1)["$headers"][0]
+                else:
+                    encoded = codec.encode([item], 1)["$headers"][0]
+                    if len(item[1]) <= self.SMALL:
+                        if len(pairs) >= self.LIMIT:
+                            pairs.clear()
+                        pairs[item] = encoded
+            out.append(encoded)
+        return {"$headers": out} if out else codec.encode(items, 1)
+
+    def handler(self, handler: tuple[Any, Any, Any] | None) -> dict[str, Any] | None:
+        if handler is None:
+            return None
+        route, endpoint, params = handler
+        if params:
+            return handler_document(handler)
+        key = (id(route), id(endpoint))
+        known = self.handlers.get(key)
+        if known is not None and known[0] is route and known[1] is endpoint:
+            return known[2]  # type: ignore[no-any-return]
+        doc = handler_document(handler)
+        if len(self.handlers) >= self.LIMIT:
+            self.handlers.clear()
+        self.handlers[key] = (route, endpoint, doc)
+        return doc
 
 
 def _sender(ref: weakref.ReferenceType[Producer]) -> None:
