@@ -24,7 +24,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from asgispy.store.model import Connection
+from asgispy.capture import codec
+from asgispy.store.model import Connection, Event
 
 __all__ = ["FIELDS", "Filter", "FilterError", "parse"]
 
@@ -145,11 +146,14 @@ class _View:
     def headers(self, conn: Connection) -> tuple[tuple[str, str], ...]:
         """Request then response headers as lower-cased text pairs."""
         if self._headers is None:
-            try:
-                pairs = _pairs(conn.scope.get("headers")) + _pairs(_response_start(conn).get("headers"))
-            except (TypeError, ValueError, AttributeError):  # malformed: keep what is well-formed
-                pairs = _pairs(conn.request_headers) + _pairs(conn.response_headers)
-            self._headers = tuple(pairs)
+            start = _response_start(conn)
+            request = _doc_pairs(conn.scope_doc.get("headers") if type(conn.scope_doc) is dict else None)
+            response = _doc_pairs(start.doc.get("headers")) if start is not None else []
+            if request is None:
+                request = _pairs(conn.request_headers)
+            if response is None:
+                response = _pairs(conn.response_headers)
+            self._headers = tuple(request + response)
         return self._headers
 
     def host(self, conn: Connection) -> str:
@@ -175,16 +179,40 @@ def _view(conn: Connection) -> _View:
 _RESPONSE_STARTS = frozenset({"http.response.start", "websocket.http.response.start", "websocket.accept"})
 
 
-def _response_start(conn: Connection) -> Any:
+def _response_start(conn: Connection) -> Event | None:
     for event in conn.events:
         if event.type in _RESPONSE_STARTS:
-            return event.message
-    return {}
+            return event
+    return None
 
 
-def _pairs(headers: Any) -> list[tuple[str, str]]:
-    """Header pairs of bytes as lower-cased text (raises on anything that is not such pairs)."""
-    return [(k.decode("latin-1").lower(), v.decode("latin-1").lower()) for k, v in headers or ()]
+def _doc_pairs(doc: Any) -> list[tuple[str, str]] | None:
+    """Lower-cased header pairs read straight from their JSON form (no bytes decoding).
+
+    Header names and values that are clean UTF-8 are plain strings there; the rest are tagged
+    bytes, read as Latin-1. None when ``doc`` is not a header list: the caller decodes instead.
+    """
+    if type(doc) is list and not doc:
+        return []
+    if type(doc) is not dict or len(doc) != 1 or type(doc.get("$headers")) is not list:
+        return None
+    try:
+        return [(_doc_text(k), _doc_text(v)) for k, v in doc["$headers"]]
+    except (TypeError, ValueError):
+        return None
+
+
+def _doc_text(item: Any) -> str:
+    if type(item) is str:
+        return item.lower()
+    value = codec.decode(item)
+    if type(value) is not bytes:
+        raise ValueError("not a header")
+    return value.decode("latin-1").lower()
+
+
+def _pairs(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1").lower(), v.decode("latin-1").lower()) for k, v in headers]
 
 
 def _server(conn: Connection) -> str:
@@ -505,12 +533,11 @@ def _positive_term(token: _Token) -> Predicate:
 
 
 def _all(predicates: list[Predicate]) -> Predicate:
-    if len(predicates) == 1:
-        return predicates[0]
-    if len(predicates) == 2:
-        first, second = predicates
-        return lambda conn: first(conn) and second(conn)
-    return lambda conn: all(p(conn) for p in predicates)
+    first, *rest = predicates
+    if not rest:
+        return first
+    then = _all(rest)
+    return lambda conn: first(conn) and then(conn)
 
 
 def _any(predicates: list[Predicate]) -> Predicate:
