@@ -20,6 +20,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -114,10 +115,9 @@ class _View:
     the app returned): nothing else these fields depend on changes once a connection is open.
     """
 
-    __slots__ = ("_headers", "_text", "handler", "key", "status")
+    __slots__ = ("_headers", "_text", "handler", "status")
 
     def __init__(self, conn: Connection) -> None:
-        self.key = id(conn)
         self.status = conn.status
         self.handler = conn.handler
         self._text: str | None = None
@@ -163,16 +163,14 @@ class _View:
         return _server(conn)
 
 
-_VIEWS: dict[str, _View] = {}
-_VIEWS_MAX = 200_000
+# Views live as long as their connection: a store that evicts a connection frees its view too.
+_VIEWS: weakref.WeakKeyDictionary[Connection, _View] = weakref.WeakKeyDictionary()
 
 
 def _view(conn: Connection) -> _View:
-    view = _VIEWS.get(conn.id)
-    if view is None or view.key != id(conn) or view.status != conn.status or view.handler is not conn.handler:
-        if len(_VIEWS) >= _VIEWS_MAX:
-            _VIEWS.clear()
-        view = _VIEWS[conn.id] = _View(conn)
+    view = _VIEWS.get(conn)
+    if view is None or view.status != conn.status or view.handler is not conn.handler:
+        view = _VIEWS[conn] = _View(conn)
     return view
 
 
