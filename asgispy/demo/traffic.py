@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import json
 import random
 import time
 from collections import Counter
@@ -270,32 +269,36 @@ async def _round(visitor: _Visitor, delay: float, stop: asyncio.Event | None, sa
             return
         group = visits[: rng.randint(1, 3)]
         visits = visits[len(group) :]
+        # Every visit of the group ends (each is bounded in time) before the outcome is judged.
         results = await asyncio.gather(*(_visit(v) for v in group))
-        for name, error in results:
+        gone = next((error for _, error, refused in results if refused), None)
+        if gone is not None:
+            raise ServerGone(gone)
+        for name, error, _ in results:
             if error is None:
                 failures = 0
                 continue
             visitor.stats.failures += 1
             failures += 1
-            say(f"demo traffic: {name} failed: {error}")
+            say(f"{name} failed: {error}")
         if failures >= MAX_FAILURES:
             raise ServerGone(f"{failures} visits failed in a row")
         if visits and delay > 0:
             await _pause(delay * rng.uniform(0.5, 1.5), stop)
 
 
-async def _visit(visit: Callable[[], Awaitable[None]]) -> tuple[str, str | None]:
-    """Run one visit; returns its name and, when it failed, why. ServerGone ends the traffic."""
+async def _visit(visit: Callable[[], Awaitable[None]]) -> tuple[str, str | None, bool]:
+    """Run one visit: its name, why it failed (None if it did not), and whether it was refused."""
     name = getattr(visit, "__name__", "visit").replace("_", " ")
     try:
         await asyncio.wait_for(visit(), VISIT_TIMEOUT)
     except (httpx.ConnectError, ConnectionRefusedError) as exc:
-        raise ServerGone(_describe(exc)) from None
+        return name, _describe(exc), True
     except (TimeoutError, asyncio.TimeoutError):
-        return name, f"no answer within {VISIT_TIMEOUT:.0f} s"
-    except (httpx.HTTPError, WebSocketException, InvalidHandshake, OSError, json.JSONDecodeError) as exc:
-        return name, _describe(exc)
-    return name, None
+        return name, f"no answer within {VISIT_TIMEOUT:.0f} s", False
+    except (httpx.HTTPError, WebSocketException, InvalidHandshake, OSError) as exc:
+        return name, _describe(exc), False
+    return name, None, False
 
 
 async def _pause(seconds: float, stop: asyncio.Event | None) -> None:
