@@ -67,6 +67,14 @@ async def until(condition: Callable[[], Any], timeout: float = 15.0) -> None:
         await asyncio.sleep(0.05)
 
 
+async def on_screen(app: Dashboard, *texts: str) -> None:
+    """Wait until every one of ``texts`` is on the screen (redraws are batched)."""
+    try:
+        await until(lambda: all(text in screen_text(app) for text in texts), timeout=10)
+    except AssertionError:
+        raise AssertionError(f"not all of {texts} on the screen:\n{screen_text(app)}") from None
+
+
 async def test_run_serves_the_app_and_shows_its_requests(tmp_path: Path) -> None:
     (tmp_path / "fixture_app.py").write_text(APP)
     port = free_port()
@@ -78,11 +86,7 @@ async def test_run_serves_the_app_and_shows_its_requests(tmp_path: Path) -> None
             assert (await client.get("/hello/ada")).json() == {"hello": "ada"}
             assert (await client.get("/broken")).status_code == 500
         await until(lambda: len([c for c in app.store if c.type == "http" and c.outcome != "open"]) == 2)
-        await pilot.pause(0.2)
-        text = screen_text(app)
-        assert "/hello/ada" in text and "/hello/{name}" in text
-        assert "/broken" in text and "ValueError" in text
-        assert "1 producer attached" in text, text[-600:]
+        await on_screen(app, "/hello/ada", "/hello/{name}", "/broken", "ValueError", "1 producer attached")
         # The child's own output (prints, uvicorn's log and tracebacks) is in the app output panel.
         assert app.log_panel.display
 
@@ -101,13 +105,10 @@ async def test_run_serves_the_app_and_shows_its_requests(tmp_path: Path) -> None
 async def test_run_shows_an_import_error_clearly(tmp_path: Path) -> None:
     args = run_args(tmp_path, "no_such_module:app", "--port", str(free_port()))
     app: Dashboard = dashboard.served_dashboard(args, refresh_interval=0.05)
-    async with app.run_test(size=(140, 40), notifications=True) as pilot:
+    async with app.run_test(size=(140, 40), notifications=True):
         await until(lambda: "exited" in app.status.flags.child)
-        await pilot.pause(0.3)
-        text = screen_text(app)
+        await on_screen(app, "The app stopped (exit code", "no_such_module")
         assert app.log_panel.display
-        assert "The app stopped (exit code" in text
-        assert "no_such_module" in text
 
 
 async def test_demo_shows_every_kind_of_connection(tmp_path: Path) -> None:
@@ -122,9 +123,7 @@ async def test_demo_shows_every_kind_of_connection(tmp_path: Path) -> None:
             }
 
         await until(lambda: {"http", "websocket", "error"} <= kinds(), timeout=30)
-        await pilot.pause(0.2)
-        text = screen_text(app)
-        assert "serving http://127.0.0.1" in text and "1 producer attached" in text
+        await on_screen(app, "serving http://127.0.0.1", "1 producer attached")
         await pilot.press("q")
     assert app.child is not None and app.child.returncode is not None
 
@@ -150,7 +149,7 @@ async def test_attach_shows_apps_that_use_spy(tmp_path: Path) -> None:
     app: Dashboard = dashboard.attached_dashboard(parse(tmp_path, "attach", "--listen", address))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(Spy(fixture_app, address=address), port=port, log_level="warning"))
-    async with app.run_test(size=(140, 40)) as pilot:
+    async with app.run_test(size=(140, 40)):
         await until(lambda: app.status.flags.listening.startswith("unix:"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
@@ -159,9 +158,7 @@ async def test_attach_shows_apps_that_use_spy(tmp_path: Path) -> None:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as client:
                 assert (await client.get("/api/items/1")).status_code == 200
             await until(lambda: any(c.path == "/api/items/1" and c.outcome != "open" for c in app.store))
-            await pilot.pause(0.3)
-            text = screen_text(app)
-            assert "/api/items/1" in text and "1 producer attached" in text
+            await on_screen(app, "/api/items/1", "1 producer attached")
         finally:
             server.should_exit = True
             await asyncio.to_thread(thread.join, 10)
@@ -175,7 +172,7 @@ async def test_open_shows_a_saved_session(tmp_path: Path) -> None:
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.pause()
         assert len(app.connections.ids) == 11
-        assert "file " in screen_text(app) and "1 producer recorded" in screen_text(app)
+        await on_screen(app, "file ", "1 producer recorded")
 
 
 def test_open_refuses_a_file_that_is_not_a_session(
