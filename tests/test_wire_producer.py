@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import os
 import socket
 import threading
@@ -496,3 +497,61 @@ def test_large_bodies_are_classified_as_the_codec_does(tail: list[bytes]) -> Non
 
     data = b"a" * 300 + b"".join(tail)
     assert orjson.dumps(_large(data)) == orjson.dumps(codec.encode(data))
+
+
+def test_a_token_is_sent_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with CollectorThread(["tcp://127.0.0.1:0"], token="s3cret") as collector:
+        monkeypatch.delenv("ASGISPY_TOKEN", raising=False)
+        refused = Spy(app, address=collector.address)
+        assert refused._producer is not None
+        refused._producer.start()
+        deadline = time.monotonic() + 10
+        while "wrong or missing token" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "refused this app: wrong or missing token" in caplog.text
+        assert not refused._producer.connected
+        refused._producer.close()
+        monkeypatch.setenv("ASGISPY_TOKEN", "s3cret")
+        accepted = Spy(app, address=collector.address)
+        requests(accepted, 2)
+        collector.wait_for(lambda s: len(s) == 2)
+        assert set(collector.call(lambda: list(collector.store.producers))) == {accepted.origin.tag}
+
+
+def test_a_collector_that_drops_us_is_logged_and_not_hammered(
+    sockdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = str(sockdir / "c.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(8)
+    server.settimeout(0.2)
+    spy = Spy(app, address=f"unix:{path}")
+    requests(spy, 3)
+    assert spy._producer is not None
+    spy._producer.start()
+    accepted = []
+    deadline = time.monotonic() + 2.5
+    while time.monotonic() < deadline:
+        try:
+            conn, _ = server.accept()
+        except TimeoutError:
+            continue
+        accepted.append(time.monotonic())
+        conn.settimeout(2)
+        data = b""
+        while not data.endswith(b"\n"):
+            data += conn.recv(1)
+        conn.sendall(b'{"type":"welcome","protocol":1,"asgispy":"t"}\n')
+        conn.recv(65536)  # the history begins to arrive: refuse it
+        conn.sendall(b'{"type":"error","message":"this test says no"}\n')
+        conn.close()
+    spy._producer.close()
+    server.close()
+    assert "dropped us: this test says no" in caplog.text
+    # Dropped at once each time, it waits longer each time rather than resending its history in a loop.
+    gaps = [b - a for a, b in itertools.pairwise(accepted)]
+    assert 2 <= len(accepted) <= 5, gaps
+    assert gaps[-1] > gaps[0] + 0.3, gaps

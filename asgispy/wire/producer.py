@@ -64,6 +64,8 @@ _FINISHED = -1  # a record whose whole document, end included, has been sent
 HANDSHAKE_TIMEOUT = 3.0
 #: Retry delays when no collector listens: from the first to the longest.
 MIN_BACKOFF, MAX_BACKOFF = 0.05, 1.0
+#: The longest wait before reconnecting to a collector that keeps dropping us.
+MAX_RETRY = 30.0
 #: How often a connected sender looks for news. The request path does not wake it (that would
 #: cost a system call per message), unless the queue fills past a quarter.
 POLL = 0.01
@@ -133,6 +135,9 @@ class Producer:
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
         self._backoff = MIN_BACKOFF
+        self._session_started = 0.0
+        self._short = 0  # sessions in a row that ended soon after they began
+        self._not_before = 0.0  # no reconnecting before this (time.monotonic)
         self._checked = 0.0
         self._encoder = _Encoder(self.redactor)
         self._sent: dict[ConnectionRecord, int] = {}
@@ -269,6 +274,9 @@ class Producer:
         """One round of the sender's work: seconds to wait for news next, or None to go on."""
         sock = self._sock
         if sock is None:
+            wait = self._not_before - time.monotonic()
+            if wait > 0:
+                return wait
             try:
                 sock = self._connect()
             except Exception:
@@ -278,7 +286,7 @@ class Producer:
                 backoff = self._backoff
                 self._backoff = min(backoff * 2, MAX_BACKOFF)
                 return backoff
-            self._backoff = MIN_BACKOFF
+            self._session_started = time.monotonic()
             return self._guarded(self._replay)
         if self._queue or self.dropped != self._reported:
             return self._guarded(self._drain)
@@ -290,20 +298,36 @@ class Producer:
         return POLL
 
     def _guarded(self, work: Callable[[socket.socket], None]) -> float | None:
+        """Do ``work``; if the connection fails, disconnect and say how long to wait to retry."""
         sock = self._sock
         assert sock is not None
         try:
             work(sock)
         except OSError as exc:
-            if not self._closing:
+            refusal = _refusal(sock)
+            if refusal is not None:
+                self._say_once(
+                    logging.WARNING, "asgispy: the collector at %s dropped us: %s", self.address, refusal
+                )
+            elif not self._closing:
                 logger.info("asgispy: lost the collector at %s (%s); will reconnect", self.address, exc)
-            self._disconnect()
-            return MIN_BACKOFF
+            return self._retry_after(refused=refusal is not None)
         except Exception:
             logger.exception("asgispy: the sender failed; reconnecting")
-            self._disconnect()
-            return MIN_BACKOFF
+            return self._retry_after(refused=True)
         return None
+
+    def _retry_after(self, refused: bool) -> float:
+        # Sessions that keep ending at once (a collector refusing what we send) must not turn
+        # into a loop resending the history: each one waits twice as long, up to half a minute.
+        lasted = time.monotonic() - self._session_started
+        self._disconnect()
+        self._short = self._short + 1 if refused or lasted < 5.0 else 0
+        if refused:
+            self._short = max(self._short, 4)
+        self._backoff = min(MIN_BACKOFF * 2**self._short, MAX_RETRY)
+        self._not_before = time.monotonic() + self._backoff
+        return self._backoff
 
     def _idle_check(self) -> None:
         """Now and then, with nothing to send: notice a collector that went away, so that an idle
@@ -675,7 +699,11 @@ def _sender(ref: weakref.ReferenceType[Producer]) -> None:
             if producer is not None:
                 producer._disconnect()
             return
-        wait = producer._step()
+        try:
+            wait = producer._step()
+        except Exception:  # a bug of ours must not end streaming for the life of the process
+            logger.exception("asgispy: the sender failed")
+            wait = MAX_BACKOFF
         wake = producer._wake
         del producer
         if wait is None:
@@ -712,12 +740,19 @@ def _check_alive(sock: socket.socket) -> None:
     if not data:
         raise ConnectionResetError("the collector closed the connection")
     # After its welcome a collector only speaks to say why it is dropping us.
+    raise ConnectionResetError("the collector is dropping us")
+
+
+def _refusal(sock: socket.socket) -> str | None:
+    """The reason a collector gave for dropping us, if it gave one (it is already in our buffer)."""
     try:
-        sock.settimeout(1.0)
-        message = decode_frame(_read_line(sock, 64 * 1024)).get("message", "?")
-    except (OSError, ProtocolError) as exc:
-        message = str(exc)
-    raise ConnectionResetError(f"the collector dropped us: {message}")
+        data = sock.recv(64 * 1024, socket.MSG_DONTWAIT)
+        frame = decode_frame(data.split(b"\n", 1)[0]) if data else None
+    except (OSError, ProtocolError):
+        return None
+    if frame is None or frame.get("type") != "error":
+        return None
+    return str(frame.get("message", "?"))
 
 
 _live: weakref.WeakSet[Producer] = weakref.WeakSet()
