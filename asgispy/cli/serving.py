@@ -121,8 +121,9 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         elif option.kind == "append":
             group.add_argument(option.flag, action="append", metavar=option.metavar, **kwargs)
         else:
+            metavar = None if option.choices else option.metavar or option.flag[2:].upper().replace("-", "_")
             group.add_argument(
-                option.flag, type=option.kind, choices=option.choices, metavar=option.metavar, **kwargs
+                option.flag, type=option.kind, choices=option.choices, metavar=metavar, **kwargs
             )
 
 

@@ -120,6 +120,7 @@ class Producer:
         self.max_queue_bytes = max_queue_bytes
         self.max_frame = max_frame
         self._wake_at = max(max_queue // 4, 1)
+        self._hard_limit = max_queue + max_queue // 8
         self._reset()
         _live.add(self)
 
@@ -163,46 +164,52 @@ class Producer:
     # The request path: cheap, never blocking, never raising ------------------------------------
 
     def opened(self, record: ConnectionRecord) -> None:
-        if self._generation != fork_generation():
-            self._after_fork()
-        if self._thread is None:
-            self._start()
+        if self._thread is None or self._generation != fork_generation():
+            self.start()
         if self._streaming:
-            self._put(_OPEN, record, -1, _ITEM_OVERHEAD)
+            queue = self._queue
+            n = len(queue)
+            # Starts and ends get a reserve beyond the bound: losing one costs more than an event.
+            if n < self._hard_limit:
+                queue.append((_OPEN, record, -1, 0))
+                if self._idle and n >= self._wake_at:
+                    self._idle = False
+                    self._wake.set()
+            else:
+                self.dropped += 1
 
     def event(self, record: ConnectionRecord, event: RecordedEvent) -> None:
-        if not self._streaming or record.dropped_events:
-            return  # no collector; or a message past max_events, which the record did not keep
-        queue = self._queue
-        if len(queue) >= self.max_queue or self._in_bytes - self._out_bytes >= self.max_queue_bytes:
-            self.dropped += 1
-            return
-        size = _ITEM_OVERHEAD + _payload_size(event[2])
-        self._in_bytes += size
-        queue.append((_EVENT, record, len(record.events) - 1, size))
-        if self._idle and len(queue) >= self._wake_at:
-            self._idle = False
-            self._wake.set()
+        # Skipped with no collector; and past max_events, where the record keeps no more.
+        if self._streaming and not record.dropped_events:
+            queue = self._queue
+            n = len(queue)
+            if n < self.max_queue and self._in_bytes - self._out_bytes < self.max_queue_bytes:
+                message = event[2]
+                payload = message.get("body") or message.get("bytes") or message.get("text")
+                size = _ITEM_OVERHEAD + len(payload) if payload else _ITEM_OVERHEAD
+                self._in_bytes += size
+                queue.append((_EVENT, record, len(record.events) - 1, size))
+                if self._idle and n >= self._wake_at:
+                    self._idle = False
+                    self._wake.set()
+            else:
+                self.dropped += 1
 
     def closed(self, record: ConnectionRecord) -> None:
         if self._streaming:
-            self._put(_CLOSE, record, -1, _ITEM_OVERHEAD)
+            queue = self._queue
+            n = len(queue)
+            if n < self._hard_limit:
+                queue.append((_CLOSE, record, -1, 0))
+                if self._idle and n >= self._wake_at:
+                    self._idle = False
+                    self._wake.set()
+            else:
+                self.dropped += 1
             if record.type == "lifespan":
                 # The app is shutting down and the process may end at once (uvicorn re-raises
                 # SIGTERM, so no atexit): let its last news out first, for a moment at most.
                 self.flush(SHUTDOWN_FLUSH)
-
-    def _put(self, kind: int, record: ConnectionRecord, index: int, size: int) -> None:
-        # Starts and ends get a reserve beyond the bound: losing one costs more than an event.
-        queue = self._queue
-        if len(queue) >= self.max_queue + self.max_queue // 8:
-            self.dropped += 1
-            return
-        self._in_bytes += size
-        queue.append((kind, record, index, size))
-        if self._idle and len(queue) >= self._wake_at:
-            self._idle = False
-            self._wake.set()
 
     # Lifecycle ----------------------------------------------------------------------------------
 
