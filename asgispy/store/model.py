@@ -1,8 +1,9 @@
 """The capture model that every view reads: sessions, connections and their events.
 
 A :class:`Connection` is built from the JSON documents that Spy writes, whether they come
-from a session file or one by one over the wire. It keeps those documents (so a session
-can be written again unchanged) and decodes messages only when a view asks for them.
+from a session file or one by one over the wire. It keeps those documents, as compact JSON
+bytes (so a session can be written again unchanged), and decodes messages only when a view
+asks for them.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from asgispy.capture import codec
 from asgispy.types import Direction, Outcome
 
 __all__ = ["Connection", "ErrorInfo", "Event", "ProducerInfo", "Session", "encoded_size"]
 
+_PAYLOAD_FIELDS = ("body", "bytes", "text")
 _OUTCOMES = frozenset({"open", "completed", "exception", "cancelled", "cut off"})
 
 
@@ -79,19 +83,28 @@ class ProducerInfo:
 
 
 class Event:
-    """One message the app received or sent, ``t`` seconds after its connection began."""
+    """One message the app received or sent, ``t`` seconds after its connection began.
 
-    __slots__ = ("_message", "cut", "direction", "doc", "fields", "t", "type")
+    The encoded message is kept as compact JSON bytes, not as a tree of Python objects: a
+    store holding 50,000 connections would otherwise spend most of its memory on dicts.
+    What the list and the summaries need (type, payload size, status or close code) is read
+    once, up front; the rest is decoded when a view asks.
+    """
+
+    __slots__ = ("_message", "_raw", "code", "cut", "direction", "payload_size", "status", "t", "type")
 
     def __init__(self, direction: Direction, t: float, doc: Any, cut: dict[str, int] | None = None) -> None:
         self.direction: Direction = direction
         self.t = t
-        self.doc = doc
         self.cut = cut or None
         self._message: Any = None
-        self.fields: dict[str, Any] = _fields(doc)
-        kind = self.fields.get("type")
+        fields = _fields(doc)
+        kind = fields.get("type")
         self.type: str = kind if type(kind) is str else "?"
+        self.status = _int_or_none(fields.get("status"))
+        self.code = _int_or_none(fields.get("code"))
+        self.payload_size = sum(self._size(fields, name) for name in _PAYLOAD_FIELDS)
+        self._raw = _compact_json(doc)
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Event:
@@ -99,6 +112,16 @@ class Event:
         if direction not in ("receive", "send"):
             raise ValueError(f"event direction must be 'receive' or 'send', not {direction!r}")
         return cls(direction, float(doc.get("t", 0.0)), doc.get("message"), doc.get("cut"))
+
+    @property
+    def doc(self) -> Any:
+        """The message in its encoded (JSON) form."""
+        return orjson.loads(self._raw)
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The message's top-level fields, still encoded."""
+        return _fields(self.doc)
 
     @property
     def message(self) -> Any:
@@ -109,13 +132,12 @@ class Event:
 
     def field_size(self, name: str) -> int:
         """The true length of a payload field, counting what was cut."""
+        return self._size(self.fields, name)
+
+    def _size(self, fields: dict[str, Any], name: str) -> int:
         if self.cut and name in self.cut:
             return int(self.cut[name])
-        return encoded_size(self.fields.get(name))
-
-    @property
-    def payload_size(self) -> int:
-        return self.field_size("body") + self.field_size("bytes") + self.field_size("text")
+        return encoded_size(fields.get(name))
 
     def document(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"direction": self.direction, "t": self.t, "message": self.doc}
@@ -128,7 +150,36 @@ class Event:
 
 
 class Connection:
-    """One ASGI connection: its scope, its events in order, and how it ended."""
+    """One ASGI connection: its scope, its events in order, and how it ended.
+
+    Like events, the scope is kept as compact JSON and decoded on first use; the method,
+    path and query string the list shows are read once, up front.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_method",
+        "_path",
+        "_query",
+        "_scope",
+        "_scope_raw",
+        "close_code",
+        "duration",
+        "error",
+        "events",
+        "events_dropped",
+        "handler",
+        "id",
+        "notes",
+        "outcome",
+        "producer",
+        "request_bytes",
+        "response_bytes",
+        "seq",
+        "started",
+        "status",
+        "type",
+    )
 
     def __init__(
         self,
@@ -145,8 +196,17 @@ class Connection:
         self.seq = seq
         self.producer = producer
         self.started = started
-        self.scope_doc = scope_doc
-        self.scope: dict[str, Any] = _decoded_scope(scope_doc)
+        self._scope_raw = _compact_json(scope_doc)
+        self._scope: dict[str, Any] | None = None
+        fields = scope_doc if isinstance(scope_doc, dict) else {}
+        method, path = fields.get("method"), fields.get("path")
+        self._method = method if isinstance(method, str) else None
+        self._path = path if isinstance(path, str) else ""
+        try:
+            query = codec.decode(fields.get("query_string"))
+        except ValueError:
+            query = None
+        self._query = query if isinstance(query, bytes) else b""
         self.events: list[Event] = []
         self.events_dropped = 0
         self.duration: float | None = None
@@ -183,21 +243,20 @@ class Connection:
         """Append an event, keeping the running summaries (status, sizes) current."""
         self.events.append(event)
         kind = event.type
-        doc = event.fields
         if event.direction == "receive":
             if kind == "http.request" or kind == "websocket.receive":
                 self.request_bytes += event.payload_size
             elif kind == "websocket.disconnect" and self.close_code is None:
-                self.close_code = _int_or_none(doc.get("code"))
+                self.close_code = event.code
         else:
             if kind == "http.response.start" or kind == "websocket.http.response.start":
-                self.status = _int_or_none(doc.get("status"))
+                self.status = event.status
             elif kind in ("http.response.body", "websocket.send", "websocket.http.response.body"):
                 self.response_bytes += event.payload_size
             elif kind == "websocket.accept":
                 self.status = 101
             elif kind == "websocket.close":
-                self.close_code = _int_or_none(doc.get("code", 1000))
+                self.close_code = 1000 if event.code is None else event.code
                 if self.status is None:
                     self.status = 403  # closed before accept: the server answers 403
 
@@ -219,19 +278,28 @@ class Connection:
     # Reading -------------------------------------------------------------------------------
 
     @property
+    def scope_doc(self) -> Any:
+        """The scope in its encoded (JSON) form."""
+        return orjson.loads(self._scope_raw)
+
+    @property
+    def scope(self) -> dict[str, Any]:
+        """The scope as the connection began (bytes as bytes), decoded on first use."""
+        if self._scope is None:
+            self._scope = _decoded_scope(self.scope_doc)
+        return self._scope
+
+    @property
     def method(self) -> str | None:
-        method = self.scope.get("method")
-        return method if isinstance(method, str) else None
+        return self._method
 
     @property
     def path(self) -> str:
-        path = self.scope.get("path")
-        return path if isinstance(path, str) else ""
+        return self._path
 
     @property
     def query_string(self) -> bytes:
-        query = self.scope.get("query_string")
-        return query if isinstance(query, bytes) else b""
+        return self._query
 
     @property
     def target(self) -> str:
@@ -334,6 +402,11 @@ class Session:
         tags = {c.producer for c in chosen}
         producers = {t: p.document() for t, p in self.producers.items() if t in tags}
         return session_document([c.document() for c in chosen], producers, self.dropped)
+
+
+def _compact_json(doc: Any) -> bytes:
+    # orjson's result keeps its whole output buffer (4 KiB at least); a copy is exactly sized.
+    return bytes(memoryview(orjson.dumps(doc)))
 
 
 def _decoded_scope(doc: Any) -> dict[str, Any]:
