@@ -169,7 +169,9 @@ class Spy:
             logger.exception("asgispy could not start recording a connection; the app runs unrecorded")
             return None
 
-    def _close(self, record: ConnectionRecord, scope: Scope, exc: BaseException | None, cancelled: bool) -> None:
+    def _close(
+        self, record: ConnectionRecord, scope: Scope, exc: BaseException | None, cancelled: bool
+    ) -> None:
         try:
             record.finish(scope, exc, cancelled)
             self.history.trim()
