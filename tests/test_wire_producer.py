@@ -555,3 +555,30 @@ def test_a_collector_that_drops_us_is_logged_and_not_hammered(
     gaps = [b - a for a, b in itertools.pairwise(accepted)]
     assert len(accepted) == 4, gaps
     assert gaps[-1] >= 1.5 and gaps[-1] > 2 * gaps[0], gaps
+
+
+def test_ends_lost_with_a_full_queue_still_reach_the_viewer(sockdir: Path) -> None:
+    with CollectorThread([f"unix:{sockdir}/c.sock"]) as collector:
+        spy = Spy(app, address=collector.address)
+        producer = Producer(
+            collector.address,
+            origin=lambda: spy.origin,
+            history=spy.history.records,
+            redactor=spy.redactor,
+            max_queue=16,
+        )
+        spy._producer = producer
+        producer.start()
+        deadline = time.monotonic() + 10
+        while not producer.connected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        requests(spy, 300, "/stream", query=b"5")  # a burst far beyond what the queue holds
+        assert producer.dropped > 0
+        collector.wait_for(lambda s: s.dropped == producer.dropped)
+        # Whatever reached the viewer ends as it did in the app, even where its close news was dropped.
+        collector.wait_for(lambda s: len(s) > 0 and all(c.outcome == "completed" for c in s), timeout=5)
+        recorded = {r.id: r.document(spy.redactor, spy.origin.tag) for r in spy.records}
+        for conn in collector.call(lambda: list(collector.store)):
+            assert conn.document() == recorded[conn.id]
+        assert len(producer._sent) <= 16  # nothing is held for connections long gone
+        producer.close()

@@ -59,6 +59,7 @@ MiB = 1024 * 1024
 
 _OPEN, _EVENT, _CLOSE = 0, 1, 2
 _FINISHED = -1  # a record whose whole document, end included, has been sent
+_STALE = -2  # ... and that was so at the last sweep already
 
 #: Seconds to wait for a collector's answer to our hello.
 HANDSHAKE_TIMEOUT = 3.0
@@ -71,6 +72,8 @@ MAX_RETRY = 30.0
 POLL = 0.01
 #: How often an idle sender checks that its collector is still there.
 IDLE_CHECK = 0.5
+#: How often the sender looks for connections whose end was lost with a full queue.
+SWEEP = 0.5
 #: The longest the end of a lifespan (the app shutting down) waits for the queue to empty.
 SHUTDOWN_FLUSH = 0.5
 #: Queue items encoded per write; small enough to hand the GIL back to the app often.
@@ -140,6 +143,8 @@ class Producer:
         self._short = 0  # sessions in a row that ended soon after they began
         self._not_before = 0.0  # no reconnecting before this (time.monotonic)
         self._checked = 0.0
+        self._swept = 0.0
+        self._swept_size = 0
         self._encoder = _Encoder(self.redactor)
         self._sent: dict[ConnectionRecord, int] = {}
         self._in_bytes = 0  # written only by the request path
@@ -295,7 +300,7 @@ class Producer:
                 return backoff
             self._session_started = time.monotonic()
             return self._guarded(self._replay)
-        if self._queue or self.dropped != self._reported:
+        if self._queue or self.dropped != self._reported or self._sweep_due():
             return self._guarded(self._drain)
         self._busy = False
         self._idle = True
@@ -440,6 +445,8 @@ class Producer:
             if self.dropped != self._reported:
                 self._reported = self.dropped
                 frames.append(self._encode(dropped_frame(self._reported)))
+            if self._sweep_due():
+                self._sweep(frames)
             self._write(sock, frames)
             if not queue or self._closing:
                 return
@@ -464,7 +471,7 @@ class Producer:
                 state = sent.get(record)
                 if state is None:
                     self._news_of(record, frames, finished=id(record) in ending, trusted=True)
-                elif state == _FINISHED:
+                elif state < 0:  # _FINISHED or _STALE: all sent, its end included
                     if kind == _CLOSE:
                         del sent[record]
                 elif kind == _EVENT:
@@ -480,10 +487,29 @@ class Producer:
                 self.dropped += 1
                 self._say_once(logging.WARNING, "asgispy: could not send connection %s: %r", record.id, exc)
         self._out_bytes += done
-        if len(sent) > 4 * self.max_queue:
-            # Records whose end was lost with a full queue: forget the finished ones.
-            for record in [r for r in sent if r.outcome != "open"]:
+
+    def _sweep_due(self) -> bool:
+        sent = len(self._sent)
+        if not sent:
+            return False
+        return time.monotonic() - self._swept > SWEEP or sent > max(self._wake_at, 2 * self._swept_size)
+
+    def _sweep(self, frames: list[bytes]) -> None:
+        """Now and then: connections that ended while their close news was dropped (a full
+        queue) get their end sent from the record itself; what is long done is forgotten, so
+        that nothing here outlives its connection by more than a sweep or two."""
+        self._swept = time.monotonic()
+        sent = self._sent
+        for record, state in list(sent.items()):
+            if state == _STALE:
                 del sent[record]
+            elif state == _FINISHED:
+                sent[record] = _STALE
+            elif record.outcome != "open":  # written last, so its end is complete
+                self._events(record, state, len(record.events), frames)
+                frames.append(self._encode(close_frame(record.id, self._end(record))))
+                sent[record] = _STALE
+        self._swept_size = len(sent)
 
     def _news_of(self, record: ConnectionRecord, frames: list[bytes], finished: bool, trusted: bool) -> int:
         """Send all of ``record`` seen so far as an open frame (and event frames past the inline
