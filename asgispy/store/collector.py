@@ -172,7 +172,8 @@ class Collector:
                     os.unlink(path)
         self._sockets.clear()
         self.addresses = []
-        await asyncio.sleep(0)  # let the transports report their loss
+        # Let the transports report their loss, so that what was still open is marked cut off.
+        await self.wait_disconnected(1.0)
 
     async def __aenter__(self) -> Collector:
         await self.start()
