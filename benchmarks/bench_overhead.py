@@ -634,7 +634,8 @@ def memory_case(name: str, address: str, requests: int) -> None:
             deadline = time.monotonic() + 10
             while not producer.connected and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
-        for i in range(max(3 * (spy.history.max_connections or 1000), requests // 5)):
+        # Long enough for the history and, with a slow or stalled collector, the queue to fill.
+        for i in range(max(20_000, requests // 5)):
             await call(spy)
             if i % 100 == 0:
                 await asyncio.sleep(0)  # as a server would, now and then
