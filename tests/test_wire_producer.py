@@ -582,3 +582,26 @@ def test_ends_lost_with_a_full_queue_still_reach_the_viewer(sockdir: Path) -> No
             assert conn.document() == recorded[conn.id]
         assert len(producer._sent) <= 16  # nothing is held for connections long gone
         producer.close()
+
+
+def test_the_sender_rests_within_its_cpu_share_and_catches_up_after(sockdir: Path) -> None:
+    """A flood the sender cannot encode within its CPU share makes it rest (and the queue drop)
+    rather than take the app's time; once the flood is over, the viewer still gets every
+    connection as recorded."""
+    with CollectorThread([f"unix:{sockdir}/c.sock"]) as collector:
+        spy = Spy(app, address=collector.address, history=3000, stream_cpu=0.02)
+        producer = spy._producer
+        assert producer is not None and producer.cpu_share == 0.02
+        producer.start()
+        collector.wait_for(lambda s: s.producers)
+        requests(spy, 2000, "/echo", body=[b"x" * 4000])
+        assert producer.dropped > 0, "the flood did not fill the queue"
+        collector.wait_for(lambda s: len(s) == 2000 and all(c.outcome == "completed" for c in s), timeout=30)
+        assert producer.rests > 0, "the sender never rested"
+        assert_same_as_recorded(collector, spy)
+        producer.close()
+
+
+def test_a_cpu_share_outside_zero_to_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="cpu_share"):
+        Spy(app, address="unix:/nonexistent/c.sock", stream_cpu=0)

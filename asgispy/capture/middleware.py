@@ -54,6 +54,9 @@ class Spy:
         address: where to stream events live: ``unix:/path`` or ``tcp://127.0.0.1:PORT``
             (default: ``$ASGISPY_ADDRESS``, else the per-user socket ``asgispy attach``
             listens on); False streams nothing (``ASGISPY_ADDRESS=off`` does the same).
+        stream_cpu: the most of one CPU the background sender may use (default a tenth).
+            It encodes under the GIL, taking that time from the app; past the share it
+            rests and events are dropped and counted, rather than the app slowed.
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class Spy:
         enabled: bool = True,
         name: str | None = None,
         address: str | Address | bool | None = None,
+        stream_cpu: float = 0.1,
     ) -> None:
         if max_body < 0 or max_events < 0:
             raise ValueError("max_body and max_events must not be negative")
@@ -80,9 +84,9 @@ class Spy:
         self.name = name or _app_name(app)
         self._generation = -1
         self._origin: Origin = self._renew_origin()
-        self._producer: Producer | None = self._make_producer(address)
+        self._producer: Producer | None = self._make_producer(address, stream_cpu)
 
-    def _make_producer(self, address: str | Address | bool | None) -> Producer | None:
+    def _make_producer(self, address: str | Address | bool | None, cpu_share: float) -> Producer | None:
         from asgispy.wire.address import ENV_ADDRESS, parse_address
         from asgispy.wire.producer import Producer
 
@@ -98,7 +102,11 @@ class Spy:
                 logger.error("asgispy: ignoring %s (%s); not streaming", ENV_ADDRESS, exc)
                 return None
         return Producer(
-            address, origin=lambda: self.origin, history=self.history.records, redactor=self.redactor
+            address,
+            origin=lambda: self.origin,
+            history=self.history.records,
+            redactor=self.redactor,
+            cpu_share=cpu_share,
         )
 
     def _renew_origin(self) -> Origin:

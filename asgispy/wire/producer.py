@@ -81,6 +81,12 @@ BATCH = 128
 #: Events sent inside an ``open`` frame at most; more follow as event frames.
 INLINE_EVENTS = 256
 INLINE_BYTES = 1 * MiB
+#: The share of one CPU the sender may use by default. Encoding runs under the GIL, so every
+#: moment the sender works is a moment the app does not: past this share the sender rests,
+#: the queue fills, and news is dropped and counted rather than the app slowed.
+CPU_SHARE = 0.1
+#: The window over which the sender's CPU share is measured, in seconds.
+CPU_WINDOW = 0.5
 _SEND_FLAGS = getattr(socket, "MSG_NOSIGNAL", 0)
 _ITEM_OVERHEAD = 200
 
@@ -112,7 +118,10 @@ class Producer:
         max_queue: int = 8192,
         max_queue_bytes: int = 32 * MiB,
         max_frame: int = MAX_FRAME,
+        cpu_share: float = CPU_SHARE,
     ) -> None:
+        if not 0 < cpu_share <= 1:
+            raise ValueError("cpu_share is a fraction of one CPU: more than 0, at most 1")
         self.address = parse_address(address) if address else default_address()
         self._checks_directory = address is None
         self._origin = origin
@@ -122,6 +131,7 @@ class Producer:
         self.max_queue = max_queue
         self.max_queue_bytes = max_queue_bytes
         self.max_frame = max_frame
+        self.cpu_share = cpu_share
         self._wake_at = max(max_queue // 4, 1)
         self._hard_limit = max_queue + max_queue // 8
         self._reset()
@@ -146,6 +156,9 @@ class Producer:
         self._swept = 0.0
         self._swept_size = 0
         self._encoder = _Encoder(self.redactor)
+        self._window: tuple[float, float] | None = None  # (monotonic, thread CPU) at its start
+        #: times the sender rested to stay within its CPU share
+        self.rests = 0
         self._sent: dict[ConnectionRecord, int] = {}
         self._in_bytes = 0  # written only by the request path
         self._out_bytes = 0  # written only by the sender
@@ -301,6 +314,10 @@ class Producer:
             self._session_started = time.monotonic()
             return self._guarded(self._replay)
         if self._queue or self.dropped != self._reported or self._sweep_due():
+            rest = self._rest()
+            if rest > 0:
+                self.rests += 1
+                return rest
             return self._guarded(self._drain)
         self._busy = False
         self._idle = True
@@ -308,6 +325,16 @@ class Producer:
             self._idle = False
             return None
         return POLL
+
+    def _rest(self) -> float:
+        """Seconds to rest before working again, to keep within ``cpu_share`` (sender thread)."""
+        now, cpu = time.monotonic(), time.thread_time()
+        window = self._window
+        if window is None or now - window[0] > CPU_WINDOW:
+            self._window = (now, cpu)
+            return 0.0
+        started, cpu_at_start = window
+        return (cpu - cpu_at_start) / self.cpu_share - (now - started)
 
     def _guarded(self, work: Callable[[socket.socket], None]) -> float | None:
         """Do ``work``; if the connection fails, disconnect and say how long to wait to retry."""
