@@ -491,12 +491,20 @@ def test_the_senders_encoder_matches_the_codec_byte_for_byte(value: dict[str, An
     )
 )
 @settings(max_examples=200, deadline=None)
-def test_large_bodies_are_classified_as_the_codec_does(tail: list[bytes]) -> None:
+def test_bodies_read_as_text_exactly_when_clean_utf8(tail: list[bytes]) -> None:
+    import re
+
     from asgispy.capture import codec
-    from asgispy.wire.producer import _large
 
     data = b"a" * 300 + b"".join(tail)
-    assert orjson.dumps(_large(data)) == orjson.dumps(codec.encode(data))
+    clean = re.search(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", data) is None
+    try:
+        text: str | None = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    expected = text if clean else None
+    assert codec.bytes_text(data) == expected
+    assert ("$bytes" in codec.encode(data)) == (expected is not None)
 
 
 def test_a_token_is_sent_from_the_environment(
