@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,19 @@ from typing import Any
 import pytest
 
 from tests.apps.recording import Harness
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_default_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Spies built by tests stream to a socket of this run, where nobody listens unless a test
+    starts a collector there, never to a dashboard the developer has open on the default one."""
+    before = os.environ.get("ASGISPY_ADDRESS")
+    os.environ["ASGISPY_ADDRESS"] = f"unix:{tmp_path_factory.mktemp('sock')}/nobody.sock"
+    yield
+    if before is None:
+        os.environ.pop("ASGISPY_ADDRESS", None)
+    else:
+        os.environ["ASGISPY_ADDRESS"] = before
 
 
 @pytest.fixture

@@ -603,7 +603,6 @@ def test_the_sender_rests_within_its_cpu_share_and_catches_up_after(sockdir: Pat
         producer.start()
         collector.wait_for(lambda s: s.producers)
         requests(spy, 2000, "/echo", body=[b"x" * 4000])
-        assert producer.dropped > 0, "the flood did not fill the queue"
         collector.wait_for(lambda s: len(s) == 2000 and all(c.outcome == "completed" for c in s), timeout=30)
         assert producer.rests > 0, "the sender never rested"
         assert_same_as_recorded(collector, spy)
