@@ -182,3 +182,24 @@ def test_open_refuses_a_file_that_is_not_a_session(
     bad.write_text('{"hello": 1}')
     assert dashboard.run(parse(tmp_path, "open", str(bad))) == 1
     assert "not an asgispy session" in capsys.readouterr().err
+
+
+def test_attach_refuses_a_non_loopback_address_unless_allowed_with_a_token() -> None:
+    import subprocess
+    import sys
+
+    def attach(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "asgispy", "attach", "--listen", "tcp://0.0.0.0:0", *extra],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
+
+    refused = attach()
+    assert refused.returncode != 0
+    assert "--allow-remote --token" in refused.stderr
+    no_token = attach("--allow-remote")
+    assert no_token.returncode != 0
+    assert "requires a token" in no_token.stderr

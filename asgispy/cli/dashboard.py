@@ -39,6 +39,11 @@ def _add_listen(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument(
         "--token", default=None, help="a secret producers must present (required to listen beyond loopback)"
     )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a TCP address beyond loopback (anyone who can reach it sees the traffic; needs --token)",
+    )
 
 
 def _add_limits(parser: argparse.ArgumentParser) -> None:
@@ -109,7 +114,7 @@ def attached_dashboard(args: argparse.Namespace, **options: Any) -> Dashboard:
     from asgispy.tui.app import Dashboard
 
     store = Store(max_connections=args.max_connections)
-    collector = Collector(store, args.listen, token=args.token)
+    collector = Collector(store, args.listen, token=args.token, allow_remote=args.allow_remote)
     options.setdefault("source", "attach")
     return Dashboard(store, live=collector, **options)
 
@@ -142,7 +147,9 @@ def served_dashboard(args: argparse.Namespace, **options: Any) -> Dashboard:
     from asgispy.tui.child import ChildProcess
 
     store = Store(max_connections=args.max_connections)
-    collector = Collector(store, args.listen or [private_address()], token=args.token)
+    collector = Collector(
+        store, args.listen or [private_address()], token=args.token, allow_remote=args.allow_remote
+    )
 
     def child(addresses: Sequence[str]) -> ChildProcess:
         env = serving.server_environment(args, addresses[0], token=args.token)

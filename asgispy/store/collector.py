@@ -91,7 +91,8 @@ class Collector:
         if not self.allow_remote:
             raise CollectorError(
                 f"refusing to listen on {address}: it is not a loopback address, so anyone who can "
-                "reach it would see the recorded traffic (allow remote producers explicitly, with a token)"
+                "reach it would see the recorded traffic (allow remote producers explicitly, with a token: "
+                "--allow-remote --token SECRET)"
             )
         if self.token is None:
             raise CollectorError(f"listening on {address}, beyond loopback, requires a token")
