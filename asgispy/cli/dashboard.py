@@ -24,17 +24,17 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
     if name == "open":
         parser.add_argument("file", metavar="FILE", help="a JSON session (from an export, `record` or Spy)")
     elif name == "attach":
-        _add_listen(parser, "where to listen for producers (repeatable; default: the per-user socket)")
+        add_listen_arguments(parser, "where to listen for producers (repeatable; default: the per-user socket)")
     elif name == "run":
         from asgispy.cli import serving
 
         serving.add_server_arguments(parser)
-        _add_listen(parser, "where the dashboard listens for the app (default: a socket of its own)")
-    _add_limits(parser)
+        add_listen_arguments(parser, "where the dashboard listens for the app (default: a socket of its own)")
+    add_limit_arguments(parser)
     return parser
 
 
-def _add_listen(parser: argparse.ArgumentParser, help: str) -> None:
+def add_listen_arguments(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--listen", action="append", metavar="ADDRESS", default=[], help=help)
     parser.add_argument(
         "--token", default=None, help="a secret producers must present (required to listen beyond loopback)"
@@ -46,7 +46,7 @@ def _add_listen(parser: argparse.ArgumentParser, help: str) -> None:
     )
 
 
-def _add_limits(parser: argparse.ArgumentParser) -> None:
+def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-connections",
         type=int,

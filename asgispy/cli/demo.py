@@ -77,12 +77,11 @@ def demo_dashboard(port: int | None = None, rounds: int = 0, delay: float = 0.3,
     port = port or _free_port()
     parser = argparse.ArgumentParser()
     serving.add_server_arguments(parser)
+    dashboard.add_listen_arguments(parser, "")
+    dashboard.add_limit_arguments(parser)
     args = parser.parse_args(
         [DEMO_APP, "--host", "127.0.0.1", "--port", str(port), "--lifespan", "on", "--log-level", "info"]
     )
-    args.listen = []
-    args.token = None
-    args.max_connections = 50_000
     url = f"http://127.0.0.1:{port}"
 
     async def traffic(app: Dashboard) -> None:
