@@ -24,7 +24,9 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
     if name == "open":
         parser.add_argument("file", metavar="FILE", help="a JSON session (from an export, `record` or Spy)")
     elif name == "attach":
-        add_listen_arguments(parser, "where to listen for producers (repeatable; default: the per-user socket)")
+        add_listen_arguments(
+            parser, "where to listen for producers (repeatable; default: the per-user socket)"
+        )
     elif name == "run":
         from asgispy.cli import serving
 
