@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -96,17 +96,7 @@ def opened_dashboard(args: argparse.Namespace, **options: Any) -> Dashboard:
 
 
 def run_attach(args: argparse.Namespace) -> int:
-    from asgispy.store.collector import CollectorError
-    from asgispy.wire.address import AddressError
-
-    try:
-        app = attached_dashboard(args)
-    except (CollectorError, AddressError) as exc:
-        return _fail(f"attach: {exc}")
-    code = app.run() or 0
-    if app.live_error:
-        return _fail(f"attach: {app.live_error}")
-    return code
+    return _run_live("attach", lambda: attached_dashboard(args))
 
 
 def attached_dashboard(args: argparse.Namespace, **options: Any) -> Dashboard:
@@ -127,17 +117,22 @@ def run_served(args: argparse.Namespace) -> int:
     problem = serving.check_app_string(args.app)
     if problem:
         return _fail(f"run: {problem}")
+    return _run_live("run", lambda: served_dashboard(args))
+
+
+def _run_live(command: str, build: Callable[[], Dashboard]) -> int:
+    """Run a dashboard fed by a collector; a collector that cannot listen is a clear error."""
     from asgispy.store.collector import CollectorError
     from asgispy.wire.address import AddressError
 
     try:
-        app = served_dashboard(args)
+        app = build()
     except (CollectorError, AddressError) as exc:
-        return _fail(f"run: {exc}")
+        return _fail(f"{command}: {exc}")
     code = app.run() or 0
     if app.live_error:
-        return _fail(f"run: {app.live_error}")
-    return code
+        return _fail(f"{command}: {app.live_error}")
+    return int(code)
 
 
 def served_dashboard(args: argparse.Namespace, **options: Any) -> Dashboard:
