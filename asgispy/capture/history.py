@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 from asgispy.capture.record import ConnectionRecord
 
 __all__ = ["History"]
@@ -21,7 +23,8 @@ class History:
             raise ValueError("history bounds must not be negative")
         self.max_connections = max_connections
         self.max_bytes = max_bytes
-        self._records: dict[int, ConnectionRecord] = {}
+        # A deque: the steady state (one in, the oldest out) is an append and a popleft.
+        self._records: deque[ConnectionRecord] = deque()
         self.used = 0
         self.evicted = 0
 
@@ -30,16 +33,18 @@ class History:
 
     def records(self) -> list[ConnectionRecord]:
         """A snapshot of the kept records, oldest first."""
-        return list(self._records.values())
+        return list(self._records)
 
     def add(self, record: ConnectionRecord) -> bool:
         """Keep ``record``; False when the history keeps nothing."""
         if not self.max_connections:
             return False
-        self._records[record.seq] = record
+        records = self._records
+        records.append(record)
         record.history = self
         self.used += record.size
-        self.trim()
+        if len(records) > self.max_connections or self.used > self.max_bytes:
+            self.trim()
         return True
 
     def trim(self) -> None:
@@ -49,30 +54,31 @@ class History:
             return
         if len(records) == self.max_connections + 1:
             # The steady state: one connection too many, and the oldest has finished.
-            oldest = records[next(iter(records))]
+            oldest = records[0]
             if oldest.outcome != "open" and self.used - oldest.size <= self.max_bytes:
-                del records[oldest.seq]
+                records.popleft()
                 oldest.history = None
                 self.used -= oldest.size
                 self.evicted += 1
                 return
-        doomed = []
+        doomed = set()
         count, used = len(records), self.used
-        for seq, record in records.items():
+        for record in records:
             if count <= self.max_connections and used <= self.max_bytes:
                 break
             # Open records are spared, unless so many are open that sparing them breaks the bound.
             if record.outcome != "open" or count > 2 * self.max_connections:
-                doomed.append(seq)
+                doomed.add(id(record))
+                record.history = None
                 count -= 1
                 used -= record.size
-        for seq in doomed:
-            records.pop(seq).history = None
+        if doomed:
+            self._records = deque(record for record in records if id(record) not in doomed)
         self.used = max(used, 0)
         self.evicted += len(doomed)
 
     def clear(self) -> None:
-        for record in self._records.values():
+        for record in self._records:
             record.history = None
         self._records.clear()
         self.used = 0

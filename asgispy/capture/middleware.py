@@ -167,8 +167,9 @@ class Spy:
 
     def _open(self, scope: Scope) -> ConnectionRecord | None:
         try:
-            origin = self.origin
-            record = ConnectionRecord(origin.tag, next(self._seq), scope, self.max_events)
+            if self._generation != fork_generation():
+                self._renew_origin()
+            record = ConnectionRecord(self._origin.tag, next(self._seq), scope, self.max_events)
             self.history.add(record)
             if self._producer is not None:
                 self._producer.opened(record)

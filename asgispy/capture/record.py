@@ -59,10 +59,16 @@ def snapshot_message(message: Message, max_body: int) -> tuple[dict[str, Any], d
 def snapshot_scope(scope: Scope) -> dict[str, Any]:
     """Copy the scope and the containers in it that live on after the connection began."""
     copy = dict(scope)
-    for field in ("headers", "state", "extensions"):
-        value = copy.get(field)
-        if type(value) is list or type(value) is dict:
-            copy[field] = value.copy()
+    # Unrolled: this runs once per connection, and most scopes lack one or two of these.
+    value = copy.get("headers")
+    if type(value) is list or type(value) is dict:
+        copy["headers"] = value.copy()
+    value = copy.get("state")
+    if type(value) is dict or type(value) is list:
+        copy["state"] = value.copy()
+    value = copy.get("extensions")
+    if type(value) is dict or type(value) is list:
+        copy["extensions"] = value.copy()
     return copy
 
 
@@ -76,7 +82,6 @@ class ConnectionRecord:
         "events",
         "handler",
         "history",
-        "id",
         "max_events",
         "notes",
         "outcome",
@@ -85,15 +90,17 @@ class ConnectionRecord:
         "size",
         "started",
         "t0",
+        "tag",
         "type",
     )
 
     def __init__(self, tag: str, seq: int, scope: Scope, max_events: int) -> None:
+        self.tag = tag
         self.seq = seq
-        self.id = f"{tag}-{seq}"
         self.t0 = time.perf_counter()
         self.started = time.time()
-        self.type: str = str(scope.get("type", "?"))
+        kind = scope.get("type", "?")
+        self.type: str = kind if type(kind) is str else str(kind)
         self.scope = snapshot_scope(scope)
         self.events: list[RecordedEvent] = []
         self.max_events = max_events
@@ -102,9 +109,15 @@ class ConnectionRecord:
         self.outcome: Outcome = "open"
         self.error: traceback.TracebackException | dict[str, str] | None = None
         self.handler: tuple[Any, Any, Any] | None = None
-        self.notes: list[str] = []
+        # Shared and empty until a first note: most connections never get one.
+        self.notes: list[str] | tuple[str, ...] = ()
         self.size = _SCOPE_OVERHEAD
         self.history: Any = None  # the History holding this record, told of its growth
+
+    @property
+    def id(self) -> str:
+        """``<tag>-<seq>``: made when read (off the request path), not for every connection."""
+        return f"{self.tag}-{self.seq}"
 
     def add(self, direction: Direction, message: Message, max_body: int) -> RecordedEvent | None:
         """Record one message; returns the stored event, or None past ``max_events``."""
@@ -156,8 +169,11 @@ class ConnectionRecord:
         self.outcome = outcome
 
     def note(self, text: str) -> None:
-        if len(self.notes) < 20:
-            self.notes.append(text)
+        notes = self.notes
+        if not isinstance(notes, list):
+            self.notes = [text]
+        elif len(notes) < 20:
+            notes.append(text)
 
     def document(self, redactor: Redactor, tag: str) -> dict[str, Any]:
         """The JSON form of the record (off the request path)."""
