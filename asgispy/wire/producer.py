@@ -659,8 +659,12 @@ class _Encoder:
             if type(key) is not str or key.startswith("$") or not key.isascii():
                 return codec.encode(self.redactor.message(value))
         out: dict[str, Any] = {}
+        masked = self.masked
         for key, item in value.items():
             kind = type(item)
+            if kind is not list and key in masked:
+                # Headers in some other container (a tuple): the redactor knows what to mask.
+                return codec.encode(self.redactor.message(value))
             if kind is str:
                 encoded = self.texts.get(item)
                 if encoded is None:
@@ -672,7 +676,7 @@ class _Encoder:
                         self._remember(self.bytes, item) if len(item) <= self.SMALL else codec.encode(item)
                     )
             elif kind is list:
-                encoded = self.headers(item, key in self.masked)
+                encoded = self.headers(item, key in masked)
                 if encoded is None:
                     return codec.encode(self.redactor.message(value))
             elif kind is tuple and len(item) == 2 and type(item[0]) is str and type(item[1]) is int:
