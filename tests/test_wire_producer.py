@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from asgispy.capture.middleware import Spy
@@ -468,6 +468,7 @@ _mappings = st.dictionaries(
 
 
 @given(value=_mappings, names=st.sampled_from([(), ("authorization", "cookie", "*token*"), ("*",)]))
+@example(value={"type": [], "headers": (None, ("", None))}, names=("*",))  # headers in a tuple
 @settings(max_examples=300, deadline=None)
 def test_the_senders_encoder_matches_the_codec_byte_for_byte(value: dict[str, Any], names: Any) -> None:
     from asgispy.capture import codec
