@@ -53,27 +53,41 @@ class History:
         if len(records) <= self.max_connections and self.used <= self.max_bytes:
             return
         if len(records) == self.max_connections + 1:
-            # The steady state: one connection too many, and the oldest has finished.
+            # The steady state: one connection too many, and the oldest has finished; or, under a
+            # server, the oldest is the lifespan, open for the server's life, and the next has.
+            index = 0
             oldest = records[0]
+            if oldest.outcome == "open" and len(records) > 1:
+                index = 1
+                oldest = records[1]
             if oldest.outcome != "open" and self.used - oldest.size <= self.max_bytes:
-                records.popleft()
+                if index:
+                    del records[1]
+                else:
+                    records.popleft()
                 oldest.history = None
                 self.used -= oldest.size
                 self.evicted += 1
                 return
-        doomed = set()
+        doomed: list[int] = []  # indices, oldest first
         count, used = len(records), self.used
-        for record in records:
+        for index, record in enumerate(records):
             if count <= self.max_connections and used <= self.max_bytes:
                 break
             # Open records are spared, unless so many are open that sparing them breaks the bound.
+            # (A lifespan stays open at the front for the life of the server: this loop then
+            # looks at two records, and the deletion below moves one.)
             if record.outcome != "open" or count > 2 * self.max_connections:
-                doomed.add(id(record))
+                doomed.append(index)
                 record.history = None
                 count -= 1
                 used -= record.size
-        if doomed:
-            self._records = deque(record for record in records if id(record) not in doomed)
+        if len(doomed) <= 16:
+            for index in reversed(doomed):
+                del records[index]  # near the front: cheap in a deque
+        else:
+            gone = set(doomed)
+            self._records = deque(record for index, record in enumerate(records) if index not in gone)
         self.used = max(used, 0)
         self.evicted += len(doomed)
 
