@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from time import perf_counter
 from typing import Any
 
 from asgispy.capture import codec
@@ -31,13 +32,17 @@ _SCOPE_OVERHEAD = 1024
 def snapshot_message(message: Message, max_body: int) -> tuple[dict[str, Any], dict[str, int] | None, int]:
     """Copy ``message`` cheaply; cut payloads over ``max_body``. Returns (copy, cut, payload size)."""
     copy = dict(message)
-    headers = copy.get("headers")
-    if type(headers) is list:
-        copy["headers"] = headers.copy()
+    # ``in`` before reading: most messages lack most of these keys, and the test is cheaper than ``get``.
+    if "headers" in copy:
+        headers = copy["headers"]
+        if type(headers) is list:
+            copy["headers"] = headers.copy()
     cut = None
     size = 0
     for field in _PAYLOAD_FIELDS:
-        value = copy.get(field)
+        if field not in copy:
+            continue
+        value = copy[field]
         if value is None:
             continue
         kind = type(value)
@@ -97,7 +102,7 @@ class ConnectionRecord:
     def __init__(self, tag: str, seq: int, scope: Scope, max_events: int) -> None:
         self.tag = tag
         self.seq = seq
-        self.t0 = time.perf_counter()
+        self.t0 = perf_counter()
         self.started = time.time()
         kind = scope.get("type", "?")
         self.type: str = kind if type(kind) is str else str(kind)
@@ -121,17 +126,19 @@ class ConnectionRecord:
 
     def add(self, direction: Direction, message: Message, max_body: int) -> RecordedEvent | None:
         """Record one message; returns the stored event, or None past ``max_events``."""
-        t = time.perf_counter() - self.t0
+        t = perf_counter() - self.t0
         copy, cut, size = snapshot_message(message, max_body)
         event: RecordedEvent = (direction, t, copy, cut)
-        if len(self.events) >= self.max_events:
+        events = self.events
+        if len(events) >= self.max_events:
             self.dropped_events += 1
             return event
-        self.events.append(event)
+        events.append(event)
         grown = _EVENT_OVERHEAD + size
         self.size += grown
-        if self.history is not None:
-            self.history.used += grown
+        history = self.history
+        if history is not None:
+            history.used += grown
         return event
 
     def finish(self, scope: Scope, exc: BaseException | None, cancelled: bool) -> None:
@@ -140,7 +147,7 @@ class ConnectionRecord:
         The outcome is written last, so a reader in another thread (an export, the sender)
         never sees an ended connection without its error or handler.
         """
-        ended = time.perf_counter() - self.t0
+        ended = perf_counter() - self.t0
         outcome: Outcome = "completed"
         if cancelled:
             outcome = "cancelled"
