@@ -138,7 +138,7 @@ class Spy:
             message = await receive()
             try:
                 event = record.add(RECEIVE, message, max_body)
-                if producer is not None and event is not None:
+                if producer is not None and producer._streaming and event is not None:
                     producer.event(record, event)
             except Exception as exc:
                 record.note(f"could not record a received message: {exc!r}")
@@ -147,12 +147,13 @@ class Spy:
         async def spy_send(message: Message) -> None:
             try:
                 event = record.add(SEND, message, max_body)
-                if producer is not None and event is not None:
+                if producer is not None and producer._streaming and event is not None:
                     producer.event(record, event)
             except Exception as exc:
                 record.note(f"could not record a sent message: {exc!r}")
             await send(message)
 
+        # Read before each message: with no collector listening, the producer is not called at all.
         producer = self._producer
         try:
             await self.app(scope, spy_receive, spy_send)
@@ -184,8 +185,9 @@ class Spy:
         try:
             record.finish(scope, exc, cancelled)
             self.history.trim()
-            if self._producer is not None:
-                self._producer.closed(record)
+            producer = self._producer
+            if producer is not None and producer._streaming:
+                producer.closed(record)
         except Exception:
             logger.exception("asgispy could not finish recording connection %s", record.id)
 

@@ -180,6 +180,7 @@ class Producer:
                 sock.close()
 
     # The request path: cheap, never blocking, never raising ------------------------------------
+    # (Spy calls event() and closed() only while _streaming: with no collector, opened() alone.)
 
     def opened(self, record: ConnectionRecord) -> None:
         if self._thread is None or self._generation != fork_generation():
