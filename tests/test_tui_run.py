@@ -96,8 +96,15 @@ async def test_run_serves_the_app_and_shows_its_requests(tmp_path: Path) -> None
         await until(lambda: "hello was called" in logged() and "ValueError: broken on purpose" in logged())
         # And the error's traceback is in the tree of the failed request.
         assert app.connections.selected is not None and app.connections.selected.path == "/broken"
-        labels = [str(node.label) for node in app.events_tree.root.children]
-        assert any("raised ValueError: broken on purpose" in label for label in labels), labels
+
+        def labels() -> list[str]:
+            return [str(node.label) for node in app.events_tree.root.children]
+
+        # The tree follows the selection by message, a moment after the list moves.
+        try:
+            await until(lambda: any("raised ValueError: broken on purpose" in label for label in labels()))
+        except AssertionError:
+            raise AssertionError(labels()) from None
         await pilot.press("q")
     assert app.child is not None and app.child.returncode is not None, "quitting stops the app"
 
