@@ -16,12 +16,13 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.widget import Widget
 from textual.widgets import Footer
 
 from asgispy.store.store import Change, Store
@@ -35,6 +36,8 @@ from asgispy.tui.screens import ExportScreen, HelpScreen
 from asgispy.tui.statusbar import StatusBar
 
 __all__ = ["Dashboard", "LiveSource"]
+
+W = TypeVar("W", bound=Widget)
 
 #: uvicorn's "Uvicorn running on http://127.0.0.1:8000 (Press CTRL+C to quit)"
 _RUNNING_ON = re.compile(r"running on (\S+)")
@@ -91,6 +94,7 @@ class Dashboard(App[int]):
     ) -> None:
         super().__init__()
         self.store = store
+        self._widgets: dict[type[Widget], Widget] = {}
         self.source = source
         self.live = live
         self.child_factory = child
@@ -124,21 +128,31 @@ class Dashboard(App[int]):
         yield StatusBar(self.store, id="status")
         yield Footer()
 
+    # The widgets, looked up once: timers and store callbacks may still fire while the app
+    # unmounts, when a query would no longer find them.
+
     @property
     def connections(self) -> ConnectionList:
-        return self.query_one(ConnectionList)
+        return self._widget(ConnectionList)
 
     @property
     def events_tree(self) -> EventTree:
-        return self.query_one(EventTree)
+        return self._widget(EventTree)
 
     @property
     def status(self) -> StatusBar:
-        return self.query_one(StatusBar)
+        return self._widget(StatusBar)
 
     @property
     def log_panel(self) -> LogPanel:
-        return self.query_one(LogPanel)
+        return self._widget(LogPanel)
+
+    def _widget(self, kind: type[W]) -> W:
+        found = self._widgets.get(kind)
+        if found is None:
+            found = self._widgets[kind] = self.query_one(kind)
+        assert isinstance(found, kind)
+        return found
 
     def on_mount(self) -> None:
         self.query_one("#list-pane").border_title = "connections"
