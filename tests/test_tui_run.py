@@ -210,3 +210,49 @@ def test_attach_refuses_a_non_loopback_address_unless_allowed_with_a_token() -> 
     no_token = attach("--allow-remote")
     assert no_token.returncode != 0
     assert "requires a token" in no_token.stderr
+
+
+async def test_run_survives_a_reload_of_the_app(tmp_path: Path) -> None:
+    """`asgispy run --reload`: editing the app restarts uvicorn's worker; the dashboard keeps the
+    connections it had, and the new worker's connections arrive under a new producer."""
+    (tmp_path / "fixture_app.py").write_text(APP)
+    port = free_port()
+    args = run_args(
+        tmp_path, "fixture_app:app", "--port", str(port), "--reload", "--reload-dir", str(tmp_path)
+    )
+    app: Dashboard = dashboard.served_dashboard(args, refresh_interval=0.05)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await until(lambda: "serving http://127.0.0.1" in app.status.flags.child)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as client:
+
+            async def answer(path: str) -> Any:
+                try:
+                    return (await client.get(path)).json()
+                except (httpx.HTTPError, ValueError):
+                    return None
+
+            async def until_answered(path: str, expected: Any) -> None:
+                deadline = time.monotonic() + 20
+                while await answer(path) != expected:
+                    assert time.monotonic() < deadline, f"{path} never answered {expected}"
+                    await asyncio.sleep(0.2)
+
+            await until_answered("/hello/before", {"hello": "before"})
+            await until(lambda: any(c.path == "/hello/before" and c.outcome != "open" for c in app.store))
+            first = {c.producer for c in app.store if c.path == "/hello/before"}
+            await asyncio.sleep(0.5)  # let the watcher take its first look before the change
+            (tmp_path / "fixture_app.py").write_text(APP.replace('{"hello"', '{"hi"'))
+            await until_answered("/hello/after", {"hi": "after"})
+
+        def answered_after() -> list[Any]:
+            return [
+                c for c in app.store if c.path == "/hello/after" and c.response_body() == b'{"hi":"after"}'
+            ]
+
+        await until(answered_after)
+        assert answered_after()[-1].producer not in first, "the new worker is a producer of its own"
+        assert any(c.path == "/hello/before" for c in app.store), "what was seen before stays"
+        await on_screen(app, "/hello/before", "/hello/after")
+        assert "exited" not in app.status.flags.child
+        await pilot.press("q")
+    assert app.child is not None and app.child.returncode is not None
