@@ -23,6 +23,7 @@ import asgispy
 from asgispy.demo.headless import run_headless
 from asgispy.exports.curl import BODY_FILE, to_curl
 from asgispy.store.model import Connection
+from tests.apps.raw import read_body
 from tests.servers import RunningServer, serve
 
 CURL = shutil.which("curl")
@@ -54,12 +55,7 @@ class Echo:
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         self.received.append(
             Received(scope["method"], scope["raw_path"], scope["query_string"], list(scope["headers"]), body)
         )

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from asgispy.capture.middleware import Spy
 from asgispy.wire.producer import Producer
+from tests.apps.raw import read_body
 from tests.test_collector import CollectorThread
 
 pytestmark = pytest.mark.timeout(60)
@@ -37,12 +38,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if kind == "shutdown":
                 return
     path = scope["path"]
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    body = await read_body(receive)
     if path == "/hold":
         await HOLD[scope["query_string"]].wait()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})

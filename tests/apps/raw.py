@@ -43,6 +43,11 @@ class AppError(Exception):
     """What ``/raise`` raises, chained to a cause, so tests can check the chain survives."""
 
 
+async def read_body(receive: Any) -> bytes:
+    """The whole request body, as an app that wants all of it reads it."""
+    return (await _read_body(receive))[0]
+
+
 async def _read_body(receive: Any) -> tuple[bytes, int]:
     """The whole request body, and how many ``http.request`` messages carried it."""
     chunks = []
