@@ -153,7 +153,8 @@ class Spy:
                 record.note(f"could not record a sent message: {exc!r}")
             await send(message)
 
-        # Read before each message: with no collector listening, the producer is not called at all.
+        # Looked up once per connection; each message checks ``_streaming`` (a plain attribute, as
+        # cheap as it gets), so with no collector listening the producer is never called.
         producer = self._producer
         try:
             await self.app(scope, spy_receive, spy_send)
