@@ -26,6 +26,18 @@ def _private_default_address(tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 @pytest.fixture
+def sockdir() -> Iterator[Path]:
+    """A fresh folder with a short path, removed after the test: a Unix socket's path may not
+    exceed 108 bytes, and pytest's ``tmp_path`` can be longer."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="asgispy-t-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
 def harness(tmp_path: Path) -> Callable[..., Harness]:
     """Build ``Spy(Recorder(app), **options)``; its ``check()`` exports, loads and compares."""
     count = 0

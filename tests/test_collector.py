@@ -158,18 +158,6 @@ class RawProducer:
 
 
 @pytest.fixture
-def sockdir(tmp_path: Path) -> Path:
-    # Unix socket paths are short (108 bytes); pytest's tmp_path can be long.
-    import tempfile
-
-    path = Path(tempfile.mkdtemp(prefix="asgispy-t-"))
-    yield path  # type: ignore[misc]
-    for child in path.iterdir():
-        child.unlink()
-    path.rmdir()
-
-
-@pytest.fixture
 def collector(sockdir: Path) -> Iterator[CollectorThread]:
     with CollectorThread([f"unix:{sockdir}/c.sock"]) as running:
         yield running

@@ -5,15 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -128,11 +125,10 @@ class Recorder:
 
 
 @pytest.fixture
-def workdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="asgispy-r-"))
-    (path / "recapp.py").write_text(APP)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def workdir(sockdir: Path) -> Path:
+    """The app module's folder, short enough for the sockets made in it."""
+    (sockdir / "recapp.py").write_text(APP)
+    return sockdir
 
 
 def hold(port: int) -> None:

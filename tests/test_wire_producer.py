@@ -11,7 +11,6 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,16 +94,6 @@ def requests(spy: Any, count: int, path: str = "/json", **kwargs: Any) -> None:
             await call(spy, path, **kwargs)
 
     asyncio.run(run())
-
-
-@pytest.fixture
-def sockdir() -> Iterator[Path]:
-    import shutil
-    import tempfile
-
-    path = Path(tempfile.mkdtemp(prefix="asgispy-t-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def assert_same_as_recorded(collector: CollectorThread, spy: Spy) -> None:

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,10 +114,9 @@ class Server:
 
 
 @pytest.fixture
-def workdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="asgispy-u-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def workdir(sockdir: Path) -> Path:
+    """Where the app module and the collector's socket live (a short path, for the socket)."""
+    return sockdir
 
 
 def write_app(directory: Path, version: int) -> None:
