@@ -239,3 +239,11 @@ def test_malformed_tags_raise_value_error(doc: Any) -> None:
 def test_decode_of_any_json_returns_or_raises_value_error(doc: Any) -> None:
     with contextlib.suppress(ValueError):
         decode(doc)
+
+
+@given(st.binary(max_size=600))
+def test_the_model_measures_an_encoded_body_without_decoding_it(body: bytes) -> None:
+    from asgispy.store.model import Event
+
+    event = Event("send", 0.0, encode({"type": "http.response.body", "body": body}))
+    assert event.payload_size == len(body)

@@ -8,7 +8,6 @@ asks for them.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +35,8 @@ def encoded_size(doc: Any) -> int:
             if tag == "$latin1":
                 return len(text)
             if tag == "$base64":
-                return len(base64.b64decode(text))
+                # From the text's length, without decoding a body that may be a megabyte.
+                return len(text) // 4 * 3 - text[-2:].count("=")
     return 0
 
 
