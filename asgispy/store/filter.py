@@ -147,7 +147,8 @@ class _View:
         """Request then response headers as lower-cased text pairs."""
         if self._headers is None:
             start = _response_start(conn)
-            request = _doc_pairs(conn.scope_doc.get("headers") if type(conn.scope_doc) is dict else None)
+            scope = conn.scope_doc  # parsed from the stored JSON on each read: read once
+            request = _doc_pairs(scope.get("headers") if type(scope) is dict else None)
             response = _doc_pairs(start.doc.get("headers")) if start is not None else []
             if request is None:
                 request = _pairs(conn.request_headers)

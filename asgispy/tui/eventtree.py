@@ -39,7 +39,9 @@ class _Lazy:
 
 def event_summary(event: Event) -> Text:
     """The one-line gist of a message: status, size, more_body, close code, a text preview."""
-    doc = event.doc if type(event.doc) is dict else {}
+    doc = event.doc  # parsed from the stored JSON on each read: read once
+    if type(doc) is not dict:
+        doc = {}
     kind = event.type
     text = Text()
     if kind.endswith("response.start"):
@@ -178,7 +180,8 @@ class EventTree(Tree[Any]):
         node = self._events_node
         for event in events[self._events_shown :]:
             label = self._event_label(event)
-            has_fields = type(event.doc) is dict and len(event.doc) > 1
+            doc = event.doc
+            has_fields = type(doc) is dict and len(doc) > 1
             node.add(label, _Lazy("event", (conn, event)), allow_expand=has_fields)
         self._events_shown = len(events)
         node.set_label(Text.assemble(("messages", "bold"), f"  {len(events)}", *self._dropped(conn)))
