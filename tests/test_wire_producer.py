@@ -41,6 +41,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if path == "/hold":
         await HOLD[scope["query_string"]].wait()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    if path == "/live":  # one chunk, then a wait before the last
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        await HOLD[scope["query_string"]].wait()
+        await send({"type": "http.response.body", "body": b"last"})
+        return
     if path == "/stream":
         for i in range(int(scope["query_string"] or 10)):
             await send({"type": "http.response.body", "body": b"chunk %d" % i, "more_body": True})
@@ -134,6 +139,45 @@ def test_every_event_arrives_in_order_as_recorded(sockdir: Path) -> None:
         info = collector.call(lambda: collector.store.producers[spy.origin.tag].info)
         assert (info.pid, info.host, info.app) == (os.getpid(), socket.gethostname(), spy.name)
         spy._producer.close()  # type: ignore[union-attr]
+
+
+def test_messages_of_an_open_connection_arrive_while_it_is_open(sockdir: Path) -> None:
+    # Spy tells the producer of a connection's start and end only; the sender follows the record.
+    with CollectorThread([f"unix:{sockdir}/c.sock"]) as collector:
+        spy = Spy(app, address=collector.address)
+        producer = spy._producer
+        assert producer is not None
+        producer.start()
+        collector.wait_for(lambda s: s.producers)
+        HOLD[b"open"] = asyncio.Event()
+
+        def seen(s: Any) -> list[str]:
+            conn = s.get(f"{spy.origin.tag}-1")
+            return [] if conn is None else [e.type for e in conn.events] + [conn.outcome]
+
+        async def scenario() -> None:
+            task = asyncio.create_task(call(spy, "/live", query=b"open"))
+            await asyncio.to_thread(collector.wait_for, lambda s: len(seen(s)) == 4)
+            assert collector.call(lambda: seen(collector.store)) == [
+                "http.request",
+                "http.response.start",
+                "http.response.body",
+                "open",
+            ]
+            HOLD[b"open"].set()
+            await task
+            await asyncio.to_thread(collector.wait_for, lambda s: seen(s)[-1:] == ["completed"])
+
+        asyncio.run(scenario())
+        assert collector.call(lambda: seen(collector.store)) == [
+            "http.request",
+            "http.response.start",
+            "http.response.body",
+            "http.response.body",
+            "completed",
+        ]
+        assert_same_as_recorded(collector, spy)
+        producer.close()
 
 
 def test_a_viewer_started_late_sees_recent_history_then_the_rest_live(sockdir: Path) -> None:

@@ -128,34 +128,37 @@ class Spy:
         if not self.enabled:
             await self.app(scope, receive, send)
             return
-        record = self._open(scope)
-        if record is None:
+        try:
+            if self._generation != fork_generation():
+                self._renew_origin()
+            record = ConnectionRecord(self._origin.tag, next(self._seq), scope, self.max_events)
+            self.history.add(record)
+            producer = self._producer
+            if producer is not None:
+                producer.opened(record)
+        except Exception:
+            logger.exception("asgispy could not start recording a connection; the app runs unrecorded")
             await self.app(scope, receive, send)
             return
         max_body = self.max_body
 
+        # Messages only go into the record: a live producer finds them there (it follows the
+        # connections it was told of as they began), so streaming costs nothing per message.
         async def spy_receive() -> Message:
             message = await receive()
             try:
-                event = record.add(RECEIVE, message, max_body)
-                if producer is not None and producer._streaming and event is not None:
-                    producer.event(record, event)
+                record.add(RECEIVE, message, max_body)
             except Exception as exc:
                 record.note(f"could not record a received message: {exc!r}")
             return message
 
         async def spy_send(message: Message) -> None:
             try:
-                event = record.add(SEND, message, max_body)
-                if producer is not None and producer._streaming and event is not None:
-                    producer.event(record, event)
+                record.add(SEND, message, max_body)
             except Exception as exc:
                 record.note(f"could not record a sent message: {exc!r}")
             await send(message)
 
-        # Looked up once per connection; each message checks ``_streaming`` (a plain attribute, as
-        # cheap as it gets), so with no collector listening the producer is never called.
-        producer = self._producer
         try:
             await self.app(scope, spy_receive, spy_send)
         except asyncio.CancelledError:
@@ -166,19 +169,6 @@ class Spy:
             raise
         else:
             self._close(record, scope, None, cancelled=False)
-
-    def _open(self, scope: Scope) -> ConnectionRecord | None:
-        try:
-            if self._generation != fork_generation():
-                self._renew_origin()
-            record = ConnectionRecord(self._origin.tag, next(self._seq), scope, self.max_events)
-            self.history.add(record)
-            if self._producer is not None:
-                self._producer.opened(record)
-            return record
-        except Exception:
-            logger.exception("asgispy could not start recording a connection; the app runs unrecorded")
-            return None
 
     def _close(
         self, record: ConnectionRecord, scope: Scope, exc: BaseException | None, cancelled: bool

@@ -1,12 +1,14 @@
 """The producer: streams what ``Spy`` records to a collector, from a background thread.
 
-The request path only appends a reference (the record, which already holds copies) to a
-bounded queue: no encoding, no I/O, no lock, no waiting. One sender thread per process
-encodes and writes. When the queue is full, news is dropped and counted instead of
-blocking or growing; a record that still holds the dropped messages sends them with its
-next news. When no collector listens, nothing is queued at all: the sender retries now and
-then, and once a collector appears it first sends the recent history, so a viewer started
-late still sees the last connections.
+The request path appends a reference to a bounded queue twice per connection, when it
+begins and when it ends: no encoding, no I/O, no lock, no waiting, and nothing at all per
+message. One sender thread per process encodes and writes. It follows the connections it
+was told of: every few milliseconds it sends the messages their records gained, so a long
+stream or WebSocket is seen live. When the queue is full, news is dropped and counted
+instead of blocking or growing; a connection whose start was dropped still goes out whole
+with its end. When no collector listens, nothing is queued at all: the sender retries now
+and then, and once a collector appears it first sends the recent history, so a viewer
+started late still sees the last connections.
 
 After a ``fork`` (gunicorn with ``--preload``, multiprocessing) the child starts a producer
 of its own, under its own tag, on first use; the sender never touches an event loop, so any
@@ -57,7 +59,7 @@ logger = logging.getLogger("asgispy")
 
 MiB = 1024 * 1024
 
-_OPEN, _EVENT, _CLOSE = 0, 1, 2
+_OPEN, _CLOSE = 0, 1
 _FINISHED = -1  # a record whose whole document, end included, has been sent
 _STALE = -2  # ... and that was so at the last sweep already
 
@@ -67,9 +69,12 @@ HANDSHAKE_TIMEOUT = 3.0
 MIN_BACKOFF, MAX_BACKOFF = 0.05, 1.0
 #: The longest wait before reconnecting to a collector that keeps dropping us.
 MAX_RETRY = 30.0
-#: How often a connected sender looks for news. The request path does not wake it (that would
-#: cost a system call per message), unless the queue fills past a quarter.
+#: How often a connected sender looks for news: new connections in the queue, new messages in
+#: the records it follows. The request path does not wake it (that would cost a system call
+#: per connection), unless the queue fills past a quarter.
 POLL = 0.01
+#: Followed connections looked at per POLL; past that many the sender looks less often.
+FOLLOW_PER_POLL = 2000
 #: How often an idle sender checks that its collector is still there.
 IDLE_CHECK = 0.5
 #: How often the sender looks for connections whose end was lost with a full queue.
@@ -140,7 +145,7 @@ class Producer:
     def _reset(self) -> None:
         """A fresh state: at construction, and in a child after ``fork``."""
         self._generation = fork_generation()
-        self._queue: deque[tuple[int, ConnectionRecord, int, int]] = deque()
+        self._queue: deque[tuple[int, ConnectionRecord, int]] = deque()  # (kind, record, size)
         self._wake = threading.Event()
         self._idle = False
         self._busy = False
@@ -159,6 +164,11 @@ class Producer:
         self._window: tuple[float, float] | None = None  # (monotonic, thread CPU) at its start
         #: times the sender rested to stay within its CPU share
         self.rests = 0
+        #: open connections being followed: the index of the next message to send of each
+        self._following: dict[ConnectionRecord, int] = {}
+        self._followed = 0.0
+        #: connections sent whole, end included (_FINISHED, then _STALE), until their end news
+        #: passes through the queue or a sweep or two go by
         self._sent: dict[ConnectionRecord, int] = {}
         self._in_bytes = 0  # written only by the request path
         self._out_bytes = 0  # written only by the sender
@@ -180,7 +190,8 @@ class Producer:
                 sock.close()
 
     # The request path: cheap, never blocking, never raising ------------------------------------
-    # (Spy calls event() and closed() only while _streaming: with no collector, opened() alone.)
+    # (Spy calls closed() only while _streaming: with no collector, opened() alone. Messages
+    # need no call at all: the sender finds them in the records it follows.)
 
     def opened(self, record: ConnectionRecord) -> None:
         if self._thread is None or self._generation != fork_generation():
@@ -188,26 +199,8 @@ class Producer:
         if self._streaming:
             queue = self._queue
             n = len(queue)
-            # Starts and ends get a reserve beyond the bound: losing one costs more than an event.
-            if n < self._hard_limit:
-                queue.append((_OPEN, record, -1, 0))
-                if self._idle and n >= self._wake_at:
-                    self._idle = False
-                    self._wake.set()
-            else:
-                self.dropped += 1
-
-    def event(self, record: ConnectionRecord, event: RecordedEvent) -> None:
-        # Skipped with no collector; and past max_events, where the record keeps no more.
-        if self._streaming and not record.dropped_events:
-            queue = self._queue
-            n = len(queue)
             if n < self.max_queue and self._in_bytes - self._out_bytes < self.max_queue_bytes:
-                message = event[2]
-                payload = message.get("body") or message.get("bytes") or message.get("text")
-                size = _ITEM_OVERHEAD + len(payload) if payload else _ITEM_OVERHEAD
-                self._in_bytes += size
-                queue.append((_EVENT, record, len(record.events) - 1, size))
+                queue.append((_OPEN, record, 0))
                 if self._idle and n >= self._wake_at:
                     self._idle = False
                     self._wake.set()
@@ -218,8 +211,12 @@ class Producer:
         if self._streaming:
             queue = self._queue
             n = len(queue)
-            if n < self._hard_limit:
-                queue.append((_CLOSE, record, -1, 0))
+            # Ends get a reserve beyond the bound, as they bring a connection whose start was
+            # dropped. The bytes bound counts finished records: until sent, the queue holds them.
+            size = record.size
+            if n < self._hard_limit and self._in_bytes - self._out_bytes + size <= self.max_queue_bytes:
+                self._in_bytes += size
+                queue.append((_CLOSE, record, size))
                 if self._idle and n >= self._wake_at:
                     self._idle = False
                     self._wake.set()
@@ -266,16 +263,20 @@ class Producer:
                 sock.close()
 
     def flush(self, timeout: float = 1.0) -> bool:
-        """Wait up to ``timeout`` for everything queued to be written; False if it was not."""
+        """Wait up to ``timeout`` for everything recorded so far to be written; False if it was not."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self._streaming:
                 return not self._queue
-            if not self._queue and not self._busy:
+            if not self._queue and not self._busy and not self._behind():
                 return True
             self._wake.set()
             time.sleep(0.002)
         return False
+
+    def _behind(self) -> bool:
+        """Whether a followed connection holds messages not sent yet (safe from any thread)."""
+        return any(len(record.events) > state for record, state in list(self._following.items()))
 
     def close(self, timeout: float = 1.0) -> None:
         """Send what is queued (up to ``timeout``), then disconnect and stop the sender."""
@@ -314,7 +315,7 @@ class Producer:
                 return backoff
             self._session_started = time.monotonic()
             return self._guarded(self._replay)
-        if self._queue or self.dropped != self._reported or self._sweep_due():
+        if self._queue or self.dropped != self._reported or self._sweep_due() or self._follow_due():
             rest = self._rest()
             if rest > 0:
                 self.rests += 1
@@ -383,6 +384,7 @@ class Producer:
         self.connected = False
         self._queue.clear()  # what it held is in the records, and goes out again on reconnect
         self._out_bytes = self._in_bytes
+        self._following.clear()
         self._sent.clear()
         self._busy = False
         sock, self._sock = self._sock, None
@@ -447,6 +449,7 @@ class Producer:
 
     def _replay(self, sock: socket.socket) -> None:
         """Just connected: from now on the request path queues; first send the history."""
+        self._following.clear()
         self._sent.clear()
         self._streaming = True
         self.connected = True
@@ -455,7 +458,7 @@ class Producer:
         pending = 0
         self._busy = True
         for record in self._history():
-            pending += self._news_of(record, frames, finished=record.outcome != "open", trusted=False)
+            pending += self._news_of(record, frames)
             if pending > 256 * 1024:
                 self._write(sock, frames)
                 pending = 0
@@ -473,6 +476,8 @@ class Producer:
             if self.dropped != self._reported:
                 self._reported = self.dropped
                 frames.append(self._encode(dropped_frame(self._reported)))
+            if self._follow_due():
+                self._follow(frames)
             if self._sweep_due():
                 self._sweep(frames)
             self._write(sock, frames)
@@ -488,33 +493,61 @@ class Producer:
         sock.sendall(data, _SEND_FLAGS)
         self.bytes_sent += len(data)
 
-    def _encode_batch(self, batch: list[tuple[int, ConnectionRecord, int, int]], frames: list[bytes]) -> None:
-        # A connection that began and ended within one batch goes out as one frame.
-        ending = {id(item[1]) for item in batch if item[0] == _CLOSE}
-        sent = self._sent
+    def _encode_batch(self, batch: list[tuple[int, ConnectionRecord, int]], frames: list[bytes]) -> None:
+        following, sent = self._following, self._sent
         done = 0
-        for kind, record, index, size in batch:
+        for kind, record, size in batch:
             done += size
             try:
-                state = sent.get(record)
-                if state is None:
-                    self._news_of(record, frames, finished=id(record) in ending, trusted=True)
-                elif state < 0:  # _FINISHED or _STALE: all sent, its end included
+                state = following.get(record)
+                if state is not None:  # followed: its end is here, send what is left and the end
+                    if kind == _CLOSE:
+                        del following[record]
+                        self._events(record, state, len(record.events), frames)
+                        frames.append(self._encode(close_frame(record.id, self._end(record))))
+                        sent[record] = _FINISHED
+                elif record in sent:  # sent whole already
                     if kind == _CLOSE:
                         del sent[record]
-                elif kind == _EVENT:
-                    if index >= state:
-                        self._events(record, state, index + 1, frames)
-                        sent[record] = index + 1
-                elif kind == _CLOSE:
-                    self._events(record, state, len(record.events), frames)
-                    frames.append(self._encode(close_frame(record.id, self._end(record))))
-                    del sent[record]
+                else:  # news of a connection not seen yet (or whose start was dropped)
+                    self._news_of(record, frames)
+                    if kind == _CLOSE:
+                        sent.pop(record, None)
             except Exception as exc:
+                following.pop(record, None)
                 sent.pop(record, None)
                 self.dropped += 1
                 self._say_once(logging.WARNING, "asgispy: could not send connection %s: %r", record.id, exc)
         self._out_bytes += done
+
+    def _follow_due(self) -> bool:
+        if not self._following:
+            return False
+        # A poll looks at every followed connection: with very many open, it comes less often.
+        interval = POLL * max(1.0, len(self._following) / FOLLOW_PER_POLL)
+        return time.monotonic() - self._followed >= interval
+
+    def _follow(self, frames: list[bytes]) -> None:
+        """Send the messages the followed connections gained since the last look, and the end
+        of those that ended (their end news may be queued still, or was dropped)."""
+        self._followed = time.monotonic()
+        following, sent = self._following, self._sent
+        for record, state in list(following.items()):
+            try:
+                ended = record.outcome != "open"  # written last: an ended record is complete
+                count = len(record.events)
+                if count > state:
+                    self._events(record, state, count, frames)
+                    following[record] = count
+                if ended:
+                    del following[record]
+                    self._events(record, count, len(record.events), frames)
+                    frames.append(self._encode(close_frame(record.id, self._end(record))))
+                    sent[record] = _FINISHED
+            except Exception as exc:
+                following.pop(record, None)
+                self.dropped += 1
+                self._say_once(logging.WARNING, "asgispy: could not send connection %s: %r", record.id, exc)
 
     def _sweep_due(self) -> bool:
         sent = len(self._sent)
@@ -523,26 +556,22 @@ class Producer:
         return time.monotonic() - self._swept > SWEEP or sent > max(self._wake_at, 2 * self._swept_size)
 
     def _sweep(self, frames: list[bytes]) -> None:
-        """Now and then: connections that ended while their close news was dropped (a full
-        queue) get their end sent from the record itself; what is long done is forgotten, so
-        that nothing here outlives its connection by more than a sweep or two."""
+        """Now and then, forget connections sent whole whose end news never came (dropped with
+        a full queue, or sent from the history): nothing here outlives its connection by more
+        than a sweep or two."""
         self._swept = time.monotonic()
         sent = self._sent
         for record, state in list(sent.items()):
             if state == _STALE:
                 del sent[record]
-            elif state == _FINISHED:
-                sent[record] = _STALE
-            elif record.outcome != "open":  # written last, so its end is complete
-                self._events(record, state, len(record.events), frames)
-                frames.append(self._encode(close_frame(record.id, self._end(record))))
+            else:
                 sent[record] = _STALE
         self._swept_size = len(sent)
 
-    def _news_of(self, record: ConnectionRecord, frames: list[bytes], finished: bool, trusted: bool) -> int:
+    def _news_of(self, record: ConnectionRecord, frames: list[bytes]) -> int:
         """Send all of ``record`` seen so far as an open frame (and event frames past the inline
-        limit). ``finished`` includes its end; ``trusted`` says that end is final, because its
-        close was queued, so no close frame need follow. Returns the bytes encoded."""
+        limit), its end included if it has ended; follow it if not. Returns the bytes encoded."""
+        finished = record.outcome != "open"  # written last: an ended record is complete
         events = list(record.events)
         inline: list[dict[str, Any]] = []
         budget = INLINE_BYTES
@@ -580,7 +609,7 @@ class Producer:
         frames.append(data)
         size = len(data)
         if complete:
-            self._sent[record] = _FINISHED if trusted else len(events)
+            self._sent[record] = _FINISHED
             return size
         count = len(events)
         for i in range(len(inline), count):
@@ -589,10 +618,9 @@ class Producer:
             size += len(data)
         if finished:
             frames.append(self._encode(close_frame(record.id, self._end(record))))
-            if trusted:
-                self._sent[record] = _FINISHED
-                return size
-        self._sent[record] = count
+            self._sent[record] = _FINISHED
+        else:
+            self._following[record] = count
         return size
 
     def _events(self, record: ConnectionRecord, start: int, stop: int, frames: list[bytes]) -> None:
