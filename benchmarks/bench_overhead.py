@@ -7,7 +7,9 @@
 Every comparison is made side by side in one run, interleaved (each round runs every variant
 once, in a rotating order), and reported as the median over rounds, as a ratio to the bare app:
 
-* variants: ``bare`` (the app alone), ``spy`` (Spy, no collector listening: the cost of
+* variants: ``bare`` (the app alone), ``floor`` (a pure ASGI middleware that wraps ``receive``
+  and ``send`` and passes everything through: what any middleware that sees the messages
+  costs before it does anything with them), ``spy`` (Spy, no collector listening: the cost of
   recording), ``spy-live`` (Spy streaming every event to a collector in another process),
   ``trace`` (uvicorn's trace message logging, to /dev/null), ``otel`` (OpenTelemetry's ASGI
   middleware, with whatever tracer provider is installed);
@@ -52,7 +54,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-VARIANTS = ("bare", "spy", "spy-live", "trace", "otel")
+VARIANTS = ("bare", "floor", "spy", "spy-live", "trace", "otel")
 ROUTES = ("json", "echo", "stream", "ws")
 ROUTE_NAMES = {
     "json": "small JSON",
@@ -117,10 +119,29 @@ def configure_trace_logging() -> None:
     log.propagate = False
 
 
+class PassThrough:
+    """The ``floor`` variant: wraps ``receive`` and ``send`` as a recording middleware must,
+    and does nothing else."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def wrapped_receive() -> Any:
+            return await receive()
+
+        async def wrapped_send(message: Any) -> None:
+            await send(message)
+
+        await self.app(scope, wrapped_receive, wrapped_send)
+
+
 def wrap(app: Any, variant: str, address: str | None) -> Any:
     """The app as ``variant`` serves it."""
     if variant == "bare":
         return app
+    if variant == "floor":
+        return PassThrough(app)
     if variant in ("spy", "spy-live"):
         from asgispy import Spy
 
@@ -343,6 +364,7 @@ def run_inprocess(rounds: int, quick: bool, collector_address: str, workdir: Pat
     base = build_app()
     apps = {
         "bare": base,
+        "floor": wrap(base, "floor", None),
         "spy": wrap(base, "spy", nowhere_address(workdir)),
         "spy-live": wrap(base, "spy-live", collector_address),
         "trace": wrap(base, "trace", None),
@@ -773,6 +795,8 @@ def targets(results: dict[str, Any]) -> None:
         ratio = uv["ratio"]["spy-live"]
         print(f"uvicorn, small JSON, spy-live keeps {ratio:.2f} of bare req/s (target >= 0.95): "
               f"{'met' if ratio >= 0.95 else 'NOT met'}")  # fmt: skip
+        print(f"  (spy, no collector: {uv['ratio']['spy']:.2f}; a pass-through middleware that records "
+              f"nothing: {uv['ratio']['floor']:.2f})")  # fmt: skip
     ip = results.get("inprocess", {}).get("json")
     if ip:
         trace = ip["added_us"]["trace"]
