@@ -514,6 +514,29 @@ def test_the_senders_encoder_matches_the_codec_byte_for_byte(value: dict[str, An
     assert orjson.dumps(encoder.mapping(value)) == expected
 
 
+def test_the_senders_memory_never_mistakes_lookalike_keys_and_values() -> None:
+    # Its memory is keyed by equality; a str subclass equals its text, and 1 == 1.0 == True.
+    from asgispy.capture import codec
+    from asgispy.capture.redact import Redactor
+    from asgispy.wire.producer import _Encoder
+
+    class Name(str):
+        pass
+
+    redactor = Redactor(())
+    encoder = _Encoder(redactor)
+    cases = [
+        {"type": "http", "asgi": {"version": "3.0"}, "state": {}},
+        {Name("type"): "http", "asgi": {Name("version"): "3.0"}},
+        {"type": "http", "asgi": {"version": Name("3.0")}},
+        {"type": "http", "state": {"n": 1}},
+        {"type": "http", "state": {"n": True}},
+        {"type": "http", "state": {"n": 1.0}},
+    ]
+    for value in cases + cases:
+        assert orjson.dumps(encoder.mapping(value)) == orjson.dumps(codec.encode(redactor.message(value)))
+
+
 @given(
     tail=st.lists(
         st.sampled_from([b"\x00", b"\t\r\n", b"\x7f", b"\x0b", "é".encode(), b"\xe9", b"\x1f", b"z"]),

@@ -34,7 +34,7 @@ __all__ = ["Opaque", "bytes_text", "decode", "encode"]
 
 MAX_DEPTH = 24
 MAX_REPR = 300
-_INT_LIMIT = 2**63
+INT_LIMIT = 2**63
 
 # Bytes that would read badly as text even though they decode: C0 controls but tab/CR/LF, and DEL.
 _CONTROLS = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
@@ -126,7 +126,7 @@ def encode(value: Any, _depth: int = 0) -> Any:
     if value is None or kind is bool:
         return value
     if kind is int:
-        return value if -_INT_LIMIT < value < _INT_LIMIT else {"$int": str(value)}
+        return value if -INT_LIMIT < value < INT_LIMIT else {"$int": str(value)}
     if kind is float:
         return value if math.isfinite(value) else {"$float": repr(value)}
     if kind is bytes:

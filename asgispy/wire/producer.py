@@ -674,6 +674,8 @@ class _Encoder:
         self.addresses: dict[tuple[str, int], Any] = {}
         self.pairs: dict[tuple[bytes, bytes], Any] = {}  # header pairs, never secret ones
         self.handlers: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
+        self.keys: set[str] = set()  # keys known to need no tag (exact str only: see mapping)
+        self.dicts: dict[tuple[tuple[str, str], ...], Any] = {}
 
     def event(self, event: RecordedEvent) -> dict[str, Any]:
         direction, t, message, cut = event
@@ -684,16 +686,22 @@ class _Encoder:
 
     def mapping(self, value: dict[str, Any]) -> Any:
         """``codec.encode(redactor.message(value))`` for a scope or message."""
-        for key in value:
-            if type(key) is not str or key.startswith("$") or not key.isascii():
-                return codec.encode(self.redactor.message(value))
         out: dict[str, Any] = {}
         masked = self.masked
+        keys = self.keys
         for key, item in value.items():
+            if type(key) is not str or key not in keys:
+                if type(key) is not str or key.startswith("$") or not key.isascii():
+                    return codec.encode(self.redactor.message(value))
+                if len(key) <= self.SMALL and len(keys) < self.LIMIT:
+                    keys.add(key)
             kind = type(item)
             if kind is not list and key in masked:
                 # Headers in some other container (a tuple): the redactor knows what to mask.
                 return codec.encode(self.redactor.message(value))
+            if kind is bool or item is None:  # more_body, trailers, ...
+                out[key] = item
+                continue
             if kind is str:
                 encoded = self.texts.get(item)
                 if encoded is None:
@@ -712,10 +720,31 @@ class _Encoder:
                 encoded = self.addresses.get(item)  # (host, port)
                 if encoded is None:
                     encoded = self._remember(self.addresses, item)
+            elif kind is int and -codec.INT_LIMIT < item < codec.INT_LIMIT:  # a status, a code
+                encoded = item
+            elif kind is dict and len(item) <= 4:  # the scope's "asgi" and "state", often
+                encoded = self.small_dict(item)
             else:
                 encoded = codec.encode(item, 1)
             out[key] = encoded
         return out
+
+    def small_dict(self, item: dict[Any, Any]) -> Any:
+        """A small dict of plain text, from memory (keyed by its items: only when every key and
+        value is exactly ``str``, since ``1``, ``1.0`` and ``True`` would share a key)."""
+        if not item:
+            return {}
+        pairs = tuple(item.items())
+        for key, text in pairs:
+            if type(key) is not str or type(text) is not str:
+                return codec.encode(item, 1)
+        encoded = self.dicts.get(pairs)
+        if encoded is None:
+            encoded = codec.encode(item, 1)
+            if len(self.dicts) >= self.LIMIT:
+                self.dicts.clear()
+            self.dicts[pairs] = encoded
+        return encoded
 
     def _remember(self, memory: dict[Any, Any], item: Any) -> Any:
         encoded = codec.encode(item, 1)
