@@ -138,8 +138,10 @@ class ConnectionRecord:
         # Most messages are a bytes body within bounds and nothing else to copy: a few tests
         # settle that, and the rest go the general way.
         body = copy.get("body")
-        if type(body) is bytes and len(body) <= max_body and not (
-            "headers" in copy or "bytes" in copy or "text" in copy
+        if (
+            type(body) is bytes
+            and len(body) <= max_body
+            and not ("headers" in copy or "bytes" in copy or "text" in copy)
         ):
             events.append((direction, t, copy, None))
             grown = _EVENT_OVERHEAD + len(body)
