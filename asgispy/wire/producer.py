@@ -503,9 +503,7 @@ class Producer:
                 if state is not None:  # followed: its end is here, send what is left and the end
                     if kind == _CLOSE:
                         del following[record]
-                        self._events(record, state, len(record.events), frames)
-                        frames.append(self._encode(close_frame(record.id, self._end(record))))
-                        sent[record] = _FINISHED
+                        self._finish(record, state, frames)
                 elif record in sent:  # sent whole already
                     if kind == _CLOSE:
                         del sent[record]
@@ -531,19 +529,18 @@ class Producer:
         """Send the messages the followed connections gained since the last look, and the end
         of those that ended (their end news may be queued still, or was dropped)."""
         self._followed = time.monotonic()
-        following, sent = self._following, self._sent
+        following = self._following
         for record, state in list(following.items()):
             try:
-                ended = record.outcome != "open"  # written last: an ended record is complete
+                if record.outcome != "open":  # written last: an ended record is complete
+                    del following[record]
+                    self._finish(record, state, frames)
+                    self._sent[record] = _FINISHED  # until its end news, perhaps still queued, passes
+                    continue
                 count = len(record.events)
                 if count > state:
                     self._events(record, state, count, frames)
                     following[record] = count
-                if ended:
-                    del following[record]
-                    self._events(record, count, len(record.events), frames)
-                    frames.append(self._encode(close_frame(record.id, self._end(record))))
-                    sent[record] = _FINISHED
             except Exception as exc:
                 following.pop(record, None)
                 self.dropped += 1
@@ -617,11 +614,16 @@ class Producer:
             frames.append(data)
             size += len(data)
         if finished:
-            frames.append(self._encode(close_frame(record.id, self._end(record))))
+            self._finish(record, count, frames)
             self._sent[record] = _FINISHED
         else:
             self._following[record] = count
         return size
+
+    def _finish(self, record: ConnectionRecord, start: int, frames: list[bytes]) -> None:
+        """The messages of an ended record from ``start`` on, then its end."""
+        self._events(record, start, len(record.events), frames)
+        frames.append(self._encode(close_frame(record.id, self._end(record))))
 
     def _events(self, record: ConnectionRecord, start: int, stop: int, frames: list[bytes]) -> None:
         events = record.events
