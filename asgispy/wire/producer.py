@@ -77,7 +77,7 @@ POLL = 0.01
 FOLLOW_PER_POLL = 2000
 #: How often an idle sender checks that its collector is still there.
 IDLE_CHECK = 0.5
-#: How often the sender looks for connections whose end was lost with a full queue.
+#: How often the sender forgets connections sent whole whose end news never came.
 SWEEP = 0.5
 #: The longest the end of a lifespan (the app shutting down) waits for the queue to empty.
 SHUTDOWN_FLUSH = 0.5
@@ -479,7 +479,7 @@ class Producer:
             if self._follow_due():
                 self._follow(frames)
             if self._sweep_due():
-                self._sweep(frames)
+                self._sweep()
             self._write(sock, frames)
             if not queue or self._closing:
                 return
@@ -552,7 +552,7 @@ class Producer:
             return False
         return time.monotonic() - self._swept > SWEEP or sent > max(self._wake_at, 2 * self._swept_size)
 
-    def _sweep(self, frames: list[bytes]) -> None:
+    def _sweep(self) -> None:
         """Now and then, forget connections sent whole whose end news never came (dropped with
         a full queue, or sent from the history): nothing here outlives its connection by more
         than a sweep or two."""
