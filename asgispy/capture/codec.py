@@ -158,6 +158,8 @@ def _encode_list(value: list[Any], depth: int) -> Any:
 def _encode_other(value: Any, _depth: int) -> Any:
     # Subclasses of the plain types (IntEnum statuses, str enums, bytearray bodies, an
     # OrderedDict in the state, a namedtuple) keep their value as the base type.
+    if type(value) is Opaque:  # decoded from the packed form: encoded as it was
+        return {"$object": value.type, "repr": value.repr}
     try:
         if isinstance(value, bool):
             return bool(value)

@@ -1,87 +1,143 @@
-"""The recent connections a Spy keeps in memory, bounded in count and in bytes."""
+"""The recent connections a Spy keeps in memory, bounded in count and in bytes.
+
+The request path only appends: a connection as it begins, and again once it has ended. The
+rest happens off it, in the background thread (or in whoever reads the history first): each
+ended connection is packed into one buffer (see :mod:`asgispy.capture.pack`), counted, and
+the oldest are evicted past the bounds.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections import deque
+from collections.abc import Callable
 
 from asgispy.capture.record import ConnectionRecord
+from asgispy.capture.redact import Redactor
 
 __all__ = ["History"]
+
+logger = logging.getLogger("asgispy")
+
+#: Ended connections waiting to be packed, at most; past that they stay unpacked (still
+#: bounded by the history's count) rather than the queue growing while nobody packs.
+MAX_PENDING = 16384
 
 
 class History:
     """Connections in the order they began; the oldest finished ones go first when full.
 
     Connections still open (a lifespan, a long WebSocket) are kept while they run, so an
-    export made later still shows how the app started up. ``used`` is a running estimate
-    of the bytes held, grown by the middleware as messages arrive, so that checking the
-    bound costs nothing on the request path.
+    export made later still shows how the app started up. ``used`` counts the bytes of the
+    packed connections kept.
     """
 
-    def __init__(self, max_connections: int, max_bytes: int) -> None:
+    def __init__(self, max_connections: int, max_bytes: int, redactor: Redactor | None = None) -> None:
         if max_connections < 0 or max_bytes < 0:
             raise ValueError("history bounds must not be negative")
         self.max_connections = max_connections
         self.max_bytes = max_bytes
+        self.redactor = redactor
         # A deque: the steady state (one in, the oldest out) is an append and a popleft.
         self._records: deque[ConnectionRecord] = deque()
+        self._pending: deque[ConnectionRecord] = deque()
+        # Past this many the request path trims for itself (the packer is late or gone).
+        self._hard_limit = max_connections + max_connections // 4 + 64
+        self._lock = threading.Lock()
         self.used = 0
         self.evicted = 0
+        #: ended connections never packed because the queue was full
+        self.unpacked = 0
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self.records())
+
+    @property
+    def keeps(self) -> bool:
+        """Whether this history keeps anything at all."""
+        return self.max_connections > 0
 
     def records(self) -> list[ConnectionRecord]:
-        """A snapshot of the kept records, oldest first."""
+        """A snapshot of the kept records, oldest first (packing what has ended first)."""
+        self.pack_pending()
         return list(self._records)
 
-    def add(self, record: ConnectionRecord) -> bool:
-        """Keep ``record``; False when the history keeps nothing."""
-        if not self.max_connections:
-            return False
+    # The request path ------------------------------------------------------------------------
+
+    def add(self, record: ConnectionRecord) -> None:
+        """Keep ``record`` (a connection that began)."""
         records = self._records
+        record.history_slot = True
         records.append(record)
-        record.history = self
-        self.used += record.size
-        if len(records) > self.max_connections or self.used > self.max_bytes:
-            self.trim()
-        return True
+        if len(records) > self._hard_limit and self._lock.acquire(blocking=False):
+            try:
+                self.trim()
+            finally:
+                self._lock.release()
+
+    def ended(self, record: ConnectionRecord) -> None:
+        """``record`` has ended: pack it soon."""
+        if len(self._pending) < MAX_PENDING:
+            self._pending.append(record)
+        else:
+            self.unpacked += 1
+        # Past the count, the oldest ended connection goes now: the bound holds at every moment,
+        # and one still open (the lifespan) is never the one evicted while it runs.
+        if len(self._records) > self.max_connections and self._lock.acquire(blocking=False):
+            try:
+                self.trim()
+            finally:
+                self._lock.release()
+
+    # Off the request path --------------------------------------------------------------------
+
+    def pack_pending(self, then: Callable[[ConnectionRecord], None] | None = None) -> int:
+        """Pack every ended connection waiting, evict past the bounds; ``then`` is called with
+        each record packed (the producer streams them). Returns how many were packed."""
+        pending = self._pending
+        if not pending:
+            return 0
+        done = 0
+        with self._lock:
+            keeps = self.max_connections > 0
+            while pending:
+                record = pending.popleft()
+                try:
+                    record.pack(self.redactor)
+                except Exception as exc:
+                    logger.warning("asgispy: could not pack connection %s: %r", record.id, exc)
+                    record.note(f"could not pack the connection: {exc!r}")
+                    continue
+                done += 1
+                if keeps and record.history_slot:
+                    self.used += record.size
+                if then is not None:
+                    then(record)
+            if keeps:
+                self.trim()
+        return done
 
     def trim(self) -> None:
-        """Evict the oldest finished connections until both bounds hold."""
+        """Evict the oldest finished connections until both bounds hold (under the lock)."""
         records = self._records
         if len(records) <= self.max_connections and self.used <= self.max_bytes:
             return
-        if len(records) == self.max_connections + 1:
-            # The steady state: one connection too many, and the oldest has finished; or, under a
-            # server, the oldest is the lifespan, open for the server's life, and the next has.
-            index = 0
-            oldest = records[0]
-            if oldest.outcome == "open" and len(records) > 1:
-                index = 1
-                oldest = records[1]
-            if oldest.outcome != "open" and self.used - oldest.size <= self.max_bytes:
-                if index:
-                    del records[1]
-                else:
-                    records.popleft()
-                oldest.history = None
-                self.used -= oldest.size
-                self.evicted += 1
-                return
         doomed: list[int] = []  # indices, oldest first
         count, used = len(records), self.used
         for index, record in enumerate(records):
             if count <= self.max_connections and used <= self.max_bytes:
                 break
             # Open records are spared, unless so many are open that sparing them breaks the bound.
-            # (A lifespan stays open at the front for the life of the server: this loop then
-            # looks at two records, and the deletion below moves one.)
+            # (A lifespan stays open at the front for the life of the server.)
             if record.outcome != "open" or count > 2 * self.max_connections:
                 doomed.append(index)
-                record.history = None
                 count -= 1
-                used -= record.size
+                if record.history_slot and record.packed is not None:
+                    used -= record.size
+                record.history_slot = False
+            elif index > 2 * self.max_connections:
+                break
         if len(doomed) <= 16:
             for index in reversed(doomed):
                 del records[index]  # near the front: cheap in a deque
@@ -92,7 +148,9 @@ class History:
         self.evicted += len(doomed)
 
     def clear(self) -> None:
-        for record in self._records:
-            record.history = None
-        self._records.clear()
-        self.used = 0
+        with self._lock:
+            for record in self._records:
+                record.history_slot = False
+            self._records.clear()
+            self._pending.clear()
+            self.used = 0

@@ -13,13 +13,15 @@ import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from asgispy.capture.history import History
 from asgispy.capture.origin import Origin, fork_generation, new_origin
-from asgispy.capture.record import ConnectionRecord
+from asgispy.capture.record import ConnectionRecord, _snapshot_copy
 from asgispy.capture.redact import DEFAULT_REDACT, Redactor
 from asgispy.capture.sessionfile import session_document, write_session
+from asgispy.capture.skip import Skip
 from asgispy.types import RECEIVE, SEND, ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -49,6 +51,8 @@ class Spy:
         max_body: bytes kept of each message's body (longer ones are cut, their size noted).
         max_events: messages kept per connection; later ones are counted, not kept.
         redact: header names (``*`` globs allowed) whose values are masked in every export.
+        skip: connections to leave unrecorded: path globs (``"/health"``, ``"/metrics*"``) and
+            scope types (``"lifespan"``, ``"websocket"``); they cost one check each.
         enabled: False makes Spy a plain pass-through.
         name: how this app is named to viewers (default: the app's module and name).
         address: where to stream events live: ``unix:/path`` or ``tcp://127.0.0.1:PORT``
@@ -68,6 +72,7 @@ class Spy:
         max_body: int = MiB,
         max_events: int = 10_000,
         redact: Iterable[str] = DEFAULT_REDACT,
+        skip: Iterable[str] = (),
         enabled: bool = True,
         name: str | None = None,
         address: str | Address | bool | None = None,
@@ -80,7 +85,8 @@ class Spy:
         self.max_body = max_body
         self.max_events = max_events
         self.redactor = Redactor(redact)
-        self.history = History(history, history_bytes)
+        self.skip = Skip(skip)
+        self.history = History(history, history_bytes, self.redactor)
         self.name = name or _app_name(app)
         self._generation = -1
         self._origin: Origin = self._renew_origin()
@@ -90,23 +96,25 @@ class Spy:
         from asgispy.wire.address import ENV_ADDRESS, parse_address
         from asgispy.wire.producer import Producer
 
-        if address is False:
-            return None
+        stream = address is not False
         if address is None or address is True:
             env = os.environ.get(ENV_ADDRESS, "").strip()
             if env.lower() in ("off", "none", "false", "0"):
-                return None
-            try:
-                address = parse_address(env) if env else None
-            except ValueError as exc:
-                logger.error("asgispy: ignoring %s (%s); not streaming", ENV_ADDRESS, exc)
-                return None
+                stream = False
+            else:
+                try:
+                    address = parse_address(env) if env else None
+                except ValueError as exc:
+                    logger.error("asgispy: ignoring %s (%s); not streaming", ENV_ADDRESS, exc)
+                    stream = False
+        if not stream and not self.history.keeps:
+            return None  # nothing to pack, nothing to send: no thread at all
         return Producer(
-            address,
+            address if stream and address is not False and address is not True else None,
             origin=lambda: self.origin,
-            history=self.history.records,
-            redactor=self.redactor,
+            history=self.history,
             cpu_share=cpu_share,
+            stream=stream,
         )
 
     def _renew_origin(self) -> Origin:
@@ -116,6 +124,9 @@ class Spy:
         self._origin = new_origin(self.name)
         if hasattr(self, "history"):
             self.history.clear()
+        producer = getattr(self, "_producer", None)
+        if producer is not None:
+            producer.start()  # after a fork: a thread and state of this process's own
         return self._origin
 
     @property
@@ -125,36 +136,65 @@ class Spy:
         return self._origin
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.enabled:
+        if not self.enabled or (self.skip and self.skip.matches(scope)):
             await self.app(scope, receive, send)
             return
         try:
             if self._generation != fork_generation():
                 self._renew_origin()
             record = ConnectionRecord(self._origin.tag, next(self._seq), scope, self.max_events)
-            self.history.add(record)
+            history = self.history
+            if history.max_connections:
+                history.add(record)
             producer = self._producer
             if producer is not None:
-                producer.opened(record)
+                if producer._streaming:
+                    producer.opened(record)
+                elif producer._thread is None:
+                    producer.start()
+            events = record._events
+            assert events is not None
         except Exception:
             logger.exception("asgispy could not start recording a connection; the app runs unrecorded")
             await self.app(scope, receive, send)
             return
         max_body = self.max_body
+        max_events = self.max_events
+        t0 = record.t0
+        append = events.append
 
-        # Messages only go into the record: a live producer finds them there (it follows the
-        # connections it was told of as they began), so streaming costs nothing per message.
+        # Messages only go into the record (a live producer follows the records it was told of),
+        # as copies of what could change later. Most messages are a bytes body within bounds and
+        # nothing else to copy: a few tests settle that, the rest go the general way.
         async def spy_receive() -> Message:
             message = await receive()
             try:
-                record.add(RECEIVE, message, max_body)
+                if len(events) < max_events:
+                    copy = dict(message)
+                    body = copy.get("body")
+                    if body.__class__ is bytes and len(body) <= max_body and "headers" not in copy:
+                        append((RECEIVE, perf_counter() - t0, copy, None))
+                    else:
+                        copy, cut, _ = _snapshot_copy(copy, max_body)
+                        append((RECEIVE, perf_counter() - t0, copy, cut))
+                else:
+                    record.dropped_events += 1
             except Exception as exc:
                 record.note(f"could not record a received message: {exc!r}")
             return message
 
         async def spy_send(message: Message) -> None:
             try:
-                record.add(SEND, message, max_body)
+                if len(events) < max_events:
+                    copy = dict(message)
+                    body = copy.get("body")
+                    if body.__class__ is bytes and len(body) <= max_body and "headers" not in copy:
+                        append((SEND, perf_counter() - t0, copy, None))
+                    else:
+                        copy, cut, _ = _snapshot_copy(copy, max_body)
+                        append((SEND, perf_counter() - t0, copy, cut))
+                else:
+                    record.dropped_events += 1
             except Exception as exc:
                 record.note(f"could not record a sent message: {exc!r}")
             await send(message)
@@ -175,10 +215,12 @@ class Spy:
     ) -> None:
         try:
             record.finish(scope, exc, cancelled)
-            self.history.trim()
             producer = self._producer
-            if producer is not None and producer._streaming:
-                producer.closed(record)
+            if producer is not None:
+                if record.history_slot or producer._streaming:
+                    self.history.ended(record)
+                if record.type == "lifespan" and producer._streaming:
+                    producer.closed(record)
         except Exception:
             logger.exception("asgispy could not finish recording connection %s", record.id)
 

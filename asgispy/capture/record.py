@@ -14,19 +14,25 @@ import traceback
 from time import perf_counter
 from typing import Any
 
-from asgispy.capture import codec
+from asgispy.capture import codec, pack
 from asgispy.capture.redact import Redactor
 from asgispy.types import Direction, Message, Outcome, Scope
 
-__all__ = ["ConnectionRecord", "RecordedEvent", "event_document", "snapshot_message", "snapshot_scope"]
+__all__ = [
+    "ConnectionRecord",
+    "RecordedEvent",
+    "event_document",
+    "pack_connection",
+    "pack_event_list",
+    "snapshot_message",
+    "snapshot_scope",
+]
 
 #: ``(direction, seconds since the connection began, message copy, {field: original size} or None)``
 RecordedEvent = tuple[Direction, float, dict[str, Any], "dict[str, int] | None"]
 
 _CAPTURE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _PAYLOAD_FIELDS = ("body", "bytes", "text")
-_EVENT_OVERHEAD = 160  # rough bytes of a stored event besides its payload, for the history bound
-_SCOPE_OVERHEAD = 1024
 
 
 def snapshot_message(message: Message, max_body: int) -> tuple[dict[str, Any], dict[str, int] | None, int]:
@@ -81,19 +87,28 @@ def snapshot_scope(scope: Scope) -> dict[str, Any]:
 
 
 class ConnectionRecord:
-    """One connection as Spy saw it. Written by the connection's task, read by the sender."""
+    """One connection as Spy saw it. Written by the connection's task, read off the request path.
+
+    While the connection runs, its scope copy and its events (``(direction, t, message copy,
+    cut)``, appended by Spy's ``receive`` and ``send`` wrappers) are plain Python objects. Once
+    it has ended, :meth:`pack` turns it into one MessagePack buffer (secret header values
+    masked, and kept aside so that ``scope`` and ``events`` still give what the app saw): a
+    finished connection in the history is then one ``bytes``, not a tree of dicts and lists.
+    """
 
     __slots__ = (
+        "_events",
+        "_scope",
         "dropped_events",
         "ended",
         "error",
-        "events",
         "handler",
-        "history",
+        "history_slot",
         "max_events",
         "notes",
         "outcome",
-        "scope",
+        "packed",
+        "secrets",
         "seq",
         "size",
         "started",
@@ -109,8 +124,8 @@ class ConnectionRecord:
         self.started = time.time()
         kind = scope.get("type", "?")
         self.type: str = kind if type(kind) is str else str(kind)
-        self.scope = snapshot_scope(scope)
-        self.events: list[RecordedEvent] = []
+        self._scope: dict[str, Any] | None = snapshot_scope(scope)
+        self._events: list[RecordedEvent] | None = []
         self.max_events = max_events
         self.dropped_events = 0
         self.ended: float | None = None
@@ -119,40 +134,50 @@ class ConnectionRecord:
         self.handler: tuple[Any, Any, Any] | None = None
         # Shared and empty until a first note: most connections never get one.
         self.notes: list[str] | tuple[str, ...] = ()
-        self.size = _SCOPE_OVERHEAD
-        self.history: Any = None  # the History holding this record, told of its growth
+        #: the packed connection (see asgispy.capture.pack), once it has ended and been packed
+        self.packed: bytes | None = None
+        self.secrets: tuple[pack.Secret, ...] = ()
+        self.size = 0  # bytes held once packed; counted by the history
+        self.history_slot = False  # whether a history keeps it (and counts its size)
 
     @property
     def id(self) -> str:
         """``<tag>-<seq>``: made when read (off the request path), not for every connection."""
         return f"{self.tag}-{self.seq}"
 
+    @property
+    def scope(self) -> dict[str, Any]:
+        """The scope as the connection began (from the packed form once packed)."""
+        scope = self._scope
+        if scope is None:
+            return self._unpacked()[0]  # type: ignore[no-any-return]
+        return scope
+
+    @property
+    def events(self) -> list[RecordedEvent]:
+        """Every message kept so far, in order, as the app saw it."""
+        events = self._events
+        if events is None:
+            return self._unpacked()[1]  # type: ignore[no-any-return]
+        return events
+
+    def _unpacked(self) -> tuple[Any, list[RecordedEvent]]:
+        assert self.packed is not None
+        _, _, _, scope, events, _ = pack.decode(self.packed)
+        if self.secrets:
+            pack.restore_secrets(scope, events, self.secrets)
+        return scope, [(_DIRECTIONS[d], t, message, cut) for d, t, message, cut in events]
+
     def add(self, direction: Direction, message: Message, max_body: int) -> None:
-        """Record one message (past ``max_events`` only count it)."""
-        events = self.events
+        """Record one message (past ``max_events`` only count it). Spy inlines the same steps."""
+        events = self._events
+        if events is None:
+            return
         if len(events) >= self.max_events:
             self.dropped_events += 1
             return
-        t = perf_counter() - self.t0
-        copy = dict(message)
-        # Most messages are a bytes body within bounds and nothing else to copy: a few tests
-        # settle that, and the rest go the general way.
-        body = copy.get("body")
-        if (
-            type(body) is bytes
-            and len(body) <= max_body
-            and not ("headers" in copy or "bytes" in copy or "text" in copy)
-        ):
-            events.append((direction, t, copy, None))
-            grown = _EVENT_OVERHEAD + len(body)
-        else:
-            copy, cut, size = _snapshot_copy(copy, max_body)
-            events.append((direction, t, copy, cut))
-            grown = _EVENT_OVERHEAD + size
-        self.size += grown
-        history = self.history
-        if history is not None:
-            history.used += grown
+        copy, cut, _ = snapshot_message(message, max_body)
+        events.append((direction, perf_counter() - self.t0, copy, cut))
 
     def finish(self, scope: Scope, exc: BaseException | None, cancelled: bool) -> None:
         """Close the record: outcome, error, and the route the framework matched, if any.
@@ -195,8 +220,63 @@ class ConnectionRecord:
         elif len(notes) < 20:
             notes.append(text)
 
+    # Off the request path ------------------------------------------------------------------
+
+    def end_value(self) -> list[Any] | None:
+        """How the connection ended, as the packed form holds it (None while it runs)."""
+        if self.outcome == "open":
+            return None
+        return [
+            self.outcome,
+            self.ended,
+            error_document(self.error),
+            handler_document(self.handler),
+            list(self.notes),
+            self.dropped_events,
+        ]
+
+    def pack(self, redactor: Redactor | None) -> bytes:
+        """Turn the ended record into one buffer (masked), dropping its tree of objects.
+
+        Returns the buffer; afterwards ``scope`` and ``events`` are decoded from it on demand.
+        """
+        packed = self.packed
+        if packed is not None:
+            return packed
+        end = self.end_value()
+        if end is None:
+            raise ValueError("a connection still open cannot be packed whole")
+        events = self._events or []
+        packed = pack_connection(self, 0, len(events), redactor, end, keep_secrets=True)
+        self.packed = packed
+        self.size = len(packed) + _RECORD_OVERHEAD
+        self._scope = None
+        self._events = None
+        self.error = None
+        self.handler = None
+        return packed
+
     def document(self, redactor: Redactor, tag: str) -> dict[str, Any]:
         """The JSON form of the record (off the request path)."""
+        if self.packed is not None:
+            seq, kind, started, scope, events, end = pack.decode(self.packed)
+            outcome, duration, error, handler, notes, dropped = end
+            # The packed form is masked with the Spy's redactor already; mask again if this one differs.
+            return {
+                "id": self.id,
+                "seq": seq,
+                "producer": tag,
+                "type": kind,
+                "started": started,
+                "duration": duration,
+                "outcome": outcome,
+                "scope": scope_document(scope, redactor),
+                "events": [event_document((_DIRECTIONS[d], t, m, c), redactor) for d, t, m, c in events],
+                "events_dropped": dropped,
+                "error": error,
+                "handler": handler,
+                "notes": list(notes),
+            }
         return {
             "id": self.id,
             "seq": self.seq,
@@ -212,6 +292,52 @@ class ConnectionRecord:
             "handler": handler_document(self.handler),
             "notes": list(self.notes),
         }
+
+
+_DIRECTIONS: tuple[Direction, Direction] = ("receive", "send")
+_DIRECTION_CODES = {"receive": 0, "send": 1}
+_RECORD_OVERHEAD = 200  # the record object itself, besides its buffer
+
+
+def pack_events(events: list[RecordedEvent], start: int, stop: int) -> list[list[Any]]:
+    """Events ``start:stop`` as the packed form's ``[direction, t, message, cut]`` lists."""
+    codes = _DIRECTION_CODES
+    return [[codes[d], t, m, c] for d, t, m, c in events[start:stop]]
+
+
+def pack_connection(
+    record: ConnectionRecord,
+    start: int,
+    stop: int,
+    redactor: Redactor | None,
+    end: list[Any] | None,
+    keep_secrets: bool = False,
+) -> bytes:
+    """The packed connection with events ``start:stop`` (all of them for a whole record)."""
+    scope, events, secrets = pack.pack_values(record.scope, pack_events(record.events, start, stop), redactor)
+    value = [record.seq, record.type, record.started, scope, events, end]
+    try:
+        data = pack.encode(value)
+    except (OverflowError, UnicodeEncodeError):
+        # An integer beyond 64 bits or text with lone surrogates: look at every value.
+        scope, events, secrets = pack.pack_values(
+            record.scope, pack_events(record.events, start, stop), redactor, careful=True
+        )
+        value = [record.seq, record.type, record.started, scope, events, pack.pack_value(end, True)]
+        data = pack.encode(value)
+    if keep_secrets:
+        record.secrets = tuple(secrets)
+    return data
+
+
+def pack_event_list(events: list[RecordedEvent], start: int, stop: int, redactor: Redactor | None) -> bytes:
+    """Events ``start:stop`` of a connection as a packed array (for a connection still open)."""
+    _, packed, _ = pack.pack_values(None, pack_events(events, start, stop), redactor)
+    try:
+        return pack.encode(packed)
+    except (OverflowError, UnicodeEncodeError):
+        _, packed, _ = pack.pack_values(None, pack_events(events, start, stop), redactor, careful=True)
+        return pack.encode(packed)
 
 
 def scope_document(scope: dict[str, Any], redactor: Redactor) -> Any:
@@ -261,14 +387,33 @@ def _qualname(obj: Any) -> str | None:
     return f"{module}.{name}" if isinstance(module, str) else str(name)
 
 
+_handler_docs: dict[tuple[int, int], tuple[Any, Any, dict[str, Any] | None]] = {}
+
+
 def handler_document(handler: tuple[Any, Any, Any] | None) -> dict[str, Any] | None:
     """Which route and endpoint the framework matched (Starlette and FastAPI put them in the scope).
 
-    Never raises: what cannot be read of an odd route object is left out.
+    Never raises: what cannot be read of an odd route object is left out. Routes recur from
+    one connection to the next, so the document of a route without parameters is remembered
+    (by identity, a few thousand at most).
     """
     if handler is None:
         return None
     route, endpoint, params = handler
+    if params:
+        return _handler_document(route, endpoint, params)
+    key = (id(route), id(endpoint))
+    known = _handler_docs.get(key)
+    if known is not None and known[0] is route and known[1] is endpoint:
+        return known[2]
+    doc = _handler_document(route, endpoint, params)
+    if len(_handler_docs) >= 4096:
+        _handler_docs.clear()
+    _handler_docs[key] = (route, endpoint, doc)
+    return doc
+
+
+def _handler_document(route: Any, endpoint: Any, params: Any) -> dict[str, Any] | None:
     doc: dict[str, Any] = {}
     path = _attr(route, "path")
     if isinstance(path, str):

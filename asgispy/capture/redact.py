@@ -47,6 +47,7 @@ class Redactor:
         regex = "|".join(fnmatch.translate(p) for p in patterns)
         self._match = re.compile(regex).match if regex else None
         self._seen: dict[bytes, bool] = {}
+        self._public: set[bytes] = set()  # names known not to be secret, for any_secret
 
     def __bool__(self) -> bool:
         return self._match is not None
@@ -61,6 +62,21 @@ class Redactor:
             if len(self._seen) < 4096:
                 self._seen[name] = known
         return known
+
+    def any_secret(self, names: set[bytes]) -> bool:
+        """Whether any of the header ``names`` is secret: two set operations when all are known."""
+        if self._match is None:
+            return False
+        unknown = names - self._public
+        if not unknown:
+            return False
+        found = False
+        for name in unknown:
+            if self.is_secret(name):
+                found = True
+            elif len(self._public) < 4096:
+                self._public.add(name)
+        return found
 
     def headers(self, headers: Any) -> Any:
         """A copy of ``headers`` with secret values masked (the same object when none is)."""

@@ -20,9 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from asgispy.store.model import ProducerInfo
+from asgispy.store.model import Connection, Event, ProducerInfo
 from asgispy.store.store import Store
 from asgispy.wire.address import (
     Address,
@@ -32,13 +30,22 @@ from asgispy.wire.address import (
     parse_address,
 )
 from asgispy.wire.protocol import (
+    CLOSE,
+    DROPPED,
+    EVENTS,
     MAX_FRAME,
+    OPEN,
     FrameReader,
     ProtocolError,
-    decode_frame,
+    decode_payload,
     encode_frame,
     error_frame,
+    is_v1,
+    parse_connection,
+    parse_end,
+    parse_events,
     parse_hello,
+    v1_error_line,
     welcome_frame,
 )
 
@@ -256,58 +263,72 @@ class _Link(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        if self.tag is None and not self.reader.buffered and is_v1(data):
+            self._refuse_v1()
+            return
         try:
-            for line in self.reader.feed(data):
+            for payload in self.reader.feed(data):
                 if self.closed:
                     return
-                self._frame(line)
+                self._frame(decode_payload(payload))
         except ProtocolError as exc:
             self.fail(str(exc))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             self.fail(f"malformed frame ({type(exc).__name__}: {exc})")
         except Exception as exc:
             logger.debug("collector: error applying a frame", exc_info=True)
             self.fail(f"could not apply a frame: {exc!r}")
 
-    def _frame(self, line: bytes) -> None:
+    def _refuse_v1(self) -> None:
+        """A producer of an older asgispy (newline-delimited JSON): tell it, in its own words."""
+        from asgispy import __version__
+
+        reason = (
+            f"this collector (asgispy {__version__}) speaks wire protocol 2 and the app's asgispy speaks "
+            "protocol 1: use the same asgispy on both sides"
+        )
+        logger.warning("collector: producer %s: %s; disconnecting it", self.name, reason)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(v1_error_line(reason))
+        self.close()
+
+    def _frame(self, frame: Any) -> None:
         if self.tag is None:
-            self._hello(line)
+            self._hello(frame)
             return
-        try:
-            frame = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise ProtocolError(f"malformed frame (not JSON: {exc})") from None
-        if type(frame) is not dict:
-            raise ProtocolError("malformed frame (not a JSON object)")
-        kind = frame.get("type")
-        if kind == "event":
-            id = frame["id"]
-            self._own(id)
-            self.store.event(id, frame["event"], frame.get("index"))
-        elif kind == "open":
-            doc = frame["connection"]
-            if doc.get("producer") != self.tag:
-                raise ProtocolError(f"open frame for producer {doc.get('producer')!r}, not {self.tag!r}")
-            self._own(doc["id"])
-            self.store.open(doc)
-        elif kind == "close":
-            id = frame["id"]
-            self._own(id)
-            self.store.close(id, frame)
-        elif kind == "dropped":
-            total = frame["total"]
-            if type(total) is not int:
-                raise ProtocolError(f"dropped frame with a total that is not an integer: {total!r}")
-            self.store.report_dropped(self.tag, total)
+        if type(frame) is not list or not frame or type(frame[0]) is not int:
+            raise ProtocolError("malformed frame (not an array that starts with its kind)")
+        kind = frame[0]
+        prefix = self.prefix
+        if kind == EVENTS:
+            if len(frame) != 4 or type(frame[1]) is not int or type(frame[2]) is not int or frame[2] < 0:
+                raise ProtocolError("malformed events frame")
+            events = [Event.from_message(*e) for e in parse_events(frame[3])]
+            self.store.events(f"{prefix}{frame[1]}", events, frame[2])
+        elif kind == OPEN:
+            if len(frame) != 2:
+                raise ProtocolError("malformed open frame")
+            seq, type_, started, scope, events, end = parse_connection(frame[1])
+            conn = Connection.from_values(
+                f"{prefix}{seq}", type_, scope, events, end, seq=seq, producer=self.tag, started=started
+            )
+            self.store.add(conn)
+        elif kind == CLOSE:
+            if len(frame) != 3 or type(frame[1]) is not int:
+                raise ProtocolError("malformed close frame")
+            end = parse_end(frame[2])
+            if end is None:
+                raise ProtocolError("a close frame without an end")
+            self.store.close(f"{prefix}{frame[1]}", end)
+        elif kind == DROPPED:
+            if len(frame) != 2 or type(frame[1]) is not int:
+                raise ProtocolError(f"dropped frame with a total that is not an integer: {frame[1:]!r}")
+            self.store.report_dropped(self.tag, frame[1])
         else:
-            raise ProtocolError(f"unknown frame type {kind!r}")
+            raise ProtocolError(f"unknown frame kind {kind!r}")
 
-    def _own(self, id: Any) -> None:
-        if type(id) is not str or not id.startswith(self.prefix):
-            raise ProtocolError(f"frame for connection {id!r}, which is not producer {self.tag!r}'s")
-
-    def _hello(self, line: bytes) -> None:
-        hello = parse_hello(decode_frame(line))
+    def _hello(self, frame: Any) -> None:
+        hello = parse_hello(frame)
         token = self.collector.token
         if token is not None and (hello.token is None or not hmac.compare_digest(hello.token, token)):
             raise ProtocolError("wrong or missing token")

@@ -12,9 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from asgispy.capture import codec
+from asgispy.capture import codec, pack
 from asgispy.types import Direction, Outcome
 
 __all__ = ["Connection", "ErrorInfo", "Event", "ProducerInfo", "Session", "encoded_size"]
@@ -85,26 +83,40 @@ class ProducerInfo:
 class Event:
     """One message the app received or sent, ``t`` seconds after its connection began.
 
-    The encoded message is kept as compact JSON bytes, not as a tree of Python objects: a
-    store holding 50,000 connections would otherwise spend most of its memory on dicts.
-    What the list and the summaries need (type, payload size, status or close code) is read
-    once, up front; the rest is decoded when a view asks.
+    The message is kept packed (MessagePack, see :mod:`asgispy.capture.pack`), not as a tree of
+    Python objects: a store holding 50,000 connections would otherwise spend most of its memory
+    on dicts. What the list and the summaries need (type, payload size, status or close code)
+    is read once, up front; the rest is decoded when a view asks.
     """
 
     __slots__ = ("_message", "_raw", "code", "cut", "direction", "payload_size", "status", "t", "type")
 
     def __init__(self, direction: Direction, t: float, doc: Any, cut: dict[str, int] | None = None) -> None:
+        self._set(direction, t, codec.decode(doc), cut)
+
+    @classmethod
+    def from_message(cls, direction: Direction, t: float, message: Any, cut: dict[str, int] | None) -> Event:
+        """An event from the message itself (bytes as bytes), as the wire brings it."""
+        event = cls.__new__(cls)
+        event._set(direction, t, message, cut)
+        return event
+
+    def _set(self, direction: Direction, t: float, message: Any, cut: dict[str, int] | None) -> None:
         self.direction: Direction = direction
         self.t = t
         self.cut = cut or None
         self._message: Any = None
-        fields = _fields(doc)
+        fields = message if type(message) is dict else {}
         kind = fields.get("type")
         self.type: str = kind if type(kind) is str else "?"
         self.status = _int_or_none(fields.get("status"))
         self.code = _int_or_none(fields.get("code"))
-        self.payload_size = sum(self._size(fields, name) for name in _PAYLOAD_FIELDS)
-        self._raw = _compact_json(doc)
+        size = 0
+        for name in _PAYLOAD_FIELDS:
+            if name in fields:
+                size += self._size(fields, name)
+        self.payload_size = size
+        self._raw = pack.dumps(message)
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Event:
@@ -115,29 +127,32 @@ class Event:
 
     @property
     def doc(self) -> Any:
-        """The message in its encoded (JSON) form."""
-        return orjson.loads(self._raw)
+        """The message in its encoded (JSON) form, made readable by the codec."""
+        return codec.encode(self.message)
 
     @property
     def fields(self) -> dict[str, Any]:
-        """The message's top-level fields, still encoded."""
+        """The message's top-level fields, in their encoded (JSON) form."""
         return _fields(self.doc)
 
     @property
     def message(self) -> Any:
         """The message as the app saw it (bytes as bytes), decoded on first use."""
         if self._message is None:
-            self._message = codec.decode(self.doc)
+            self._message = pack.decode(self._raw)
         return self._message
 
     def field_size(self, name: str) -> int:
         """The true length of a payload field, counting what was cut."""
-        return self._size(self.fields, name)
+        message = self.message
+        return self._size(message if type(message) is dict else {}, name)
 
     def _size(self, fields: dict[str, Any], name: str) -> int:
-        if self.cut and name in self.cut:
-            return int(self.cut[name])
-        return encoded_size(fields.get(name))
+        cut = self.cut
+        if cut and name in cut:
+            return int(cut[name])
+        value = fields.get(name)
+        return len(value) if type(value) is bytes or type(value) is str else 0
 
     def document(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"direction": self.direction, "t": self.t, "message": self.doc}
@@ -196,17 +211,10 @@ class Connection:
         self.seq = seq
         self.producer = producer
         self.started = started
-        self._scope_raw = _compact_json(scope_doc)
-        self._scope: dict[str, Any] | None = None
-        fields = scope_doc if isinstance(scope_doc, dict) else {}
-        method, path = fields.get("method"), fields.get("path")
-        self._method = method if isinstance(method, str) else None
-        self._path = path if isinstance(path, str) else ""
-        try:
-            query = codec.decode(fields.get("query_string"))
-        except ValueError:
-            query = None
-        self._query = query if isinstance(query, bytes) else b""
+        self._set_scope(_decoded_scope(scope_doc))
+        self._reset()
+
+    def _reset(self) -> None:
         self.events: list[Event] = []
         self.events_dropped = 0
         self.duration: float | None = None
@@ -219,7 +227,39 @@ class Connection:
         self.response_bytes = 0
         self.close_code: int | None = None
 
+    def _set_scope(self, scope: dict[str, Any]) -> None:
+        self._scope_raw = pack.dumps(scope)
+        self._scope: dict[str, Any] | None = None
+        method, path, query = scope.get("method"), scope.get("path"), scope.get("query_string")
+        self._method = method if type(method) is str else None
+        self._path = path if type(path) is str else ""
+        self._query = query if type(query) is bytes else b""
+
     # Building ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_values(
+        cls,
+        id: str,
+        type: str,
+        scope: Any,
+        events: Iterable[tuple[Direction, float, Any, dict[str, int] | None]],
+        end: Mapping[str, Any] | None,
+        *,
+        seq: int = 0,
+        producer: str = "",
+        started: float = 0.0,
+    ) -> Connection:
+        """A connection from decoded values (bytes as bytes), as the wire brings it."""
+        conn = cls.__new__(cls)
+        conn.id, conn.type, conn.seq, conn.producer, conn.started = id, type, seq, producer, started
+        conn._set_scope(scope if isinstance(scope, dict) else {})
+        conn._reset()
+        for direction, t, message, cut in events:
+            conn.add(Event.from_message(direction, t, message, cut))
+        if end is not None:
+            conn.finish(end)
+        return conn
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Connection:
@@ -279,14 +319,15 @@ class Connection:
 
     @property
     def scope_doc(self) -> Any:
-        """The scope in its encoded (JSON) form."""
-        return orjson.loads(self._scope_raw)
+        """The scope in its encoded (JSON) form, made readable by the codec."""
+        return codec.encode(self.scope)
 
     @property
     def scope(self) -> dict[str, Any]:
         """The scope as the connection began (bytes as bytes), decoded on first use."""
         if self._scope is None:
-            self._scope = _decoded_scope(self.scope_doc)
+            scope = pack.decode(self._scope_raw)
+            self._scope = scope if isinstance(scope, dict) else {}
         return self._scope
 
     @property
@@ -402,11 +443,6 @@ class Session:
         tags = {c.producer for c in chosen}
         producers = {t: p.document() for t, p in self.producers.items() if t in tags}
         return session_document([c.document() for c in chosen], producers, self.dropped)
-
-
-def _compact_json(doc: Any) -> bytes:
-    # orjson's result keeps its whole output buffer (4 KiB at least); a copy is exactly sized.
-    return bytes(memoryview(orjson.dumps(doc)))
 
 
 def _decoded_scope(doc: Any) -> dict[str, Any]:

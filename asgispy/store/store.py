@@ -133,7 +133,11 @@ class Store:
         A connection already known (sent again in a producer's history after a reconnect)
         is replaced by the newer, fuller document.
         """
-        conn = Connection.from_document(doc)
+        return self.add(Connection.from_document(doc))
+
+    def add(self, conn: Connection) -> Connection:
+        """A connection began (maybe already with events, maybe ended): the same as :meth:`open`,
+        for one built from the wire's values."""
         old = self.connections.pop(conn.id, None)
         known = 0
         if old is not None:
@@ -163,20 +167,31 @@ class Store:
         ``index`` is the event's place in its connection (from 0): one the store already has
         (sent again after a producer reconnected) is ignored too.
         """
+        return self.events(id, [Event.from_document(doc)], index)
+
+    def events(self, id: str, events: list[Event], index: int | None = None) -> Connection | None:
+        """Events of connection ``id``, the first of them its ``index``-th (from 0); those the
+        store already has (sent again after a producer reconnected) are ignored, and so are
+        events of a connection it does not know (None)."""
         conn = self.connections.get(id)
         if conn is None:
             return None
-        if index is not None and index < len(conn.events):
-            return None
-        event = Event.from_document(doc)
-        conn.add(event)
-        grown = _EVENT_OVERHEAD + event.payload_size
+        if index is not None:
+            known = len(conn.events)
+            if index + len(events) <= known:
+                return None
+            if index < known:
+                events = events[known - index :]
+        grown = 0
+        for event in events:
+            conn.add(event)
+            grown += _EVENT_OVERHEAD + event.payload_size
         self._sizes[id] = self._sizes.get(id, 0) + grown
         self.used += grown
-        self.events_total += 1
+        self.events_total += len(events)
         state = self.producers.get(conn.producer)
         if state is not None:
-            state.events += 1
+            state.events += len(events)
         self._notify(Change("event", conn))
         if self.used > self.max_bytes:
             self._trim()

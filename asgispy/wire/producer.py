@@ -1,18 +1,20 @@
-"""The producer: streams what ``Spy`` records to a collector, from a background thread.
+"""The producer: packs what ``Spy`` records and streams it to a collector, from a background thread.
 
-The request path appends a reference to a bounded queue twice per connection, when it
-begins and when it ends: no encoding, no I/O, no lock, no waiting, and nothing at all per
-message. One sender thread per process encodes and writes. It follows the connections it
-was told of: every few milliseconds it sends the messages their records gained, so a long
-stream or WebSocket is seen live. When the queue is full, news is dropped and counted
-instead of blocking or growing; a connection whose start was dropped still goes out whole
-with its end. When no collector listens, nothing is queued at all: the sender retries now
-and then, and once a collector appears it first sends the recent history, so a viewer
-started late still sees the last connections.
+The request path only appends to bounded queues: a connection as it begins (while a
+collector listens) and once it has ended. No encoding, no I/O, no lock, no waiting, and
+nothing at all per message. One thread per process does the rest:
 
-After a ``fork`` (gunicorn with ``--preload``, multiprocessing) the child starts a producer
-of its own, under its own tag, on first use; the sender never touches an event loop, so any
-number of loops in any threads may feed it.
+* it packs each ended connection into one MessagePack buffer (secrets masked), which is what
+  the history keeps and, as it is, what the wire carries: a short HTTP request goes out as one
+  ``open`` frame with nothing encoded twice;
+* it follows the connections still open: every few milliseconds it sends the messages their
+  records gained, so a long stream or WebSocket is seen live;
+* when no collector listens it retries now and then, and once one appears it first sends the
+  history, so a viewer started late still sees the last connections.
+
+When a queue is full, news is dropped and counted instead of blocking or growing. After a
+``fork`` (gunicorn with ``--preload``, multiprocessing) the child starts a producer of its own,
+under its own tag, on first use; the thread never touches an event loop.
 """
 
 from __future__ import annotations
@@ -27,30 +29,29 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
-import orjson
+import msgspec
 
-from asgispy.capture import codec, redact
+from asgispy.capture import pack
+from asgispy.capture.history import History
 from asgispy.capture.origin import Origin, fork_generation
-from asgispy.capture.record import (
-    ConnectionRecord,
-    RecordedEvent,
-    error_document,
-    handler_document,
-    snapshot_message,
-)
-from asgispy.capture.redact import Redactor
+from asgispy.capture.record import ConnectionRecord, pack_connection, pack_event_list, snapshot_message
 from asgispy.wire.address import ENV_TOKEN, Address, default_address, is_private_directory, parse_address
 from asgispy.wire.protocol import (
+    CLOSE,
+    DROPPED,
+    EVENTS,
     MAX_FRAME,
+    OPEN,
+    FrameReader,
     ProtocolError,
-    close_frame,
-    decode_frame,
-    dropped_frame,
-    event_frame,
+    decode_payload,
+    encode_frame,
     hello_frame,
-    open_frame,
+    is_v1,
+    v1_message,
 )
 
 __all__ = ["Producer"]
@@ -59,57 +60,40 @@ logger = logging.getLogger("asgispy")
 
 MiB = 1024 * 1024
 
-_OPEN, _CLOSE = 0, 1
-_FINISHED = -1  # a record whose whole document, end included, has been sent
-_STALE = -2  # ... and that was so at the last sweep already
-
 #: Seconds to wait for a collector's answer to our hello.
 HANDSHAKE_TIMEOUT = 3.0
 #: Retry delays when no collector listens: from the first to the longest.
 MIN_BACKOFF, MAX_BACKOFF = 0.05, 1.0
 #: The longest wait before reconnecting to a collector that keeps dropping us.
 MAX_RETRY = 30.0
-#: How often a connected sender looks for news: new connections in the queue, new messages in
-#: the records it follows. The request path does not wake it (that would cost a system call
-#: per connection), unless the queue fills past a quarter.
+#: How often the thread looks for news: ended connections to pack, new connections, new
+#: messages in the records it follows. The request path never wakes it (that would cost a
+#: system call per connection).
 POLL = 0.01
+#: How often it packs when nobody listens (the history only needs to stay compact).
+IDLE_POLL = 0.05
 #: Followed connections looked at per POLL; past that many the sender looks less often.
 FOLLOW_PER_POLL = 2000
 #: How often an idle sender checks that its collector is still there.
 IDLE_CHECK = 0.5
-#: How often the sender forgets connections sent whole whose end news never came.
-SWEEP = 0.5
 #: The longest the end of a lifespan (the app shutting down) waits for the queue to empty.
 SHUTDOWN_FLUSH = 0.5
-#: Queue items encoded per write; small enough to hand the GIL back to the app often.
-BATCH = 128
-#: Events sent inside an ``open`` frame at most; more follow as event frames.
-INLINE_EVENTS = 256
-INLINE_BYTES = 1 * MiB
-#: The share of one CPU the sender may use by default. Encoding runs under the GIL, so every
-#: moment the sender works is a moment the app does not: past this share the sender rests,
-#: the queue fills, and news is dropped and counted rather than the app slowed.
+#: Bytes gathered before a write.
+WRITE_AT = 256 * 1024
+#: The share of one CPU the sender may use by default for sending (packing is not limited:
+#: the history must stay compact). Past it the sender rests and news is dropped and counted.
 CPU_SHARE = 0.1
 #: The window over which the sender's CPU share is measured, in seconds.
 CPU_WINDOW = 0.5
 _SEND_FLAGS = getattr(socket, "MSG_NOSIGNAL", 0)
-_ITEM_OVERHEAD = 200
-
-
-def _payload_size(message: dict[str, Any]) -> int:
-    body = message.get("body")
-    if body is None:
-        body = message.get("bytes")
-        if body is None:
-            body = message.get("text")
-    return len(body) if body else 0
 
 
 class Producer:
-    """Stream one process's recorded connections to the collector at ``address``.
+    """Pack one process's recorded connections and stream them to the collector at ``address``.
 
-    ``origin`` and ``history`` are read in the sender thread: who this process is now, and
-    the records to send first when a collector appears.
+    ``origin`` is read in the thread: who this process is now. ``history`` is the Spy's: the
+    producer packs what ended there, and sends it first when a collector appears. With
+    ``stream=False`` it only packs.
     """
 
     def __init__(
@@ -117,37 +101,36 @@ class Producer:
         address: str | Address | None,
         *,
         origin: Callable[[], Origin],
-        history: Callable[[], list[ConnectionRecord]],
-        redactor: Redactor,
+        history: History,
         token: str | None = None,
         max_queue: int = 8192,
-        max_queue_bytes: int = 32 * MiB,
         max_frame: int = MAX_FRAME,
         cpu_share: float = CPU_SHARE,
+        stream: bool = True,
     ) -> None:
         if not 0 < cpu_share <= 1:
             raise ValueError("cpu_share is a fraction of one CPU: more than 0, at most 1")
+        self.stream = stream
         self.address = parse_address(address) if address else default_address()
         self._checks_directory = address is None
         self._origin = origin
-        self._history = history
-        self.redactor = redactor
+        self.history = history
+        self.redactor = history.redactor
         self.token = token if token is not None else os.environ.get(ENV_TOKEN) or None
         self.max_queue = max_queue
-        self.max_queue_bytes = max_queue_bytes
         self.max_frame = max_frame
         self.cpu_share = cpu_share
-        self._wake_at = max(max_queue // 4, 1)
-        self._hard_limit = max_queue + max_queue // 8
         self._reset()
         _live.add(self)
 
     def _reset(self) -> None:
         """A fresh state: at construction, and in a child after ``fork``."""
         self._generation = fork_generation()
-        self._queue: deque[tuple[int, ConnectionRecord, int]] = deque()  # (kind, record, size)
+        #: connections that began, for the sender to follow (only while streaming)
+        self._queue: deque[ConnectionRecord] = deque()
+        #: packed connections to send whole, or to finish if followed
+        self._ready: deque[ConnectionRecord] = deque()
         self._wake = threading.Event()
-        self._idle = False
         self._busy = False
         self._streaming = False
         self._closing = False
@@ -158,24 +141,16 @@ class Producer:
         self._short = 0  # sessions in a row that ended soon after they began
         self._not_before = 0.0  # no reconnecting before this (time.monotonic)
         self._checked = 0.0
-        self._swept = 0.0
-        self._swept_size = 0
-        self._encoder = _Encoder(self.redactor)
         self._window: tuple[float, float] | None = None  # (monotonic, thread CPU) at its start
         #: times the sender rested to stay within its CPU share
         self.rests = 0
-        #: open connections being followed: the index of the next message to send of each
+        #: open connections being followed: how many of their messages were sent
         self._following: dict[ConnectionRecord, int] = {}
         self._followed = 0.0
-        #: connections sent whole, end included (_FINISHED, then _STALE), until their end news
-        #: passes through the queue or a sweep or two go by
-        self._sent: dict[ConnectionRecord, int] = {}
-        self._in_bytes = 0  # written only by the request path
-        self._out_bytes = 0  # written only by the sender
         self._reported = 0
         self._tag = ""
         self._said: set[str] = set()
-        #: news dropped because the queue was full (messages, connection starts and ends)
+        #: news dropped because a queue was full (connection starts, ended connections)
         self.dropped = 0
         #: whether a collector accepted us and we are streaming to it
         self.connected = False
@@ -190,54 +165,27 @@ class Producer:
                 sock.close()
 
     # The request path: cheap, never blocking, never raising ------------------------------------
-    # (Spy calls closed() only while _streaming: with no collector, opened() alone. Messages
-    # need no call at all: the sender finds them in the records it follows.)
+    # (Spy calls opened() only while _streaming, closed() only for a lifespan.)
 
     def opened(self, record: ConnectionRecord) -> None:
-        if self._thread is None or self._generation != fork_generation():
-            self.start()
-        if self._streaming:
-            queue = self._queue
-            n = len(queue)
-            if n < self.max_queue and self._in_bytes - self._out_bytes < self.max_queue_bytes:
-                queue.append((_OPEN, record, 0))
-                if self._idle and n >= self._wake_at:
-                    self._idle = False
-                    self._wake.set()
-            else:
-                self.dropped += 1
+        queue = self._queue
+        if len(queue) < self.max_queue:
+            queue.append(record)
+        else:
+            self.dropped += 1
 
     def closed(self, record: ConnectionRecord) -> None:
-        if self._streaming:
-            queue = self._queue
-            n = len(queue)
-            # Ends get a reserve beyond the bound, as they bring a connection whose start was
-            # dropped. The bytes bound counts finished records: until sent, the queue holds them.
-            size = record.size
-            if n < self._hard_limit and self._in_bytes - self._out_bytes + size <= self.max_queue_bytes:
-                self._in_bytes += size
-                queue.append((_CLOSE, record, size))
-                if self._idle and n >= self._wake_at:
-                    self._idle = False
-                    self._wake.set()
-            else:
-                self.dropped += 1
-            if record.type == "lifespan":
-                # The app is shutting down and the process may end at once (uvicorn re-raises
-                # SIGTERM, so no atexit): let its last news out first, for a moment at most.
-                self.flush(SHUTDOWN_FLUSH)
+        if record.type == "lifespan" and self._streaming:
+            # The app is shutting down and the process may end at once (uvicorn re-raises
+            # SIGTERM, so no atexit): let its last news out first, for a moment at most.
+            self.flush(SHUTDOWN_FLUSH)
 
     # Lifecycle ----------------------------------------------------------------------------------
 
     @property
     def queued(self) -> int:
         """Items waiting for the sender."""
-        return len(self._queue)
-
-    @property
-    def queued_bytes(self) -> int:
-        """Estimated bytes of the messages waiting for the sender."""
-        return max(self._in_bytes - self._out_bytes, 0)
+        return len(self._queue) + len(self._ready) + len(self.history._pending)
 
     def _start(self) -> None:
         # The thread holds the producer only weakly: a Spy that is dropped takes its sender along.
@@ -247,7 +195,7 @@ class Producer:
         self._thread.start()
 
     def start(self) -> None:
-        """Start the sender now rather than with the first connection."""
+        """Start the thread now rather than with the first connection."""
         if self._generation != fork_generation():
             self._after_fork()
         if self._thread is None:
@@ -263,12 +211,13 @@ class Producer:
                 sock.close()
 
     def flush(self, timeout: float = 1.0) -> bool:
-        """Wait up to ``timeout`` for everything recorded so far to be written; False if it was not."""
+        """Wait up to ``timeout`` for everything recorded so far to be packed and written."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self._streaming:
-                return not self._queue
-            if not self._queue and not self._busy and not self._behind():
+                self.history.pack_pending()
+                return True
+            if not self.queued and not self._busy and not self._behind():
                 return True
             self._wake.set()
             time.sleep(0.002)
@@ -276,10 +225,14 @@ class Producer:
 
     def _behind(self) -> bool:
         """Whether a followed connection holds messages not sent yet (safe from any thread)."""
-        return any(len(record.events) > state for record, state in list(self._following.items()))
+        for record, sent in list(self._following.items()):
+            events = record._events
+            if events is None or len(events) > sent:
+                return True
+        return False
 
     def close(self, timeout: float = 1.0) -> None:
-        """Send what is queued (up to ``timeout``), then disconnect and stop the sender."""
+        """Send what is queued (up to ``timeout``), then disconnect and stop the thread."""
         if self._generation != fork_generation():
             return
         if self._streaming:
@@ -295,15 +248,19 @@ class Producer:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
-    # The sender thread ----------------------------------------------------------------------------
+    # The thread ---------------------------------------------------------------------------------
 
     def _step(self) -> float | None:
-        """One round of the sender's work: seconds to wait for news next, or None to go on."""
+        """One round of the thread's work: seconds to wait for news next, or None to go on."""
+        streaming = self._streaming
+        self.history.pack_pending(self._ready.append if streaming else None)
+        if not self.stream:
+            return IDLE_POLL
         sock = self._sock
         if sock is None:
             wait = self._not_before - time.monotonic()
             if wait > 0:
-                return wait
+                return min(wait, IDLE_POLL)
             try:
                 sock = self._connect()
             except Exception:
@@ -312,20 +269,20 @@ class Producer:
             if sock is None:
                 backoff = self._backoff
                 self._backoff = min(backoff * 2, MAX_BACKOFF)
-                return backoff
+                self._not_before = time.monotonic() + backoff
+                return min(backoff, IDLE_POLL)
             self._session_started = time.monotonic()
             return self._guarded(self._replay)
-        if self._queue or self.dropped != self._reported or self._sweep_due() or self._follow_due():
+        if self._queue or self._ready or self.dropped != self._reported or self._following:
             rest = self._rest()
             if rest > 0:
                 self.rests += 1
                 return rest
-            return self._guarded(self._drain)
+            wait = self._guarded(self._drain)
+            self._busy = False
+            return POLL if wait is None else wait
         self._busy = False
-        self._idle = True
-        if len(self._queue) >= self._wake_at:  # filled up while we were deciding to wait
-            self._idle = False
-            return None
+        self._idle_check()
         return POLL
 
     def _rest(self) -> float:
@@ -375,17 +332,16 @@ class Producer:
         app reconnects (and sends its history) as soon as a new one appears."""
         sock = self._sock
         now = time.monotonic()
-        if sock is not None and not self._queue and now - self._checked > IDLE_CHECK:
+        if sock is not None and now - self._checked > IDLE_CHECK:
             self._checked = now
             self._guarded(_check_alive)
 
     def _disconnect(self) -> None:
         self._streaming = False
         self.connected = False
-        self._queue.clear()  # what it held is in the records, and goes out again on reconnect
-        self._out_bytes = self._in_bytes
+        self._queue.clear()  # what it held is in the history, and goes out again on reconnect
+        self._ready.clear()
         self._following.clear()
-        self._sent.clear()
         self._busy = False
         sock, self._sock = self._sock, None
         if sock is not None:
@@ -426,15 +382,14 @@ class Producer:
             origin = self._origin()
             self._tag = origin.tag
             hello = hello_frame(origin.tag, origin.host, origin.pid, origin.app, origin.started, self.token)
-            sock.sendall(orjson.dumps(hello, option=orjson.OPT_APPEND_NEWLINE))
-            reply = _read_line(sock, 64 * 1024)
-            frame = decode_frame(reply)
+            sock.sendall(encode_frame(hello))
+            frame = _read_reply(sock)
         except (OSError, ProtocolError) as exc:
             sock.close()
             if not isinstance(exc, (ConnectionRefusedError, FileNotFoundError)):
                 self._say_once(logging.INFO, "asgispy: no usable collector at %s: %s", address, exc)
             return None
-        if frame.get("type") != "welcome":
+        if not isinstance(frame, dict) or frame.get("type") != "welcome":
             sock.close()
             self._say_once(
                 logging.WARNING,
@@ -450,355 +405,183 @@ class Producer:
     def _replay(self, sock: socket.socket) -> None:
         """Just connected: from now on the request path queues; first send the history."""
         self._following.clear()
-        self._sent.clear()
+        self._queue.clear()
+        self._ready.clear()
         self._streaming = True
         self.connected = True
         logger.debug("asgispy: streaming to %s", self.address)
-        frames: list[bytes] = []
-        pending = 0
         self._busy = True
-        for record in self._history():
-            pending += self._news_of(record, frames)
-            if pending > 256 * 1024:
-                self._write(sock, frames)
-                pending = 0
-        self._write(sock, frames)
+        out = _Out(self, sock)
+        for record in self.history.records():
+            self._whole_or_follow(record, out)
+        out.flush()
 
     def _drain(self, sock: socket.socket) -> None:
-        """Send a few batches of news (then let the outer loop look at the world again)."""
-        queue = self._queue
-        frames: list[bytes] = []
-        for _ in range(8):
-            if queue:
-                self._busy = True
-                batch = [queue.popleft() for _ in range(min(len(queue), BATCH))]
-                self._encode_batch(batch, frames)
-            if self.dropped != self._reported:
-                self._reported = self.dropped
-                frames.append(self._encode(dropped_frame(self._reported)))
-            if self._follow_due():
-                self._follow(frames)
-            if self._sweep_due():
-                self._sweep()
-            self._write(sock, frames)
-            if not queue or self._closing:
-                return
+        """Send the news: new connections, packed ones, and what followed ones gained."""
+        self._busy = True
+        out = _Out(self, sock)
+        queue, ready, following = self._queue, self._ready, self._following
+        young = perf_counter() - POLL
+        # Connections that began a moment ago are left for the next look: most end by then
+        # and go out whole, packed, in one frame.
+        while queue and queue[0].t0 < young and not self._closing:
+            record = queue.popleft()
+            if record.packed is None and record.outcome == "open" and record not in following:
+                self._guard(record, self._begin, out)
+        while ready and not self._closing:
+            record = ready.popleft()
+            self._guard(record, self._whole_or_finish, out)
+        if following and time.monotonic() - self._followed >= POLL * max(
+            1.0, len(following) / FOLLOW_PER_POLL
+        ):
+            self._followed = time.monotonic()
+            for record, sent in list(following.items()):
+                events = record._events
+                if events is not None and len(events) > sent:
+                    self._guard(record, self._more, out)
+        if self.dropped != self._reported:
+            self._reported = self.dropped
+            out.add(encode_frame([DROPPED, self._reported]))
+        out.flush()
 
-    def _write(self, sock: socket.socket, frames: list[bytes]) -> None:
+    def _guard(
+        self, record: ConnectionRecord, work: Callable[[ConnectionRecord, _Out], None], out: _Out
+    ) -> None:
+        try:
+            work(record, out)
+        except OSError:
+            raise
+        except Exception as exc:
+            self._following.pop(record, None)
+            self.dropped += 1
+            self._say_once(logging.WARNING, "asgispy: could not send connection %s: %r", record.id, exc)
+
+    def _whole_or_follow(self, record: ConnectionRecord, out: _Out) -> None:
+        """A record from the history: whole if packed, else as far as it goes, then followed."""
+        if record.packed is not None:
+            self._guard(record, self._whole, out)
+        elif record.outcome == "open":
+            self._guard(record, self._begin, out)
+        # An ended record not packed yet comes through the ready queue in a moment.
+
+    def _whole_or_finish(self, record: ConnectionRecord, out: _Out) -> None:
+        sent = self._following.pop(record, None)
+        if sent is None:
+            self._whole(record, out)
+        else:
+            self._finish(record, sent, out)
+
+    def _whole(self, record: ConnectionRecord, out: _Out) -> None:
+        """A packed connection, as it is (nothing encoded again), or in pieces if too large."""
+        packed = record.packed
+        assert packed is not None
+        if len(packed) + 16 <= self.max_frame:
+            out.add(encode_frame([OPEN, msgspec.Raw(packed)]))
+            return
+        seq, kind, started, scope, _, _ = pack.decode(packed)
+        opening = [seq, kind, started, pack.pack_value(scope, True), [], None]
+        out.add(self._bounded(encode_frame([OPEN, opening]), "its scope alone"))
+        self._finish(record, 0, out)
+
+    def _begin(self, record: ConnectionRecord, out: _Out) -> None:
+        """An open connection: its scope and messages so far; then follow it."""
+        events = record._events
+        if events is None:
+            return
+        count = len(events)
+        data = encode_frame([OPEN, msgspec.Raw(pack_connection(record, 0, 0, self.redactor, None))])
+        out.add(self._bounded(data, "its scope alone"))
+        self._following[record] = 0
+        if count:
+            self._send_events(record, events, 0, count, out)
+        self._following[record] = count
+
+    def _more(self, record: ConnectionRecord, out: _Out) -> None:
+        events = record._events
+        sent = self._following.get(record)
+        if events is None or sent is None:
+            return
+        count = len(events)
+        self._send_events(record, events, sent, count, out)
+        self._following[record] = count
+
+    def _finish(self, record: ConnectionRecord, sent: int, out: _Out) -> None:
+        """The rest of a followed connection that has ended (from its packed form), and its end."""
+        packed = record.packed
+        assert packed is not None
+        seq, _, _, _, events, end = pack.decode(packed)
+        decoded = [("send" if d else "receive", t, m, c) for d, t, m, c in events]
+        if len(decoded) > sent:
+            self._send_events(record, decoded, sent, len(decoded), out, masked=True)  # type: ignore[arg-type]
+        out.add(encode_frame([CLOSE, seq, pack.pack_value(end, True)]))
+
+    def _send_events(
+        self,
+        record: ConnectionRecord,
+        events: list[Any],
+        start: int,
+        stop: int,
+        out: _Out,
+        masked: bool = False,
+    ) -> None:
+        """Events ``start:stop`` in frames within the bound (one event too large is cut further)."""
+        redactor = None if masked else self.redactor
+        index = start
+        while index < stop:
+            end = min(stop, index + 256)
+            data = encode_frame(
+                [EVENTS, record.seq, index, msgspec.Raw(pack_event_list(events, index, end, redactor))]
+            )
+            while len(data) > self.max_frame and end - index > 1:
+                end = index + max((end - index) // 2, 1)
+                data = encode_frame(
+                    [EVENTS, record.seq, index, msgspec.Raw(pack_event_list(events, index, end, redactor))]
+                )
+            if len(data) > self.max_frame:
+                # Only with max_body near the frame limit: cut the payload further rather than lose it.
+                direction, t, message, cut = events[index]
+                smaller, more_cut, _ = snapshot_message(message, self.max_frame // 8)
+                event = (direction, t, smaller, {**(cut or {}), **(more_cut or {})} or None)
+                data = encode_frame(
+                    [EVENTS, record.seq, index, msgspec.Raw(pack_event_list([event], 0, 1, redactor))]
+                )
+            out.add(self._bounded(data, "one of its messages"))
+            index = end
+
+    def _bounded(self, data: bytes, what: str) -> bytes:
+        if len(data) > self.max_frame:
+            raise ValueError(f"{what} is over {self.max_frame} bytes")
+        return data
+
+
+class _Out:
+    """Frames gathered for one write, written as they reach :data:`WRITE_AT` bytes."""
+
+    __slots__ = ("frames", "producer", "size", "sock")
+
+    def __init__(self, producer: Producer, sock: socket.socket) -> None:
+        self.producer = producer
+        self.sock = sock
+        self.frames: list[bytes] = []
+        self.size = 0
+
+    def add(self, frame: bytes) -> None:
+        self.frames.append(frame)
+        self.size += len(frame)
+        if self.size >= WRITE_AT:
+            self.flush()
+
+    def flush(self) -> None:
+        frames = self.frames
         if not frames:
             return
         data = frames[0] if len(frames) == 1 else b"".join(frames)
-        self.frames_sent += len(frames)
-        frames.clear()
-        sock.sendall(data, _SEND_FLAGS)
-        self.bytes_sent += len(data)
-
-    def _encode_batch(self, batch: list[tuple[int, ConnectionRecord, int]], frames: list[bytes]) -> None:
-        following, sent = self._following, self._sent
-        done = 0
-        for kind, record, size in batch:
-            done += size
-            try:
-                state = following.get(record)
-                if state is not None:  # followed: its end is here, send what is left and the end
-                    if kind == _CLOSE:
-                        del following[record]
-                        self._finish(record, state, frames)
-                elif record in sent:  # sent whole already
-                    if kind == _CLOSE:
-                        del sent[record]
-                else:  # news of a connection not seen yet (or whose start was dropped)
-                    self._news_of(record, frames)
-                    if kind == _CLOSE:
-                        sent.pop(record, None)
-            except Exception as exc:
-                following.pop(record, None)
-                sent.pop(record, None)
-                self.dropped += 1
-                self._say_once(logging.WARNING, "asgispy: could not send connection %s: %r", record.id, exc)
-        self._out_bytes += done
-
-    def _follow_due(self) -> bool:
-        if not self._following:
-            return False
-        # A poll looks at every followed connection: with very many open, it comes less often.
-        interval = POLL * max(1.0, len(self._following) / FOLLOW_PER_POLL)
-        return time.monotonic() - self._followed >= interval
-
-    def _follow(self, frames: list[bytes]) -> None:
-        """Send the messages the followed connections gained since the last look, and the end
-        of those that ended (their end news may be queued still, or was dropped)."""
-        self._followed = time.monotonic()
-        following = self._following
-        for record, state in list(following.items()):
-            try:
-                if record.outcome != "open":  # written last: an ended record is complete
-                    del following[record]
-                    self._finish(record, state, frames)
-                    self._sent[record] = _FINISHED  # until its end news, perhaps still queued, passes
-                    continue
-                count = len(record.events)
-                if count > state:
-                    self._events(record, state, count, frames)
-                    following[record] = count
-            except Exception as exc:
-                following.pop(record, None)
-                self.dropped += 1
-                self._say_once(logging.WARNING, "asgispy: could not send connection %s: %r", record.id, exc)
-
-    def _sweep_due(self) -> bool:
-        sent = len(self._sent)
-        if not sent:
-            return False
-        return time.monotonic() - self._swept > SWEEP or sent > max(self._wake_at, 2 * self._swept_size)
-
-    def _sweep(self) -> None:
-        """Now and then, forget connections sent whole whose end news never came (dropped with
-        a full queue, or sent from the history): nothing here outlives its connection by more
-        than a sweep or two."""
-        self._swept = time.monotonic()
-        sent = self._sent
-        for record, state in list(sent.items()):
-            if state == _STALE:
-                del sent[record]
-            else:
-                sent[record] = _STALE
-        self._swept_size = len(sent)
-
-    def _news_of(self, record: ConnectionRecord, frames: list[bytes]) -> int:
-        """Send all of ``record`` seen so far as an open frame (and event frames past the inline
-        limit), its end included if it has ended; follow it if not. Returns the bytes encoded."""
-        finished = record.outcome != "open"  # written last: an ended record is complete
-        events = list(record.events)
-        inline: list[dict[str, Any]] = []
-        budget = INLINE_BYTES
-        encoder = self._encoder
-        for event in events:
-            if len(inline) >= INLINE_EVENTS or budget < 0:
-                break
-            budget -= _payload_size(event[2]) * 2 + _ITEM_OVERHEAD
-            inline.append(encoder.event(event))
-        doc: dict[str, Any] = {
-            "id": record.id,
-            "seq": record.seq,
-            "producer": self._tag,
-            "type": record.type,
-            "started": record.started,
-            "duration": None,
-            "outcome": "open",
-            "scope": encoder.mapping(record.scope),
-            "events": inline,
-            "events_dropped": 0,
-            "error": None,
-            "handler": None,
-            "notes": list(record.notes),
-        }
-        complete = finished and len(inline) == len(events)
-        if complete:
-            doc.update(self._end(record))
-        data = self._encode(open_frame(doc))
-        if len(data) > self.max_frame and inline:
-            doc["events"] = inline = []
-            complete = False
-            data = self._encode(open_frame(doc))
-        if len(data) > self.max_frame:
-            raise ValueError(f"its scope alone is over {self.max_frame} bytes")
-        frames.append(data)
-        size = len(data)
-        if complete:
-            self._sent[record] = _FINISHED
-            return size
-        count = len(events)
-        for i in range(len(inline), count):
-            data = self._event(record, i, events[i])
-            frames.append(data)
-            size += len(data)
-        if finished:
-            self._finish(record, count, frames)
-            self._sent[record] = _FINISHED
-        else:
-            self._following[record] = count
-        return size
-
-    def _finish(self, record: ConnectionRecord, start: int, frames: list[bytes]) -> None:
-        """The messages of an ended record from ``start`` on, then its end."""
-        self._events(record, start, len(record.events), frames)
-        frames.append(self._encode(close_frame(record.id, self._end(record))))
-
-    def _events(self, record: ConnectionRecord, start: int, stop: int, frames: list[bytes]) -> None:
-        events = record.events
-        for i in range(start, min(stop, len(events))):
-            frames.append(self._event(record, i, events[i]))
-
-    def _event(self, record: ConnectionRecord, index: int, event: RecordedEvent) -> bytes:
-        data = self._encode(event_frame(record.id, index, self._encoder.event(event)))
-        if len(data) > self.max_frame:
-            # Only with max_body near the frame limit: cut the payload further rather than lose it.
-            direction, t, message, cut = event
-            smaller, more_cut, _ = snapshot_message(message, self.max_frame // 8)
-            event = (direction, t, smaller, {**(cut or {}), **(more_cut or {})} or None)
-            data = self._encode(event_frame(record.id, index, self._encoder.event(event)))
-        return data
-
-    def _end(self, record: ConnectionRecord) -> dict[str, Any]:
-        return {
-            "outcome": record.outcome,
-            "duration": record.ended,
-            "error": error_document(record.error),
-            "handler": self._encoder.handler(record.handler),
-            "notes": list(record.notes),
-            "events_dropped": record.dropped_events,
-        }
-
-    @staticmethod
-    def _encode(frame: dict[str, Any]) -> bytes:
-        return orjson.dumps(frame, option=orjson.OPT_APPEND_NEWLINE)
-
-
-class _Encoder:
-    """What ``record.py``'s ``*_document`` functions make of scopes, messages and handlers, the
-    same to the byte, faster: the encoded forms of small values that recur from one connection
-    to the next (header pairs, methods, paths, versions, addresses, routes) are remembered.
-
-    Anything unusual (keys the codec must tag, odd header lists, containers) goes to the codec
-    itself. The memory is bounded: past its size it is simply forgotten.
-    """
-
-    LIMIT = 4096  # remembered values, of each kind
-    SMALL = 256  # the longest str or bytes remembered
-
-    def __init__(self, redactor: Redactor) -> None:
-        self.redactor = redactor
-        # The fields Redactor.message masks (header lists); none when it masks nothing.
-        self.masked = frozenset(redact._HEADER_FIELDS if redactor else ())
-        self.texts: dict[str, Any] = {}
-        self.bytes: dict[bytes, Any] = {}
-        self.addresses: dict[tuple[str, int], Any] = {}
-        self.pairs: dict[tuple[bytes, bytes], Any] = {}  # header pairs, never secret ones
-        self.handlers: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
-        self.keys: set[str] = set()  # keys known to need no tag (exact str only: see mapping)
-        self.dicts: dict[tuple[tuple[str, str], ...], Any] = {}
-
-    def event(self, event: RecordedEvent) -> dict[str, Any]:
-        direction, t, message, cut = event
-        doc: dict[str, Any] = {"direction": direction, "t": t, "message": self.mapping(message)}
-        if cut:
-            doc["cut"] = cut
-        return doc
-
-    def mapping(self, value: dict[str, Any]) -> Any:
-        """``codec.encode(redactor.message(value))`` for a scope or message."""
-        out: dict[str, Any] = {}
-        masked = self.masked
-        keys = self.keys
-        for key, item in value.items():
-            if type(key) is not str or key not in keys:
-                if type(key) is not str or key.startswith("$") or not key.isascii():
-                    return codec.encode(self.redactor.message(value))
-                if len(key) <= self.SMALL and len(keys) < self.LIMIT:
-                    keys.add(key)
-            kind = type(item)
-            if kind is not list and key in masked:
-                # Headers in some other container (a tuple): the redactor knows what to mask.
-                return codec.encode(self.redactor.message(value))
-            if kind is bool or item is None:  # more_body, trailers, ...
-                out[key] = item
-                continue
-            if kind is str:
-                encoded = self.texts.get(item)
-                if encoded is None:
-                    encoded = self._remember(self.texts, item)
-            elif kind is bytes:
-                encoded = self.bytes.get(item)
-                if encoded is None:
-                    encoded = (
-                        self._remember(self.bytes, item) if len(item) <= self.SMALL else codec.encode(item)
-                    )
-            elif kind is list:
-                encoded = self.headers(item, key in masked)
-                if encoded is None:
-                    return codec.encode(self.redactor.message(value))
-            elif kind is tuple and len(item) == 2 and type(item[0]) is str and type(item[1]) is int:
-                encoded = self.addresses.get(item)  # (host, port)
-                if encoded is None:
-                    encoded = self._remember(self.addresses, item)
-            elif kind is int and -codec.INT_LIMIT < item < codec.INT_LIMIT:  # a status, a code
-                encoded = item
-            elif kind is dict and len(item) <= 4:  # the scope's "asgi" and "state", often
-                encoded = self.small_dict(item)
-            else:
-                encoded = codec.encode(item, 1)
-            out[key] = encoded
-        return out
-
-    def small_dict(self, item: dict[Any, Any]) -> Any:
-        """A small dict of plain text, from memory (keyed by its items: only when every key and
-        value is exactly ``str``, since ``1``, ``1.0`` and ``True`` would share a key)."""
-        if not item:
-            return {}
-        pairs = tuple(item.items())
-        for key, text in pairs:
-            if type(key) is not str or type(text) is not str:
-                return codec.encode(item, 1)
-        encoded = self.dicts.get(pairs)
-        if encoded is None:
-            encoded = codec.encode(item, 1)
-            if len(self.dicts) >= self.LIMIT:
-                self.dicts.clear()
-            self.dicts[pairs] = encoded
-        return encoded
-
-    def _remember(self, memory: dict[Any, Any], item: Any) -> Any:
-        encoded = codec.encode(item, 1)
-        if type(item) is tuple or len(item) <= self.SMALL:
-            if len(memory) >= self.LIMIT:
-                memory.clear()
-            memory[item] = encoded
-        return encoded
-
-    def headers(self, items: list[Any], masked: bool) -> Any:
-        """A list as the codec encodes it; None when it must be masked but is no plain header
-        list (then the caller leaves the whole mapping to the redactor and the codec)."""
-        pairs = self.pairs
-        out = []
-        for item in items:
-            if (
-                type(item) is not tuple
-                or len(item) != 2
-                or type(item[0]) is not bytes
-                or type(item[1]) is not bytes
-            ):
-                return None if masked else codec.encode(items, 1)
-            encoded = pairs.get(item)
-            if encoded is None:
-                if self.masked and self.redactor.is_secret(item[0]):
-                    # Never remembered, so that a secret is never reused unmasked (or kept).
-                    secret = (item[0], redact.REDACTED) if masked else item
-                    encoded = codec.encode([secret], 1)["$headers"][0]
-                else:
-                    encoded = codec.encode([item], 1)["$headers"][0]
-                    if len(item[1]) <= self.SMALL:
-                        if len(pairs) >= self.LIMIT:
-                            pairs.clear()
-                        pairs[item] = encoded
-            out.append(encoded)
-        return {"$headers": out} if out else codec.encode(items, 1)
-
-    def handler(self, handler: tuple[Any, Any, Any] | None) -> dict[str, Any] | None:
-        if handler is None:
-            return None
-        route, endpoint, params = handler
-        if params:
-            return handler_document(handler)
-        key = (id(route), id(endpoint))
-        known = self.handlers.get(key)
-        if known is not None and known[0] is route and known[1] is endpoint:
-            return known[2]  # type: ignore[no-any-return]
-        doc = handler_document(handler)
-        if len(self.handlers) >= self.LIMIT:
-            self.handlers.clear()
-        self.handlers[key] = (route, endpoint, doc)
-        return doc
+        producer = self.producer
+        producer.frames_sent += len(frames)
+        self.frames = []
+        self.size = 0
+        self.sock.sendall(data, _SEND_FLAGS)
+        producer.bytes_sent += len(data)
 
 
 def _sender(ref: weakref.ReferenceType[Producer]) -> None:
@@ -818,27 +601,39 @@ def _sender(ref: weakref.ReferenceType[Producer]) -> None:
         del producer
         if wait is None:
             continue
-        woke = wake.wait(wait)
+        wake.wait(wait)
         wake.clear()
         producer = ref()
         if producer is None:
             return
-        producer._idle = False
-        if not woke:
-            producer._idle_check()
         del producer
 
 
-def _read_line(sock: socket.socket, limit: int) -> bytes:
+def _read_reply(sock: socket.socket) -> Any:
+    """The collector's answer to our hello: a frame (or a version-1 collector's JSON line)."""
     data = b""
-    while b"\n" not in data:
+    reader = FrameReader(64 * 1024)
+    while True:
         chunk = sock.recv(4096)
         if not chunk:
             raise ProtocolError("the collector closed the connection without answering")
+        if not data and is_v1(chunk):
+            line = chunk
+            while b"\n" not in line and len(line) < 64 * 1024:
+                more = sock.recv(4096)
+                if not more:
+                    break
+                line += more
+            from asgispy import __version__
+
+            raise ProtocolError(
+                f"the collector speaks wire protocol 1 (an older asgispy) and this app's asgispy "
+                f"{__version__} speaks 2: use the same asgispy on both sides (it said: {v1_message(line)})"
+            )
         data += chunk
-        if len(data) > limit:
-            raise ProtocolError("the collector's answer is too long")
-    return data.split(b"\n", 1)[0]
+        frames = reader.feed(chunk)
+        if frames:
+            return decode_payload(frames[0])
 
 
 def _check_alive(sock: socket.socket) -> None:
@@ -857,10 +652,11 @@ def _refusal(sock: socket.socket) -> str | None:
     """The reason a collector gave for dropping us, if it gave one (it is already in our buffer)."""
     try:
         data = sock.recv(64 * 1024, socket.MSG_DONTWAIT)
-        frame = decode_frame(data.split(b"\n", 1)[0]) if data else None
+        frames = FrameReader(64 * 1024).feed(data) if data else []
+        frame = decode_payload(frames[0]) if frames else None
     except (OSError, ProtocolError):
         return None
-    if frame is None or frame.get("type") != "error":
+    if not isinstance(frame, dict) or frame.get("type") != "error":
         return None
     return str(frame.get("message", "?"))
 

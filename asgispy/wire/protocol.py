@@ -1,12 +1,19 @@
-"""The wire protocol between a producer (``Spy`` in the app's process) and a collector.
+"""The wire protocol between a producer (``Spy`` in the app's process) and a collector, version 2.
 
-Newline-delimited JSON: each frame is one JSON object on one line (JSON escapes newlines
-inside strings, so a newline always ends a frame). The producer speaks first with a
-``hello``; the collector answers ``welcome`` or ``error``; then only the producer talks:
-``open``, ``event``, ``close`` and ``dropped`` frames. docs/protocol.md describes every field.
+Every frame is a 4-byte big-endian length, then that many bytes of MessagePack (see
+:mod:`asgispy.capture.pack` for how ASGI values travel in it). The producer speaks first with
+a ``hello`` (a map); the collector answers ``welcome`` or ``error`` (maps); then only the
+producer talks, in arrays whose first item says what they are:
 
-Frames are bounded (:data:`MAX_FRAME`), so one bad or hostile producer cannot make a
-collector buffer without limit.
+* ``[OPEN, connection]``: a packed connection as known so far, maybe ended already;
+* ``[EVENTS, seq, index, events]``: more events of connection ``seq``, the first of them its
+  ``index``-th (from 0), so that a collector never counts an event sent again twice;
+* ``[CLOSE, seq, end]``: how connection ``seq`` ended;
+* ``[DROPPED, total]``: how much news the producer has dropped in all.
+
+Frames are bounded (:data:`MAX_FRAME`): a length past it is refused before anything is read.
+Version 1 spoke newline-delimited JSON; each side recognises the other's first bytes and
+refuses it with a message that says what to do. docs/protocol.md describes every field.
 """
 
 from __future__ import annotations
@@ -17,30 +24,39 @@ from typing import Any
 
 import orjson
 
+from asgispy.capture import pack
+
 __all__ = [
+    "CLOSE",
+    "DROPPED",
+    "EVENTS",
     "MAX_FRAME",
+    "OPEN",
     "PROTOCOL_VERSION",
     "FrameReader",
     "Hello",
     "ProtocolError",
-    "close_frame",
-    "decode_frame",
-    "dropped_frame",
+    "decode_payload",
     "encode_frame",
     "error_frame",
-    "event_frame",
     "hello_frame",
-    "open_frame",
+    "is_v1",
+    "parse_connection",
+    "parse_end",
+    "parse_events",
     "parse_hello",
+    "v1_error_line",
     "welcome_frame",
 ]
 
-PROTOCOL_VERSION = 1
-#: The longest frame either side accepts, newline excluded.
+PROTOCOL_VERSION = 2
+#: The versions this side speaks.
+SUPPORTED = (2,)
+#: The longest frame either side accepts, length prefix excluded.
 MAX_FRAME = 16 * 1024 * 1024
-
-#: What a close frame carries besides the connection id: how the connection ended.
-END_FIELDS = ("outcome", "duration", "error", "handler", "notes", "events_dropped")
+OPEN, EVENTS, CLOSE, DROPPED = 1, 2, 3, 4
+_LENGTH = 4
+_OUTCOMES = frozenset({"completed", "exception", "cancelled", "cut off"})
 
 
 class ProtocolError(ValueError):
@@ -50,9 +66,10 @@ class ProtocolError(ValueError):
 # Encoding -----------------------------------------------------------------------------------
 
 
-def encode_frame(frame: Mapping[str, Any]) -> bytes:
-    """One frame as bytes, newline included."""
-    return orjson.dumps(frame, option=orjson.OPT_APPEND_NEWLINE)
+def encode_frame(value: Any) -> bytes:
+    """One frame as bytes, its length first. ``value`` holds packed values (or ``msgspec.Raw``)."""
+    body = pack.encode(value)
+    return len(body).to_bytes(_LENGTH, "big") + body
 
 
 def hello_frame(
@@ -68,6 +85,7 @@ def hello_frame(
     frame: dict[str, Any] = {
         "type": "hello",
         "protocol": PROTOCOL_VERSION,
+        "accepts": list(SUPPORTED),
         "asgispy": __version__,
         "producer": producer,
         "host": host,
@@ -87,50 +105,47 @@ def welcome_frame() -> dict[str, Any]:
 
 
 def error_frame(message: str) -> dict[str, Any]:
-    return {"type": "error", "message": message}
+    from asgispy import __version__
+
+    return {"type": "error", "message": message, "protocol": PROTOCOL_VERSION, "asgispy": __version__}
 
 
-def open_frame(connection: Mapping[str, Any]) -> dict[str, Any]:
-    """A connection began (or is sent again from history): its document, maybe with events."""
-    return {"type": "open", "connection": connection}
+# Version 1 ----------------------------------------------------------------------------------
 
 
-def event_frame(id: str, index: int, event: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``index``-th message (from 0) of connection ``id``; a collector ignores repeats."""
-    return {"type": "event", "id": id, "index": index, "event": event}
+def is_v1(head: bytes) -> bool:
+    """Whether a peer's first bytes are version 1's newline-delimited JSON (``{"type": ...``)."""
+    return head[:1] == b"{"
 
 
-def close_frame(id: str, end: Mapping[str, Any]) -> dict[str, Any]:
-    frame: dict[str, Any] = {"type": "close", "id": id}
-    for key in END_FIELDS:
-        frame[key] = end.get(key)
-    return frame
+def v1_error_line(message: str) -> bytes:
+    """An error a version-1 producer reads and logs (it speaks JSON lines)."""
+    return orjson.dumps({"type": "error", "message": message}) + b"\n"
 
 
-def dropped_frame(total: int) -> dict[str, Any]:
-    """How many events the producer has dropped in all, because its queue was full."""
-    return {"type": "dropped", "total": total}
+def v1_message(line: bytes) -> str:
+    """What a version-1 collector said, for a log line."""
+    try:
+        frame = orjson.loads(line.split(b"\n", 1)[0])
+        said = frame.get("message") if isinstance(frame, dict) else None
+    except orjson.JSONDecodeError:
+        said = None
+    return str(said) if said else line[:80].decode("utf-8", "replace")
 
 
 # Decoding -----------------------------------------------------------------------------------
 
 
-def decode_frame(line: bytes) -> dict[str, Any]:
-    """Parse one line into a frame; ProtocolError says what is wrong with it."""
+def decode_payload(payload: bytes | memoryview) -> Any:
+    """One frame's MessagePack as values; ProtocolError says what is wrong with it."""
     try:
-        frame = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise ProtocolError(f"malformed frame (not JSON: {exc}): {_preview(line)}") from None
-    if type(frame) is not dict:
-        raise ProtocolError(f"malformed frame (not a JSON object): {_preview(line)}")
-    if type(frame.get("type")) is not str:
-        raise ProtocolError(f'malformed frame (no "type"): {_preview(line)}')
-    return frame
+        return pack.decode(payload)
+    except ValueError as exc:
+        raise ProtocolError(f"malformed frame ({exc}): {_preview(bytes(payload))}") from None
 
 
-def _preview(line: bytes, limit: int = 80) -> str:
-    text = line[:limit].decode("utf-8", "replace")
-    return repr(text + ("…" if len(line) > limit else ""))
+def _preview(data: bytes, limit: int = 40) -> str:
+    return data[:limit].hex() + ("…" if len(data) > limit else "")
 
 
 @dataclass(frozen=True)
@@ -147,17 +162,19 @@ class Hello:
     token: str | None
 
 
-def parse_hello(frame: Mapping[str, Any]) -> Hello:
+def parse_hello(frame: Any) -> Hello:
     """Check a hello frame; ProtocolError for a wrong frame, field or protocol version."""
-    if frame.get("type") != "hello":
-        raise ProtocolError(f"expected a hello frame first, got {frame.get('type')!r}")
+    if not isinstance(frame, Mapping) or frame.get("type") != "hello":
+        kind = frame.get("type") if isinstance(frame, Mapping) else type(frame).__name__
+        raise ProtocolError(f"expected a hello frame first, got {kind!r}")
     version = frame.get("protocol")
-    if type(version) is not int:
+    accepts = frame.get("accepts", [version])
+    if type(version) is not int or type(accepts) is not list:
         raise ProtocolError(f"hello without a protocol version: {version!r}")
-    if version != PROTOCOL_VERSION:
+    if not any(v in SUPPORTED for v in accepts):
         raise ProtocolError(
-            f"unknown protocol version {version} (asgispy {frame.get('asgispy', '?')}); "
-            f"this collector speaks version {PROTOCOL_VERSION}: use the same asgispy on both sides"
+            f"this collector (asgispy {_version()}) speaks protocol {_versions()}, the producer "
+            f"(asgispy {frame.get('asgispy', '?')}) speaks {accepts}: use the same asgispy on both sides"
         )
     producer = frame.get("producer")
     if type(producer) is not str or not producer or len(producer) > 64:
@@ -170,7 +187,7 @@ def parse_hello(frame: Mapping[str, Any]) -> Hello:
     if token is not None and type(token) is not str:
         raise ProtocolError("hello with a token that is not a string")
     return Hello(
-        protocol=version,
+        protocol=PROTOCOL_VERSION,
         asgispy=str(frame.get("asgispy", "")),
         producer=producer,
         host=str(frame.get("host", "")),
@@ -181,43 +198,102 @@ def parse_hello(frame: Mapping[str, Any]) -> Hello:
     )
 
 
+def _version() -> str:
+    from asgispy import __version__
+
+    return __version__
+
+
+def _versions() -> str:
+    return " or ".join(str(v) for v in SUPPORTED)
+
+
+def _check(condition: bool, what: str) -> None:
+    if not condition:
+        raise ProtocolError(f"malformed frame: {what}")
+
+
+def parse_events(events: Any) -> list[tuple[str, float, Any, dict[str, int] | None]]:
+    """Packed events as ``(direction, t, message, cut)``; ProtocolError on a wrong field."""
+    _check(type(events) is list, "events that are not an array")
+    out = []
+    for event in events:
+        _check(type(event) is list and len(event) == 4, "an event that is not [direction, t, message, cut]")
+        direction, t, message, cut = event
+        _check(direction in (0, 1) and type(direction) is int, f"an event direction of {direction!r}")
+        _check(type(t) in (int, float), f"an event time of {t!r}")
+        if cut is not None:
+            _check(
+                type(cut) is dict and all(type(k) is str and type(v) is int for k, v in cut.items()),
+                f"an event cut of {cut!r}",
+            )
+        out.append(("send" if direction else "receive", float(t), message, cut))
+    return out
+
+
+def parse_end(end: Any) -> dict[str, Any] | None:
+    """A packed end as the fields of a connection document; ProtocolError on a wrong field."""
+    if end is None:
+        return None
+    _check(type(end) is list and len(end) == 6, "an end that is not a 6-item array")
+    outcome, duration, error, handler, notes, dropped = end
+    _check(outcome in _OUTCOMES, f"an outcome of {outcome!r}")
+    _check(duration is None or type(duration) in (int, float), f"a duration of {duration!r}")
+    _check(error is None or (type(error) is dict and all(type(v) is str for v in error.values())), "an error")
+    _check(handler is None or type(handler) is dict, "a handler that is not a map")
+    _check(type(notes) is list and all(type(n) is str for n in notes), "notes that are not text")
+    _check(type(dropped) is int and dropped >= 0, f"an events_dropped of {dropped!r}")
+    return {
+        "outcome": outcome,
+        "duration": duration,
+        "error": error,
+        "handler": handler,
+        "notes": notes,
+        "events_dropped": dropped,
+    }
+
+
+def parse_connection(value: Any) -> tuple[int, str, float, Any, list[Any], dict[str, Any] | None]:
+    """A packed connection: ``(seq, type, started, scope, events, end)``, checked."""
+    _check(type(value) is list and len(value) == 6, "a connection that is not a 6-item array")
+    seq, kind, started, scope, events, end = value
+    _check(type(seq) is int and seq >= 0, f"a connection seq of {seq!r}")
+    _check(type(kind) is str and len(kind) <= 64, f"a connection type of {kind!r}")
+    _check(type(started) in (int, float), f"a start time of {started!r}")
+    _check(type(scope) is dict, "a scope that is not a map")
+    return seq, kind, float(started), scope, parse_events(events), parse_end(end)
+
+
 class FrameReader:
     """Splits a byte stream into frames, refusing any frame longer than ``max_frame``."""
 
-    __slots__ = ("_pending", "_size", "max_frame")
+    __slots__ = ("_buffer", "max_frame")
 
     def __init__(self, max_frame: int = MAX_FRAME) -> None:
         self.max_frame = max_frame
-        self._pending: list[bytes] = []
-        self._size = 0
+        self._buffer = bytearray()
 
     @property
     def buffered(self) -> int:
         """Bytes of a frame begun but not yet ended."""
-        return self._size
+        return len(self._buffer)
 
     def feed(self, data: bytes) -> list[bytes]:
-        """The complete frames ``data`` ends (empty lines skipped); keeps the unfinished rest."""
-        if b"\n" not in data:
-            self._size += len(data)
-            if self._size > self.max_frame:
-                raise ProtocolError(f"oversized frame (over {self.max_frame} bytes without a newline)")
-            if data:
-                self._pending.append(data)
-            return []
-        lines = data.split(b"\n")
-        rest = lines.pop()
-        if self._pending:
-            self._pending.append(lines[0])
-            lines[0] = b"".join(self._pending)
-            self._pending.clear()
-        self._size = len(rest)
-        if rest:
-            self._pending.append(rest)
+        """The complete frames' payloads that ``data`` ends; keeps the unfinished rest."""
+        buffer = self._buffer
+        buffer += data
+        frames = []
+        start = 0
+        end = len(buffer)
         limit = self.max_frame
-        for line in lines:
-            if len(line) > limit:
-                raise ProtocolError(f"oversized frame ({len(line)} bytes; the limit is {limit})")
-        if self._size > limit:
-            raise ProtocolError(f"oversized frame (over {limit} bytes without a newline)")
-        return [line for line in lines if line]
+        while end - start >= _LENGTH:
+            size = int.from_bytes(buffer[start : start + _LENGTH], "big")
+            if size > limit:
+                raise ProtocolError(f"oversized frame ({size} bytes; the limit is {limit})")
+            if end - start - _LENGTH < size:
+                break
+            frames.append(bytes(buffer[start + _LENGTH : start + _LENGTH + size]))
+            start += _LENGTH + size
+        if start:
+            del buffer[:start]
+        return frames
