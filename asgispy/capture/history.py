@@ -103,6 +103,8 @@ class History:
             keeps = self.max_connections > 0
             while pending:
                 record = pending.popleft()
+                if then is None and not record.history_slot:
+                    continue  # evicted already, and nobody to send it to
                 try:
                     record.pack(self.redactor)
                 except Exception as exc:
@@ -119,33 +121,32 @@ class History:
         return done
 
     def trim(self) -> None:
-        """Evict the oldest finished connections until both bounds hold (under the lock)."""
+        """Evict the oldest finished connections until both bounds hold (under the lock).
+
+        It walks from the front by index, never iterating the deque: the request path may
+        append at the back meanwhile.
+        """
         records = self._records
-        if len(records) <= self.max_connections and self.used <= self.max_bytes:
-            return
-        doomed: list[int] = []  # indices, oldest first
-        count, used = len(records), self.used
-        for index, record in enumerate(records):
-            if count <= self.max_connections and used <= self.max_bytes:
-                break
+        limit, max_bytes = self.max_connections, self.max_bytes
+        used = self.used
+        index = 0
+        evicted = 0
+        while index < len(records) and (len(records) > limit or used > max_bytes):
+            record = records[index]
             # Open records are spared, unless so many are open that sparing them breaks the bound.
             # (A lifespan stays open at the front for the life of the server.)
-            if record.outcome != "open" or count > 2 * self.max_connections:
-                doomed.append(index)
-                count -= 1
+            if record.outcome != "open" or len(records) > 2 * limit:
+                del records[index]  # near the front: cheap in a deque
                 if record.history_slot and record.packed is not None:
                     used -= record.size
                 record.history_slot = False
-            elif index > 2 * self.max_connections:
-                break
-        if len(doomed) <= 16:
-            for index in reversed(doomed):
-                del records[index]  # near the front: cheap in a deque
-        else:
-            gone = set(doomed)
-            self._records = deque(record for index, record in enumerate(records) if index not in gone)
+                evicted += 1
+            else:
+                index += 1
+                if index > limit:
+                    break  # all open at the front: leave the rest for later
         self.used = max(used, 0)
-        self.evicted += len(doomed)
+        self.evicted += evicted
 
     def clear(self) -> None:
         with self._lock:

@@ -158,7 +158,7 @@ class ConnectionRecord:
         """Every message kept so far, in order, as the app saw it."""
         events = self._events
         if events is None:
-            return self._unpacked()[1]  # type: ignore[no-any-return]
+            return self._unpacked()[1]
         return events
 
     def _unpacked(self) -> tuple[Any, list[RecordedEvent]]:

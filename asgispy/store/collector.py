@@ -308,9 +308,9 @@ class _Link(asyncio.Protocol):
         elif kind == OPEN:
             if len(frame) != 2:
                 raise ProtocolError("malformed open frame")
-            seq, type_, started, scope, events, end = parse_connection(frame[1])
+            seq, type_, started, scope, wire_events, end = parse_connection(frame[1])
             conn = Connection.from_values(
-                f"{prefix}{seq}", type_, scope, events, end, seq=seq, producer=self.tag, started=started
+                f"{prefix}{seq}", type_, scope, wire_events, end, seq=seq, producer=self.tag, started=started
             )
             self.store.add(conn)
         elif kind == CLOSE:

@@ -278,9 +278,9 @@ class Producer:
             if rest > 0:
                 self.rests += 1
                 return rest
-            wait = self._guarded(self._drain)
+            retry = self._guarded(self._drain)
             self._busy = False
-            return POLL if wait is None else wait
+            return POLL if retry is None else retry
         self._busy = False
         self._idle_check()
         return POLL
@@ -512,7 +512,7 @@ class Producer:
         seq, _, _, _, events, end = pack.decode(packed)
         decoded = [("send" if d else "receive", t, m, c) for d, t, m, c in events]
         if len(decoded) > sent:
-            self._send_events(record, decoded, sent, len(decoded), out, masked=True)  # type: ignore[arg-type]
+            self._send_events(record, decoded, sent, len(decoded), out, masked=True)
         out.add(encode_frame([CLOSE, seq, pack.pack_value(end, True)]))
 
     def _send_events(

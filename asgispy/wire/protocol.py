@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from asgispy.capture import pack
+from asgispy.types import RECEIVE, SEND, Direction
 
 __all__ = [
     "CLOSE",
@@ -213,7 +214,11 @@ def _check(condition: bool, what: str) -> None:
         raise ProtocolError(f"malformed frame: {what}")
 
 
-def parse_events(events: Any) -> list[tuple[str, float, Any, dict[str, int] | None]]:
+#: An event as the wire brings it: ``(direction, t, message, cut)``.
+WireEvent = tuple[Direction, float, Any, "dict[str, int] | None"]
+
+
+def parse_events(events: Any) -> list[WireEvent]:
     """Packed events as ``(direction, t, message, cut)``; ProtocolError on a wrong field."""
     _check(type(events) is list, "events that are not an array")
     out = []
@@ -227,7 +232,7 @@ def parse_events(events: Any) -> list[tuple[str, float, Any, dict[str, int] | No
                 type(cut) is dict and all(type(k) is str and type(v) is int for k, v in cut.items()),
                 f"an event cut of {cut!r}",
             )
-        out.append(("send" if direction else "receive", float(t), message, cut))
+        out.append((SEND if direction else RECEIVE, float(t), message, cut))
     return out
 
 
@@ -253,7 +258,7 @@ def parse_end(end: Any) -> dict[str, Any] | None:
     }
 
 
-def parse_connection(value: Any) -> tuple[int, str, float, Any, list[Any], dict[str, Any] | None]:
+def parse_connection(value: Any) -> tuple[int, str, float, Any, list[WireEvent], dict[str, Any] | None]:
     """A packed connection: ``(seq, type, started, scope, events, end)``, checked."""
     _check(type(value) is list and len(value) == 6, "a connection that is not a 6-item array")
     seq, kind, started, scope, events, end = value
