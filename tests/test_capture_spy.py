@@ -537,3 +537,17 @@ def test_import_asgispy_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_skip_leaves_paths_and_scope_types_unrecorded() -> None:
+    spy = Spy(edge_app, skip=["/health", "/metrics*", "lifespan"])
+    for path in ("/health", "/metrics", "/metrics/cpu", "/binary", "/healthy"):
+        server = run(spy, http_scope(path), [REQUEST])
+        assert server.sent[-1]["type"] == "http.response.body"  # the app ran all the same
+    assert [r.scope["path"] for r in spy.records] == ["/binary", "/healthy"]
+
+
+@pytest.mark.parametrize("rules", [["health"], [""], "/health"])
+def test_skip_rules_that_mean_nothing_are_refused_clearly(rules: Any) -> None:
+    with pytest.raises((ValueError, TypeError), match="skip"):
+        Spy(edge_app, skip=rules)
