@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -23,6 +24,8 @@ logger = logging.getLogger("asgispy")
 #: Ended connections waiting to be packed, at most; past that they stay unpacked (still
 #: bounded by the history's count) rather than the queue growing while nobody packs.
 MAX_PENDING = 16384
+#: Connections packed between two moments when the packing thread lets the app's thread run.
+YIELD_EVERY = 8
 
 
 class History:
@@ -92,9 +95,28 @@ class History:
 
     # Off the request path --------------------------------------------------------------------
 
+    def keep_now(self, record: ConnectionRecord) -> None:
+        """``record`` has ended and nobody streams: compact it now, in a single C call, and
+        evict past the bounds (request path; if the packing thread holds the history, it is
+        left to that thread)."""
+        if not record.history_slot:
+            return
+        if not self._lock.acquire(blocking=False):
+            self.ended(record)
+            return
+        try:
+            before = record.size
+            if record.keep() and record.history_slot:
+                self.used += record.size - before
+            if len(self._records) > self.max_connections or self.used > self.max_bytes:
+                self.trim()
+        finally:
+            self._lock.release()
+
     def pack_pending(self, then: Callable[[ConnectionRecord], None] | None = None) -> int:
-        """Pack every ended connection waiting, evict past the bounds; ``then`` is called with
-        each record packed (the producer streams them). Returns how many were packed."""
+        """Compact every ended connection waiting and evict past the bounds. With ``then`` (the
+        producer, streaming), pack them for the wire and call ``then`` with each; without,
+        compact them as :meth:`keep_now` does. Returns how many were done."""
         pending = self._pending
         if not pending:
             return 0
@@ -105,20 +127,38 @@ class History:
                 record = pending.popleft()
                 if then is None and not record.history_slot:
                     continue  # evicted already, and nobody to send it to
+                before = record.size
                 try:
-                    record.pack(self.redactor)
+                    if then is None:
+                        record.keep()
+                    else:
+                        record.pack(self.redactor)
                 except Exception as exc:
                     logger.warning("asgispy: could not pack connection %s: %r", record.id, exc)
                     record.note(f"could not pack the connection: {exc!r}")
                     continue
                 done += 1
                 if keeps and record.history_slot:
-                    self.used += record.size
+                    self.used += record.size - before
                 if then is not None:
                     then(record)
+                if not done % YIELD_EVERY:
+                    # Hand the GIL to the app's thread now and then: it may be waiting on it
+                    # with a request in hand, and would otherwise wait for the switch interval.
+                    self._lock.release()
+                    time.sleep(0)
+                    self._lock.acquire()
             if keeps:
                 self.trim()
         return done
+
+    def repack(self, record: ConnectionRecord) -> None:
+        """Pack an ended record for the wire (one compacted while nobody streamed)."""
+        with self._lock:
+            before = record.size
+            record.pack(self.redactor)
+            if record.history_slot:
+                self.used += record.size - before
 
     def trim(self) -> None:
         """Evict the oldest finished connections until both bounds hold (under the lock).
@@ -137,8 +177,8 @@ class History:
             # (A lifespan stays open at the front for the life of the server.)
             if record.outcome != "open" or len(records) > 2 * limit:
                 del records[index]  # near the front: cheap in a deque
-                if record.history_slot and record.packed is not None:
-                    used -= record.size
+                if record.history_slot:
+                    used -= record.size  # 0 until compacted
                 record.history_slot = False
                 evicted += 1
             else:

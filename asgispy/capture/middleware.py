@@ -107,8 +107,8 @@ class Spy:
                 except ValueError as exc:
                     logger.error("asgispy: ignoring %s (%s); not streaming", ENV_ADDRESS, exc)
                     stream = False
-        if not stream and not self.history.keeps:
-            return None  # nothing to pack, nothing to send: no thread at all
+        if not stream:
+            return None  # the history compacts what ends on its own: no thread at all
         return Producer(
             address if stream and address is not False and address is not True else None,
             origin=lambda: self.origin,
@@ -216,11 +216,12 @@ class Spy:
         try:
             record.finish(scope, exc, cancelled)
             producer = self._producer
-            if producer is not None:
-                if record.history_slot or producer._streaming:
-                    self.history.ended(record)
-                if record.type == "lifespan" and producer._streaming:
+            if producer is not None and producer._streaming:
+                self.history.ended(record)  # the sender packs it for the wire and the history
+                if record.type == "lifespan":
                     producer.closed(record)
+            elif record.history_slot:
+                self.history.keep_now(record)
         except Exception:
             logger.exception("asgispy could not finish recording connection %s", record.id)
 

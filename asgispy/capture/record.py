@@ -8,6 +8,7 @@ in the sender thread or at export: they redact, decode and shape the record for 
 
 from __future__ import annotations
 
+import marshal
 import os
 import time
 import traceback
@@ -104,6 +105,7 @@ class ConnectionRecord:
         "error",
         "handler",
         "history_slot",
+        "kept",
         "max_events",
         "notes",
         "outcome",
@@ -134,6 +136,8 @@ class ConnectionRecord:
         self.handler: tuple[Any, Any, Any] | None = None
         # Shared and empty until a first note: most connections never get one.
         self.notes: list[str] | tuple[str, ...] = ()
+        #: scope and events in one marshal buffer, once ended, while nobody streams (see keep)
+        self.kept: bytes | None = None
         #: the packed connection (see asgispy.capture.pack), once it has ended and been packed
         self.packed: bytes | None = None
         self.secrets: tuple[pack.Secret, ...] = ()
@@ -147,7 +151,7 @@ class ConnectionRecord:
 
     @property
     def scope(self) -> dict[str, Any]:
-        """The scope as the connection began (from the packed form once packed)."""
+        """The scope as the connection began (from the compact form once compacted)."""
         scope = self._scope
         if scope is None:
             return self._unpacked()[0]  # type: ignore[no-any-return]
@@ -162,6 +166,9 @@ class ConnectionRecord:
         return events
 
     def _unpacked(self) -> tuple[Any, list[RecordedEvent]]:
+        kept = self.kept
+        if kept is not None:
+            return marshal.loads(kept)  # type: ignore[no-any-return]
         assert self.packed is not None
         _, _, _, scope, events, _ = pack.decode(self.packed)
         if self.secrets:
@@ -235,6 +242,25 @@ class ConnectionRecord:
             self.dropped_events,
         ]
 
+    def keep(self) -> bool:
+        """Compact the ended record's scope and events into one buffer, in a single C call.
+
+        ``marshal`` keeps exactly Python's data types (bytes, tuples, text with lone
+        surrogates, large integers) and never leaves this process: it is what the history holds
+        while nobody streams. False (the record stays as it is) when the record holds an object
+        that is not data (a pool in ``scope["state"]``, say).
+        """
+        if self.kept is not None or self.packed is not None:
+            return True
+        try:
+            self.kept = kept = marshal.dumps((self._scope, self._events))
+        except ValueError:
+            return False
+        self.size = len(kept) + _RECORD_OVERHEAD
+        self._scope = None
+        self._events = None
+        return True
+
     def pack(self, redactor: Redactor | None) -> bytes:
         """Turn the ended record into one buffer (masked), dropping its tree of objects.
 
@@ -246,12 +272,12 @@ class ConnectionRecord:
         end = self.end_value()
         if end is None:
             raise ValueError("a connection still open cannot be packed whole")
-        events = self._events or []
-        packed = pack_connection(self, 0, len(events), redactor, end, keep_secrets=True)
+        packed = pack_connection(self, 0, len(self.events), redactor, end, keep_secrets=True)
         self.packed = packed
         self.size = len(packed) + _RECORD_OVERHEAD
         self._scope = None
         self._events = None
+        self.kept = None
         self.error = None
         self.handler = None
         return packed

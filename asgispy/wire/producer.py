@@ -457,7 +457,9 @@ class Producer:
             self._say_once(logging.WARNING, "asgispy: could not send connection %s: %r", record.id, exc)
 
     def _whole_or_follow(self, record: ConnectionRecord, out: _Out) -> None:
-        """A record from the history: whole if packed, else as far as it goes, then followed."""
+        """A record from the history: whole if ended, else as far as it goes, then followed."""
+        if record.packed is None and record.outcome != "open":
+            self.history.repack(record)  # ended while nobody streamed
         if record.packed is not None:
             self._guard(record, self._whole, out)
         elif record.outcome == "open":
