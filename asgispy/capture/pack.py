@@ -16,6 +16,7 @@ code   name               data (itself MessagePack, or text)
 3      OPAQUE             ``[type name, repr]`` of an object that is not data
 4      BIGINT             an integer beyond 64 bits, in decimal
 5      ODDSTR             text with lone surrogates, UTF-8 with ``surrogatepass``
+6      DICT               a dict with keys MessagePack cannot hold, as ``[key, value]`` pairs
 =====  =================  ================================================================
 
 Packing walks only the containers (a scope has a handful; most messages none besides their
@@ -45,6 +46,7 @@ from asgispy.capture.redact import REDACTED, Redactor
 
 __all__ = [
     "EXT_BIGINT",
+    "EXT_DICT",
     "EXT_HEADERS",
     "EXT_ODDSTR",
     "EXT_OPAQUE",
@@ -58,7 +60,7 @@ __all__ = [
     "restore_secrets",
 ]
 
-EXT_TUPLE, EXT_HEADERS, EXT_OPAQUE, EXT_BIGINT, EXT_ODDSTR = 1, 2, 3, 4, 5
+EXT_TUPLE, EXT_HEADERS, EXT_OPAQUE, EXT_BIGINT, EXT_ODDSTR, EXT_DICT = 1, 2, 3, 4, 5, 6
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 _PLAIN = frozenset({str, bytes, int, float, bool, type(None)})
 _BYTES_ONLY = frozenset({bytes})
@@ -154,10 +156,13 @@ def _pack_dict(value: dict[Any, Any], careful: bool, depth: int) -> Any:
                 out = dict(value)
             out[key] = packed
     if careful or not all(type(k) is str for k in value):
-        keys = {k: pack_value(k, careful, depth) for k in value}
-        if any(keys[k] is not k for k in value):
+        keys = [pack_value(k, careful, depth) for k in value]
+        if any(type(k) is _Ext or type(k) is list or type(k) is dict for k in keys):
+            # Keys MessagePack cannot hold as they are (a tuple, text with lone surrogates, a
+            # large integer): the map travels as its [key, value] pairs.
             source = out if out is not None else value
-            return {keys[k]: v for k, v in source.items()}
+            pairs = [[k, v] for k, v in zip(keys, source.values(), strict=True)]
+            return _Ext(EXT_DICT, _encoder.encode(pairs))
     return out if out is not None else value
 
 
@@ -280,8 +285,16 @@ def _ext_hook(code: int, data: memoryview) -> Any:
         if type(item) is not list or len(item) != 2:
             raise ValueError("a packed opaque value that is not a pair")
         return Opaque(str(item[0]), str(item[1]))
+    if code == EXT_DICT:
+        pairs = _decoder.decode(data)
+        if type(pairs) is not list or not all(type(p) is list and len(p) == 2 for p in pairs):
+            raise ValueError("a packed map that is not [key, value] pairs")
+        return {key: value for key, value in pairs}
     if code == EXT_BIGINT:
-        return int(bytes(data).decode("ascii"))
+        text = bytes(data).decode("ascii")
+        if not text.lstrip("-").isdigit():
+            raise ValueError("a packed integer that is not decimal digits")
+        return int(text)
     if code == EXT_ODDSTR:
         return bytes(data).decode("utf-8", "surrogatepass")
     raise ValueError(f"unknown extension type {code}")

@@ -267,10 +267,13 @@ class _Link(asyncio.Protocol):
             self._refuse_v1()
             return
         try:
-            for payload in self.reader.feed(data):
+            reader = self.reader
+            for payload in reader.feed(data):
                 if self.closed:
                     return
                 self._frame(decode_payload(payload))
+            if reader.error is not None:
+                raise reader.error
         except ProtocolError as exc:
             self.fail(str(exc))
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:

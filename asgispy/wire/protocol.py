@@ -93,6 +93,9 @@ def hello_frame(
         "pid": pid,
         "app": app,
         "started": started,
+        # A version-1 collector reads up to a newline before it answers: this one makes it
+        # answer at once (with an error we recognise), whatever the rest of the hello holds.
+        "eol": "\n",
     }
     if token is not None:
         frame["token"] = token
@@ -185,6 +188,7 @@ def parse_hello(frame: Any) -> Hello:
     token = frame.get("token")
     if type(pid) is not int or type(started) not in (int, float):
         raise ProtocolError("hello with an invalid pid or start time")
+    started = _number(started, "a start time")
     if token is not None and type(token) is not str:
         raise ProtocolError("hello with a token that is not a string")
     return Hello(
@@ -194,7 +198,7 @@ def parse_hello(frame: Any) -> Hello:
         host=str(frame.get("host", "")),
         pid=pid,
         app=str(frame.get("app", "")),
-        started=float(started),
+        started=started,
         token=token,
     )
 
@@ -207,6 +211,16 @@ def _version() -> str:
 
 def _versions() -> str:
     return " or ".join(str(v) for v in SUPPORTED)
+
+
+def _number(value: Any, what: str) -> float:
+    """A finite-size number as float; ProtocolError for anything else (an integer past floats, too)."""
+    if type(value) not in (int, float):
+        raise ProtocolError(f"malformed frame: {what} of {value!r:.40}")
+    try:
+        return float(value)
+    except OverflowError:
+        raise ProtocolError(f"malformed frame: {what} out of range") from None
 
 
 def _check(condition: bool, what: str) -> None:
@@ -226,14 +240,32 @@ def parse_events(events: Any) -> list[WireEvent]:
         _check(type(event) is list and len(event) == 4, "an event that is not [direction, t, message, cut]")
         direction, t, message, cut = event
         _check(direction in (0, 1) and type(direction) is int, f"an event direction of {direction!r}")
-        _check(type(t) in (int, float), f"an event time of {t!r}")
+        t = _number(t, "an event time")
         if cut is not None:
             _check(
                 type(cut) is dict and all(type(k) is str and type(v) is int for k, v in cut.items()),
                 f"an event cut of {cut!r}",
             )
-        out.append((SEND if direction else RECEIVE, float(t), message, cut))
+        out.append((SEND if direction else RECEIVE, t, message, cut))
     return out
+
+
+def _is_json(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` is JSON's own data (what a session file can hold as it is)."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(-(2**63) <= value < 2**64)
+    if kind is float:
+        return value == value and value not in (float("inf"), float("-inf"))
+    if depth > 16:
+        return False
+    if kind is list:
+        return all(_is_json(v, depth + 1) for v in value)
+    if kind is dict:
+        return all(type(k) is str and _is_json(v, depth + 1) for k, v in value.items())
+    return False
 
 
 def parse_end(end: Any) -> dict[str, Any] | None:
@@ -242,10 +274,11 @@ def parse_end(end: Any) -> dict[str, Any] | None:
         return None
     _check(type(end) is list and len(end) == 6, "an end that is not a 6-item array")
     outcome, duration, error, handler, notes, dropped = end
-    _check(outcome in _OUTCOMES, f"an outcome of {outcome!r}")
-    _check(duration is None or type(duration) in (int, float), f"a duration of {duration!r}")
+    _check(type(outcome) is str and outcome in _OUTCOMES, f"an outcome of {outcome!r:.40}")
+    if duration is not None:
+        duration = _number(duration, "a duration")
     _check(error is None or (type(error) is dict and all(type(v) is str for v in error.values())), "an error")
-    _check(handler is None or type(handler) is dict, "a handler that is not a map")
+    _check(handler is None or (type(handler) is dict and _is_json(handler)), "a handler that is not a map")
     _check(type(notes) is list and all(type(n) is str for n in notes), "notes that are not text")
     _check(type(dropped) is int and dropped >= 0, f"an events_dropped of {dropped!r}")
     return {
@@ -264,19 +297,22 @@ def parse_connection(value: Any) -> tuple[int, str, float, Any, list[WireEvent],
     seq, kind, started, scope, events, end = value
     _check(type(seq) is int and seq >= 0, f"a connection seq of {seq!r}")
     _check(type(kind) is str and len(kind) <= 64, f"a connection type of {kind!r}")
-    _check(type(started) in (int, float), f"a start time of {started!r}")
+    started = _number(started, "a start time")
     _check(type(scope) is dict, "a scope that is not a map")
-    return seq, kind, float(started), scope, parse_events(events), parse_end(end)
+    return seq, kind, started, scope, parse_events(events), parse_end(end)
 
 
 class FrameReader:
     """Splits a byte stream into frames, refusing any frame longer than ``max_frame``."""
 
-    __slots__ = ("_buffer", "max_frame")
+    __slots__ = ("_buffer", "error", "max_frame")
 
     def __init__(self, max_frame: int = MAX_FRAME) -> None:
         self.max_frame = max_frame
         self._buffer = bytearray()
+        #: an oversized frame found after complete ones: raised by the caller once it has
+        #: applied those (so what came before the bad frame is never lost)
+        self.error: ProtocolError | None = None
 
     @property
     def buffered(self) -> int:
@@ -287,14 +323,18 @@ class FrameReader:
         """The complete frames' payloads that ``data`` ends; keeps the unfinished rest."""
         buffer = self._buffer
         buffer += data
-        frames = []
+        frames: list[bytes] = []
         start = 0
         end = len(buffer)
         limit = self.max_frame
         while end - start >= _LENGTH:
             size = int.from_bytes(buffer[start : start + _LENGTH], "big")
             if size > limit:
-                raise ProtocolError(f"oversized frame ({size} bytes; the limit is {limit})")
+                error = ProtocolError(f"oversized frame ({size} bytes; the limit is {limit})")
+                if not frames:
+                    raise error
+                self.error = error
+                break
             if end - start - _LENGTH < size:
                 break
             frames.append(bytes(buffer[start + _LENGTH : start + _LENGTH + size]))
