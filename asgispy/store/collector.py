@@ -37,9 +37,13 @@ from asgispy.wire.protocol import (
     OPEN,
     FrameReader,
     ProtocolError,
+    decode_events_frame,
+    decode_open_frame,
     decode_payload,
     encode_frame,
     error_frame,
+    is_events_frame,
+    is_open_frame,
     is_v1,
     parse_connection,
     parse_end,
@@ -271,7 +275,26 @@ class _Link(asyncio.Protocol):
             for payload in reader.feed(data):
                 if self.closed:
                     return
-                self._frame(decode_payload(payload))
+                if self.tag is not None and is_events_frame(payload):
+                    seq, index, events = decode_events_frame(payload)
+                    built = [Event.from_message(d, t, m, c, raw) for d, t, m, raw, c in events]
+                    self.store.events(f"{self.prefix}{seq}", built, index)
+                elif self.tag is not None and is_open_frame(payload):
+                    seq, kind, started, scope, events, end = decode_open_frame(payload)
+                    conn = Connection.from_values(
+                        f"{self.prefix}{seq}",
+                        kind,
+                        scope,
+                        (),
+                        end,
+                        seq=seq,
+                        producer=self.tag,
+                        started=started,
+                    )
+                    conn.events_from([Event.from_message(d, t, m, c, raw) for d, t, m, raw, c in events])
+                    self.store.add(conn)
+                else:
+                    self._frame(decode_payload(payload))
             if reader.error is not None:
                 raise reader.error
         except ProtocolError as exc:

@@ -95,28 +95,47 @@ class Event:
         self._set(direction, t, codec.decode(doc), cut)
 
     @classmethod
-    def from_message(cls, direction: Direction, t: float, message: Any, cut: dict[str, int] | None) -> Event:
-        """An event from the message itself (bytes as bytes), as the wire brings it."""
+    def from_message(
+        cls,
+        direction: Direction,
+        t: float,
+        message: Any,
+        cut: dict[str, int] | None,
+        packed: bytes | None = None,
+    ) -> Event:
+        """An event from the message itself (bytes as bytes), as the wire brings it; ``packed``
+        is the message as the producer packed it, kept as it is when given."""
         event = cls.__new__(cls)
-        event._set(direction, t, message, cut)
+        event._set(direction, t, message, cut, packed)
         return event
 
-    def _set(self, direction: Direction, t: float, message: Any, cut: dict[str, int] | None) -> None:
+    def _set(
+        self,
+        direction: Direction,
+        t: float,
+        message: Any,
+        cut: dict[str, int] | None,
+        packed: bytes | None = None,
+    ) -> None:
         self.direction: Direction = direction
         self.t = t
         self.cut = cut or None
         self._message: Any = None
-        fields = message if type(message) is dict else {}
-        kind = fields.get("type")
-        self.type: str = kind if type(kind) is str else "?"
-        self.status = _int_or_none(fields.get("status"))
-        self.code = _int_or_none(fields.get("code"))
-        size = 0
-        for name in _PAYLOAD_FIELDS:
-            if name in fields:
-                size += self._size(fields, name)
-        self.payload_size = size
-        self._raw = pack.dumps(message)
+        if type(message) is dict:
+            kind = message.get("type")
+            status = message.get("status")
+            code = message.get("code")
+            self.type: str = kind if type(kind) is str else "?"
+            self.status = status if type(status) is int else None
+            self.code = code if type(code) is int else None
+            size = 0
+            for name in _PAYLOAD_FIELDS:
+                if name in message:
+                    size += self._size(message, name)
+            self.payload_size = size
+        else:
+            self.type, self.status, self.code, self.payload_size = "?", None, None, 0
+        self._raw = packed if packed is not None else pack.dumps(message)
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Event:
@@ -278,6 +297,11 @@ class Connection:
             conn.add(Event.from_document(event_doc))
         conn.finish(doc)
         return conn
+
+    def events_from(self, events: Iterable[Event]) -> None:
+        """Append events in order (see :meth:`add`)."""
+        for event in events:
+            self.add(event)
 
     def add(self, event: Event) -> None:
         """Append an event, keeping the running summaries (status, sizes) current."""

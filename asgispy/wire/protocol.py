@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 
 from asgispy.capture import pack
@@ -300,6 +301,69 @@ def parse_connection(value: Any) -> tuple[int, str, float, Any, list[WireEvent],
     started = _number(started, "a start time")
     _check(type(scope) is dict, "a scope that is not a map")
     return seq, kind, started, scope, parse_events(events), parse_end(end)
+
+
+# The frames that carry messages are read with typed decoders: the types are checked in C, and
+# each message comes as the very bytes the producer packed (msgspec.Raw), which the store keeps
+# as they are instead of packing them again.
+
+_RawEvent = tuple[int, float, msgspec.Raw, dict[str, int] | None]
+_events_decoder = msgspec.msgpack.Decoder(tuple[int, int, int, list[_RawEvent]])
+_open_decoder = msgspec.msgpack.Decoder(
+    tuple[int, tuple[int, str, float, msgspec.Raw, list[_RawEvent], msgspec.Raw]]
+)
+_EVENTS_HEAD = bytes([0x94, EVENTS])  # a 4-item array whose first item is EVENTS
+_OPEN_HEAD = bytes([0x92, OPEN])
+
+#: An event with its message still packed: ``(direction, t, message, packed message, cut)``.
+RawWireEvent = tuple[Direction, float, Any, bytes, "dict[str, int] | None"]
+
+
+def is_events_frame(payload: bytes) -> bool:
+    return payload[:2] == _EVENTS_HEAD
+
+
+def is_open_frame(payload: bytes) -> bool:
+    return payload[:2] == _OPEN_HEAD
+
+
+def _raw_events(events: list[Any]) -> list[RawWireEvent]:
+    out = []
+    for direction, t, raw, cut in events:
+        _check(direction == 0 or direction == 1, f"an event direction of {direction!r}")
+        data = bytes(raw)
+        try:
+            message = pack.decode(data)
+        except ValueError as exc:
+            raise ProtocolError(f"malformed frame: an event message ({exc})") from None
+        out.append((SEND if direction else RECEIVE, t, message, data, cut))
+    return out
+
+
+def decode_events_frame(payload: bytes) -> tuple[int, int, list[RawWireEvent]]:
+    """An events frame: ``(seq, index, events)``; ProtocolError says what is wrong with it."""
+    try:
+        _, seq, index, events = _events_decoder.decode(payload)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ProtocolError(f"malformed frame: events ({exc})") from None
+    _check(seq >= 0 and index >= 0, "a negative seq or index")
+    return seq, index, _raw_events(events)
+
+
+def decode_open_frame(
+    payload: bytes,
+) -> tuple[int, str, float, dict[str, Any], list[RawWireEvent], dict[str, Any] | None]:
+    """An open frame: ``(seq, type, started, scope, events, end)``, checked."""
+    try:
+        _, (seq, kind, started, scope_raw, events, end_raw) = _open_decoder.decode(payload)
+        scope = pack.decode(scope_raw)
+        end = pack.decode(end_raw)
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+        raise ProtocolError(f"malformed frame: a connection ({exc})") from None
+    _check(seq >= 0, f"a connection seq of {seq!r}")
+    _check(len(kind) <= 64, "a connection type over 64 characters")
+    _check(type(scope) is dict, "a scope that is not a map")
+    return seq, kind, started, scope, _raw_events(events), parse_end(end)
 
 
 class FrameReader:
