@@ -21,9 +21,9 @@ __all__ = ["History"]
 
 logger = logging.getLogger("asgispy")
 
-#: Ended connections waiting to be packed, at most; past that they stay unpacked (still
-#: bounded by the history's count) rather than the queue growing while nobody packs.
-MAX_PENDING = 16384
+#: Ended connections waiting to be packed, at most; past that they are compacted on the spot
+#: and never sent (counted), rather than the queue growing while nobody packs.
+MAX_PENDING = 1024
 #: Connections packed between two moments when the packing thread lets the app's thread run.
 YIELD_EVERY = 8
 
@@ -45,6 +45,7 @@ class History:
         # A deque: the steady state (one in, the oldest out) is an append and a popleft.
         self._records: deque[ConnectionRecord] = deque()
         self._pending: deque[ConnectionRecord] = deque()
+        self._overflow: deque[ConnectionRecord] = deque()  # ended past MAX_PENDING, not sent yet
         # Past this many the request path trims for itself (the packer is late or gone).
         self._hard_limit = max_connections + max_connections // 4 + 64
         self._lock = threading.Lock()
@@ -52,6 +53,8 @@ class History:
         self.evicted = 0
         #: ended connections never packed because the queue was full
         self.unpacked = 0
+        #: while a producer streams: told of every connection packed, whoever packs it
+        self.sink: Callable[[ConnectionRecord], None] | None = None
 
     def __len__(self) -> int:
         return len(self.records())
@@ -84,9 +87,19 @@ class History:
         if len(self._pending) < MAX_PENDING:
             self._pending.append(record)
         else:
-            self.unpacked += 1
-        # Past the count, the oldest ended connection goes now: the bound holds at every moment,
-        # and one still open (the lifespan) is never the one evicted while it runs.
+            # The thread is far behind (a viewer that stopped reading, or resting within its CPU
+            # share): compact it here; the thread sends it once it has caught up, if the history
+            # still holds it by then (else it is counted as never sent).
+            overflow = self._overflow
+            if len(overflow) >= MAX_PENDING:
+                overflow.popleft()
+                self.unpacked += 1
+            overflow.append(record)
+            self.keep_now(record)
+            return
+        # Past the count, the oldest ended connection goes now (unless the thread is busy with
+        # the history, and then it trims in a moment): one still open (the lifespan) is never
+        # the one evicted while it runs.
         if len(self._records) > self.max_connections and self._lock.acquire(blocking=False):
             try:
                 self.trim()
@@ -102,7 +115,8 @@ class History:
         if not record.history_slot:
             return
         if not self._lock.acquire(blocking=False):
-            self.ended(record)
+            if len(self._pending) < MAX_PENDING:
+                self._pending.append(record)  # the thread holds the history: it packs it next
             return
         try:
             before = record.size
@@ -120,6 +134,8 @@ class History:
         pending = self._pending
         if not pending:
             return 0
+        if then is None:
+            then = self.sink  # a reader of the history must not take them from the sender
         done = 0
         with self._lock:
             keeps = self.max_connections > 0
@@ -152,6 +168,29 @@ class History:
                 self.trim()
         return done
 
+    def catch_up(self) -> int:
+        """Hand the sink the connections compacted while the thread was behind (those the
+        history still holds; the others are counted in ``unpacked``). Returns how many."""
+        overflow = self._overflow
+        sink = self.sink
+        done = 0
+        while overflow and sink is not None:
+            record = overflow.popleft()
+            if not record.history_slot:
+                self.unpacked += 1
+                continue
+            try:
+                self.repack(record)
+            except Exception as exc:
+                logger.warning("asgispy: could not pack connection %s: %r", record.id, exc)
+                self.unpacked += 1
+                continue
+            sink(record)
+            done += 1
+            if done >= MAX_PENDING:
+                break
+        return done
+
     def repack(self, record: ConnectionRecord) -> None:
         """Pack an ended record for the wire (one compacted while nobody streamed)."""
         with self._lock:
@@ -159,6 +198,7 @@ class History:
             record.pack(self.redactor)
             if record.history_slot:
                 self.used += record.size - before
+                self.trim()
 
     def trim(self) -> None:
         """Evict the oldest finished connections until both bounds hold (under the lock).
@@ -194,4 +234,5 @@ class History:
                 record.history_slot = False
             self._records.clear()
             self._pending.clear()
+            self._overflow.clear()
             self.used = 0

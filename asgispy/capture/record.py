@@ -340,16 +340,18 @@ def pack_connection(
     keep_secrets: bool = False,
 ) -> bytes:
     """The packed connection with events ``start:stop`` (all of them for a whole record)."""
-    scope, events, secrets = pack.pack_values(record.scope, pack_events(record.events, start, stop), redactor)
-    value = [record.seq, record.type, record.started, scope, events, end]
+    kind = record.type[:64]  # a scope type is a short word; a longer one is cut, not refused
     try:
-        data = pack.encode(value)
+        scope, events, secrets = pack.pack_values(
+            record.scope, pack_events(record.events, start, stop), redactor
+        )
+        data = pack.encode([record.seq, kind, record.started, scope, events, end])
     except (OverflowError, UnicodeEncodeError):
         # An integer beyond 64 bits or text with lone surrogates: look at every value.
         scope, events, secrets = pack.pack_values(
             record.scope, pack_events(record.events, start, stop), redactor, careful=True
         )
-        value = [record.seq, record.type, record.started, scope, events, pack.pack_value(end, True)]
+        value = [record.seq, kind, record.started, scope, events, pack.pack_value(end, True)]
         data = pack.encode(value)
     if keep_secrets:
         record.secrets = tuple(secrets)
@@ -358,8 +360,8 @@ def pack_connection(
 
 def pack_event_list(events: list[RecordedEvent], start: int, stop: int, redactor: Redactor | None) -> bytes:
     """Events ``start:stop`` of a connection as a packed array (for a connection still open)."""
-    _, packed, _ = pack.pack_values(None, pack_events(events, start, stop), redactor)
     try:
+        _, packed, _ = pack.pack_values(None, pack_events(events, start, stop), redactor)
         return pack.encode(packed)
     except (OverflowError, UnicodeEncodeError):
         _, packed, _ = pack.pack_values(None, pack_events(events, start, stop), redactor, careful=True)

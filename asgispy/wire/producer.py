@@ -252,8 +252,10 @@ class Producer:
 
     def _step(self) -> float | None:
         """One round of the thread's work: seconds to wait for news next, or None to go on."""
-        streaming = self._streaming
-        self.history.pack_pending(self._ready.append if streaming else None)
+        history = self.history
+        history.pack_pending()  # to the sink while streaming
+        if history._overflow and self._streaming and not self._ready and not history._pending:
+            history.catch_up()
         if not self.stream:
             return IDLE_POLL
         sock = self._sock
@@ -273,7 +275,12 @@ class Producer:
                 return min(backoff, IDLE_POLL)
             self._session_started = time.monotonic()
             return self._guarded(self._replay)
-        if self._queue or self._ready or self.dropped != self._reported or self._following:
+        if (
+            self._queue
+            or self._ready
+            or self._following
+            or self.dropped + self.history.unpacked != self._reported
+        ):
             rest = self._rest()
             if rest > 0:
                 self.rests += 1
@@ -338,6 +345,8 @@ class Producer:
 
     def _disconnect(self) -> None:
         self._streaming = False
+        self.history.sink = None
+        self.history._overflow.clear()  # in the history still: sent with it on reconnect
         self.connected = False
         self._queue.clear()  # what it held is in the history, and goes out again on reconnect
         self._ready.clear()
@@ -407,6 +416,7 @@ class Producer:
         self._following.clear()
         self._queue.clear()
         self._ready.clear()
+        self.history.sink = self._ready.append
         self._streaming = True
         self.connected = True
         logger.debug("asgispy: streaming to %s", self.address)
@@ -439,9 +449,10 @@ class Producer:
                 events = record._events
                 if events is not None and len(events) > sent:
                     self._guard(record, self._more, out)
-        if self.dropped != self._reported:
-            self._reported = self.dropped
-            out.add(encode_frame([DROPPED, self._reported]))
+        dropped = self.dropped + self.history.unpacked
+        if dropped != self._reported:
+            self._reported = dropped
+            out.add(encode_frame([DROPPED, dropped]))
         out.flush()
 
     def _guard(
