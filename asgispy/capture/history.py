@@ -122,8 +122,21 @@ class History:
             before = record.size
             if record.keep() and record.history_slot:
                 self.used += record.size - before
-            if len(self._records) > self.max_connections or self.used > self.max_bytes:
-                self.trim()
+            records = self._records
+            if len(records) > self.max_connections or self.used > self.max_bytes:
+                oldest = records[0]
+                if (
+                    len(records) == self.max_connections + 1
+                    and oldest.outcome != "open"
+                    and self.used - oldest.size <= self.max_bytes
+                ):
+                    # The steady state: one in, the oldest out.
+                    records.popleft()
+                    oldest.history_slot = False
+                    self.used -= oldest.size
+                    self.evicted += 1
+                else:
+                    self.trim()
         finally:
             self._lock.release()
 

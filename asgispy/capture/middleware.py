@@ -86,6 +86,7 @@ class Spy:
         self.max_events = max_events
         self.redactor = Redactor(redact)
         self.skip = Skip(skip)
+        self._skip = self.skip if self.skip else None  # read per connection: no __bool__ call
         self.history = History(history, history_bytes, self.redactor)
         self.name = name or _app_name(app)
         self._generation = -1
@@ -136,7 +137,8 @@ class Spy:
         return self._origin
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.enabled or (self.skip and self.skip.matches(scope)):
+        skip = self._skip
+        if not self.enabled or (skip is not None and skip.matches(scope)):
             await self.app(scope, receive, send)
             return
         try:

@@ -262,7 +262,7 @@ class Producer:
         if sock is None:
             wait = self._not_before - time.monotonic()
             if wait > 0:
-                return min(wait, IDLE_POLL)
+                return min(wait, IDLE_POLL) if history._pending else wait
             try:
                 sock = self._connect()
             except Exception:
@@ -272,7 +272,8 @@ class Producer:
                 backoff = self._backoff
                 self._backoff = min(backoff * 2, MAX_BACKOFF)
                 self._not_before = time.monotonic() + backoff
-                return min(backoff, IDLE_POLL)
+                # Nobody listens: the app compacts what ends on its own, so wake only to retry.
+                return min(backoff, IDLE_POLL) if history._pending else backoff
             self._session_started = time.monotonic()
             return self._guarded(self._replay)
         if (
