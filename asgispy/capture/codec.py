@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Opaque", "bytes_text", "decode", "encode"]
+__all__ = ["Opaque", "bytes_text", "decode", "encode", "opaque_parts"]
 
 MAX_DEPTH = 24
 MAX_REPR = 300
@@ -107,7 +107,8 @@ def _plain_key(key: Any) -> bool:
     return type(key) is str and not key.startswith("$") and _clean_str(key)
 
 
-def _opaque(value: Any) -> dict[str, str]:
+def opaque_parts(value: Any) -> tuple[str, str]:
+    """How an object that is not data is named: its type's full name and a short ``repr``."""
     kind = type(value)
     try:
         text = repr(value)
@@ -115,7 +116,12 @@ def _opaque(value: Any) -> dict[str, str]:
         text = f"<{kind.__name__} whose repr raised {type(exc).__name__}>"
     if len(text) > MAX_REPR:
         text = text[: MAX_REPR - 1] + "…"
-    return {"$object": f"{kind.__module__}.{kind.__qualname__}", "repr": text}
+    return f"{kind.__module__}.{kind.__qualname__}", text
+
+
+def _opaque(value: Any) -> dict[str, str]:
+    name, text = opaque_parts(value)
+    return {"$object": name, "repr": text}
 
 
 def encode(value: Any, _depth: int = 0) -> Any:

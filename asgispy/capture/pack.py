@@ -41,7 +41,7 @@ from typing import Any
 
 import msgspec
 
-from asgispy.capture.codec import MAX_DEPTH, MAX_REPR, Opaque
+from asgispy.capture.codec import MAX_DEPTH, Opaque, opaque_parts
 from asgispy.capture.redact import REDACTED, Redactor
 
 __all__ = [
@@ -74,14 +74,7 @@ Secret = tuple[int, int, Any]
 
 
 def _opaque_ext(value: Any) -> msgspec.msgpack.Ext:
-    kind = type(value)
-    try:
-        text = repr(value)
-    except Exception as exc:  # a broken __repr__ must not break recording
-        text = f"<{kind.__name__} whose repr raised {type(exc).__name__}>"
-    if len(text) > MAX_REPR:
-        text = text[: MAX_REPR - 1] + "…"
-    return _Ext(EXT_OPAQUE, _encoder.encode((f"{kind.__module__}.{kind.__qualname__}", text)))
+    return _Ext(EXT_OPAQUE, _encoder.encode(opaque_parts(value)))
 
 
 def _enc_hook(value: Any) -> Any:
