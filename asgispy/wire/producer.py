@@ -78,6 +78,9 @@ FOLLOW_PER_POLL = 2000
 IDLE_CHECK = 0.5
 #: The longest the end of a lifespan (the app shutting down) waits for the queue to empty.
 SHUTDOWN_FLUSH = 0.5
+#: Packed connections waiting to be written, at most (a count, and their bytes): past either,
+#: they are dropped and counted (the history keeps them, and sends them on the next connect).
+MAX_READY, MAX_READY_BYTES = 65536, 32 * MiB
 #: Bytes gathered before a write.
 WRITE_AT = 256 * 1024
 #: The share of one CPU the sender may use by default for sending (packing is not limited:
@@ -130,6 +133,7 @@ class Producer:
         self._queue: deque[ConnectionRecord] = deque()
         #: packed connections to send whole, or to finish if followed
         self._ready: deque[ConnectionRecord] = deque()
+        self._ready_bytes = 0
         self._wake = threading.Event()
         self._busy = False
         self._streaming = False
@@ -351,6 +355,7 @@ class Producer:
         self.connected = False
         self._queue.clear()  # what it held is in the history, and goes out again on reconnect
         self._ready.clear()
+        self._ready_bytes = 0
         self._following.clear()
         self._busy = False
         sock, self._sock = self._sock, None
@@ -417,7 +422,8 @@ class Producer:
         self._following.clear()
         self._queue.clear()
         self._ready.clear()
-        self.history.sink = self._ready.append
+        self._ready_bytes = 0
+        self.history.sink = self._packed
         self._streaming = True
         self.connected = True
         logger.debug("asgispy: streaming to %s", self.address)
@@ -426,6 +432,16 @@ class Producer:
         for record in self.history.records():
             self._whole_or_follow(record, out)
         out.flush()
+
+    def _packed(self, record: ConnectionRecord) -> None:
+        """The history packed an ended connection: send it (bounded: past it, dropped and counted;
+        the history keeps it, and it goes out with the history on the next connect)."""
+        ready = self._ready
+        if len(ready) < MAX_READY and self._ready_bytes < MAX_READY_BYTES:
+            ready.append(record)
+            self._ready_bytes += record.size
+        else:
+            self.dropped += 1
 
     def _drain(self, sock: socket.socket) -> None:
         """Send the news: new connections, packed ones, and what followed ones gained."""
@@ -441,6 +457,7 @@ class Producer:
                 self._guard(record, self._begin, out)
         while ready and not self._closing:
             record = ready.popleft()
+            self._ready_bytes -= record.size
             self._guard(record, self._whole_or_finish, out)
         if following and time.monotonic() - self._followed >= POLL * max(
             1.0, len(following) / FOLLOW_PER_POLL
