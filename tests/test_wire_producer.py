@@ -316,21 +316,22 @@ def test_a_stalled_viewer_costs_the_app_nothing_and_drops_are_counted(
         time.sleep(0.01)
     assert producer.connected
 
-    slowest = 0.0
     peak_queue = peak_queued = 0
 
     async def traffic() -> None:
-        nonlocal slowest, peak_queue, peak_queued
+        nonlocal peak_queue, peak_queued
         for i in range(3000):
-            started = time.perf_counter()
             await call(spy, "/echo", body=[b"z" * 2000])
-            slowest = max(slowest, time.perf_counter() - started)
             peak_queue = max(peak_queue, len(producer._queue))
             peak_queued = max(peak_queued, producer.queued)
             if i % 100 == 0:
                 await asyncio.sleep(0)
 
-    asyncio.run(traffic())
+    # The viewer reads nothing until told to, so a request that waited on it would never finish:
+    # all 3000 finishing while it is stalled is the proof (the bound only keeps a failure from
+    # hanging the suite; timings are left to the benchmarks).
+    asyncio.run(asyncio.wait_for(traffic(), 120))
+    assert not viewer.reading.is_set() and not viewer.frames
     assert producer.dropped > 0
     assert peak_queue <= 200  # connections to follow: the bound
     # Everything waiting for the sender (to follow, to pack, packed to send) stays bounded too:
@@ -338,7 +339,6 @@ def test_a_stalled_viewer_costs_the_app_nothing_and_drops_are_counted(
     # packing pass of them ready to send.
     assert peak_queued <= 200 + 2 * max_pending, peak_queued
     assert spy.history.unpacked > 0
-    assert slowest < 0.05  # no request waited on the viewer
     # The viewer wakes up: it gets what the producer could send, and is told how much was dropped.
     dropped = producer.dropped + spy.history.unpacked
     viewer.reading.set()
