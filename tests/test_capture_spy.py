@@ -553,22 +553,29 @@ def test_skip_rules_that_mean_nothing_are_refused_clearly(rules: Any) -> None:
         Spy(edge_app, skip=rules)
 
 
-def test_ended_connections_are_kept_as_one_buffer_and_read_back_exactly() -> None:
-    """The history holds an ended connection as bytes, not a tree; reading it gives what the app saw."""
-    spy = Spy(edge_app, address=False)
+@pytest.mark.parametrize("compact", [False, True])
+def test_ended_connections_are_kept_and_read_back_exactly(compact: bool) -> None:
+    """Compacted, the history holds an ended connection as bytes, not a tree; either way, reading
+    it gives what the app saw, and its bytes are counted against the bound."""
+    spy = Spy(edge_app, address=False, compact=compact)
     scope = http_scope("/binary", headers=[(b"authorization", b"Bearer live"), (b"x-big", b"\xff\x00")])
     scope["client"] = ("10.0.0.1", 1234)
     server = run(spy, scope, [REQUEST])
     (record,) = spy.records
-    assert isinstance(record.kept, bytes) and record._scope is None and record._events is None
-    assert record.size == spy.history.used > len(record.kept)
+    if compact:
+        assert isinstance(record.kept, bytes) and record._scope is None and record._events is None
+        assert record.size == spy.history.used > len(record.kept)
+    else:
+        assert record.kept is None and record._scope is not None
+        # The estimate counts the payloads: the bytes the app sent are in it.
+        assert record.size == spy.history.used > sum(len(e[2].get("body", b"")) for e in record.events)
     assert record.scope["client"] == ("10.0.0.1", 1234) and type(record.scope["client"]) is tuple
     assert (b"authorization", b"Bearer live") in record.scope["headers"]  # the app's own view
     assert [e[2] for e in record.events] == [REQUEST, *server.sent]
 
 
 def test_a_scope_holding_objects_is_kept_as_it_is_and_still_exports(tmp_path: Path) -> None:
-    spy = Spy(edge_app, address=False)
+    spy = Spy(edge_app, address=False, compact=True)
     scope = http_scope("/binary", state={"pool": threading.Lock()})
     run(spy, scope, [REQUEST])
     (record,) = spy.records

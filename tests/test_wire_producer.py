@@ -369,7 +369,7 @@ def test_a_stalled_viewer_costs_the_app_nothing_and_drops_are_counted(
 
 
 def test_no_viewer_means_nothing_queued_and_nothing_held(sockdir: Path) -> None:
-    spy = Spy(app, address=f"unix:{sockdir}/nobody.sock", history=20, history_bytes=32 * 1024)
+    spy = Spy(app, address=f"unix:{sockdir}/nobody.sock", history=20, history_bytes=128 * 1024)
     producer = spy._producer
     assert producer is not None
 
@@ -382,9 +382,9 @@ def test_no_viewer_means_nothing_queued_and_nothing_held(sockdir: Path) -> None:
     assert producer.dropped == 0
     assert not producer.connected
     assert len(spy.history) == 20
-    # What is held is the history, each ended connection compacted into one buffer, within bounds.
-    assert all(r.kept is not None or r.packed is not None for r in spy.records)
-    assert spy.history.used == sum(r.size for r in spy.records) <= 32 * 1024
+    # What is held is the history, each ended connection counted, within bounds.
+    assert all(r.size > 1000 for r in spy.records)  # its 1000 bytes of bodies and more
+    assert spy.history.used == sum(r.size for r in spy.records) <= 128 * 1024
     assert [r.seq for r in spy.records] == list(range(481, 501))
     assert producer._thread is not None and producer._thread.is_alive()
     producer.close()
@@ -403,13 +403,13 @@ def test_streaming_can_be_turned_off(monkeypatch: pytest.MonkeyPatch, sockdir: P
     with pytest.raises(ValueError, match="an address is"):
         Spy(app, address="bogus")
     # Off means off, even with a viewer listening where the environment points; the history
-    # is still kept, compacted, for spy.records and exports.
+    # is still kept (compacted when asked), for spy.records and exports.
     with CollectorThread([f"unix:{sockdir}/env.sock"]) as collector:
         monkeypatch.setenv("ASGISPY_ADDRESS", collector.address)
-        quiet = Spy(app, address=False)
+        quiet = Spy(app, address=False, compact=True)
         requests(quiet, 5)
         assert [r.outcome for r in quiet.records] == ["completed"] * 5
-        assert all(r.kept is not None or r.packed is not None for r in quiet.records)
+        assert all(r.kept is not None for r in quiet.records)
         assert quiet.records[0].document(quiet.redactor, quiet.origin.tag)["scope"]["path"] == "/json"
         time.sleep(0.3)
         assert collector.call(lambda: (len(collector.store), collector.store.producers)) == (0, {})

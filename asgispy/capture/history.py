@@ -36,12 +36,20 @@ class History:
     packed connections kept.
     """
 
-    def __init__(self, max_connections: int, max_bytes: int, redactor: Redactor | None = None) -> None:
+    def __init__(
+        self,
+        max_connections: int,
+        max_bytes: int,
+        redactor: Redactor | None = None,
+        compact: bool = False,
+    ) -> None:
         if max_connections < 0 or max_bytes < 0:
             raise ValueError("history bounds must not be negative")
         self.max_connections = max_connections
         self.max_bytes = max_bytes
         self.redactor = redactor
+        #: whether ended connections are compacted on the request path while nobody streams
+        self.compact = compact
         # A deque: the steady state (one in, the oldest out) is an append and a popleft.
         self._records: deque[ConnectionRecord] = deque()
         self._pending: deque[ConnectionRecord] = deque()
@@ -54,7 +62,8 @@ class History:
         #: ended connections never packed because the queue was full
         self.unpacked = 0
         #: while a producer streams: told of every connection packed, whoever packs it
-        self.sink: Callable[[ConnectionRecord], None] | None = None
+        #: (False when it has no room: the record then waits here, to be handed over later)
+        self.sink: Callable[[ConnectionRecord], bool] | None = None
 
     def __len__(self) -> int:
         return len(self.records())
@@ -109,9 +118,12 @@ class History:
     # Off the request path --------------------------------------------------------------------
 
     def keep_now(self, record: ConnectionRecord) -> None:
-        """``record`` has ended and nobody streams: compact it now, in a single C call, and
-        evict past the bounds (request path; if the packing thread holds the history, it is
-        left to that thread)."""
+        """``record`` has ended and nobody streams: count it (compacting it first, in a single C
+        call, if asked to) and evict past the bounds (request path; if the packing thread holds
+        the history, it is left to that thread).
+
+        Kept as it was recorded by default: measured under uvicorn, compacting every connection
+        costs more than the churn of keeping its objects (see docs/performance.md)."""
         if not record.history_slot:
             return
         if not self._lock.acquire(blocking=False):
@@ -120,8 +132,11 @@ class History:
             return
         try:
             before = record.size
-            if record.keep() and record.history_slot:
+            if self.compact and record.keep():
                 self.used += record.size - before
+            elif not before:
+                record.size = record.estimate()
+                self.used += record.size
             records = self._records
             if len(records) > self.max_connections or self.used > self.max_bytes:
                 oldest = records[0]
@@ -140,15 +155,14 @@ class History:
         finally:
             self._lock.release()
 
-    def pack_pending(self, then: Callable[[ConnectionRecord], None] | None = None) -> int:
-        """Compact every ended connection waiting and evict past the bounds. With ``then`` (the
-        producer, streaming), pack them for the wire and call ``then`` with each; without,
-        compact them as :meth:`keep_now` does. Returns how many were done."""
+    def pack_pending(self) -> int:
+        """Compact every ended connection waiting and evict past the bounds. While a producer
+        streams (``sink``), pack them for the wire and hand each to it, until it has no room;
+        otherwise count (or compact) them as :meth:`keep_now` does. Returns how many were done."""
         pending = self._pending
         if not pending:
             return 0
-        if then is None:
-            then = self.sink  # a reader of the history must not take them from the sender
+        then = self.sink  # a reader of the history must not take them from the sender
         done = 0
         with self._lock:
             keeps = self.max_connections > 0
@@ -158,10 +172,10 @@ class History:
                     continue  # evicted already, and nobody to send it to
                 before = record.size
                 try:
-                    if then is None:
-                        record.keep()
-                    else:
+                    if then is not None:
                         record.pack(self.redactor)
+                    elif not (self.compact and record.keep()) and not before:
+                        record.size = record.estimate()
                 except Exception as exc:
                     logger.warning("asgispy: could not pack connection %s: %r", record.id, exc)
                     record.note(f"could not pack the connection: {exc!r}")
@@ -169,8 +183,9 @@ class History:
                 done += 1
                 if keeps and record.history_slot:
                     self.used += record.size - before
-                if then is not None:
-                    then(record)
+                if then is not None and not then(record):
+                    pending.appendleft(record)  # packed, and handed over once there is room
+                    break
                 if not done % YIELD_EVERY:
                     # Hand the GIL to the app's thread now and then: it may be waiting on it
                     # with a request in hand, and would otherwise wait for the switch interval.
@@ -198,7 +213,9 @@ class History:
                 logger.warning("asgispy: could not pack connection %s: %r", record.id, exc)
                 self.unpacked += 1
                 continue
-            sink(record)
+            if not sink(record):
+                overflow.appendleft(record)
+                break
             done += 1
             if done >= MAX_PENDING:
                 break

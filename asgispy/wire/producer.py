@@ -80,7 +80,7 @@ IDLE_CHECK = 0.5
 SHUTDOWN_FLUSH = 0.5
 #: Packed connections waiting to be written, at most (a count, and their bytes): past either,
 #: they are dropped and counted (the history keeps them, and sends them on the next connect).
-MAX_READY, MAX_READY_BYTES = 65536, 32 * MiB
+MAX_READY, MAX_READY_BYTES = 16384, 4 * MiB
 #: Bytes gathered before a write.
 WRITE_AT = 256 * 1024
 #: The share of one CPU the sender may use by default for sending (packing is not limited:
@@ -257,7 +257,7 @@ class Producer:
     def _step(self) -> float | None:
         """One round of the thread's work: seconds to wait for news next, or None to go on."""
         history = self.history
-        history.pack_pending()  # to the sink while streaming
+        history.pack_pending()  # to the sink while streaming, as far as it has room
         if history._overflow and self._streaming and not self._ready and not history._pending:
             history.catch_up()
         if not self.stream:
@@ -433,15 +433,16 @@ class Producer:
             self._whole_or_follow(record, out)
         out.flush()
 
-    def _packed(self, record: ConnectionRecord) -> None:
-        """The history packed an ended connection: send it (bounded: past it, dropped and counted;
-        the history keeps it, and it goes out with the history on the next connect)."""
+    def _packed(self, record: ConnectionRecord) -> bool:
+        """The history packed an ended connection: send it. False when too many wait to be
+        written (a slow viewer): the history holds it meanwhile, within its own bounds, and what
+        it can no longer hold is counted as dropped."""
         ready = self._ready
         if len(ready) < MAX_READY and self._ready_bytes < MAX_READY_BYTES:
             ready.append(record)
             self._ready_bytes += record.size
-        else:
-            self.dropped += 1
+            return True
+        return False
 
     def _drain(self, sock: socket.socket) -> None:
         """Send the news: new connections, packed ones, and what followed ones gained."""
