@@ -262,6 +262,17 @@ def test_a_viewer_killed_mid_stream_then_restarted_gets_everything_once(sockdir:
     asyncio.run(scenario())
 
 
+def welcome(conn: socket.socket) -> FrameReader:
+    """Read a producer's hello byte by byte (so nothing after it is read) and welcome it."""
+    reader = FrameReader()
+    hello: list[bytes] = []
+    while not hello:
+        hello = reader.feed(conn.recv(1))
+    assert decode_payload(hello[0])["type"] == "hello"
+    conn.sendall(encode_frame(welcome_frame()))
+    return reader
+
+
 class StalledViewer:
     """Says welcome, then reads nothing until told to: a viewer frozen in a debugger."""
 
@@ -277,12 +288,7 @@ class StalledViewer:
     def _run(self) -> None:
         conn, _ = self.server.accept()
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        reader = FrameReader()
-        hello: list[bytes] = []
-        while not hello:
-            hello = reader.feed(conn.recv(1))
-        assert decode_payload(hello[0])["type"] == "hello"
-        conn.sendall(encode_frame(welcome_frame()))
+        reader = welcome(conn)
         self.reading.wait()
         conn.settimeout(5)
         while True:
@@ -745,12 +751,7 @@ def test_a_collector_that_drops_us_is_logged_and_not_hammered(
             continue
         accepted.append(time.monotonic())
         conn.settimeout(2)
-        reader = FrameReader()
-        hello: list[bytes] = []
-        while not hello:
-            hello = reader.feed(conn.recv(1))
-        assert decode_payload(hello[0])["type"] == "hello"
-        conn.sendall(encode_frame(welcome_frame()))
+        reader = welcome(conn)
         history: list[bytes] = []
         while not history:  # the history begins to arrive: refuse it
             chunk = conn.recv(65536)
