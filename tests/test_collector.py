@@ -128,8 +128,8 @@ def connection_value(seq: int, events: int = 0, outcome: str = "open") -> list[A
 
 
 def event_value(i: int) -> list[Any]:
-    """``[direction, t, message, cut]``: a body chunk sent, its bytes as bytes."""
-    return [1, i / 1000, {"type": "http.response.body", "body": f"{i}".encode()}, None]
+    """``[direction, t, message, cut, wait]``: a body chunk sent, its bytes as bytes."""
+    return [1, i / 1000, {"type": "http.response.body", "body": f"{i}".encode()}, None, 0.0001]
 
 
 def end_value(outcome: str = "completed", duration: float = 0.5) -> list[Any]:
@@ -326,9 +326,11 @@ def _frame_of_payload(payload: bytes) -> bytes:
         pytest.param(
             frame([EVENTS, 1, -1, [event_value(0)]]), "a negative seq or index", id="negative index"
         ),
-        pytest.param(frame([EVENTS, 1, 0, [[5, 0.0, {}, None]]]), "an event direction of 5", id="direction"),
         pytest.param(
-            frame([EVENTS, 1, 0, [[1, "now", {}, None]]]),
+            frame([EVENTS, 1, 0, [[5, 0.0, {}, None, None]]]), "an event direction of 5", id="direction"
+        ),
+        pytest.param(
+            frame([EVENTS, 1, 0, [[1, "now", {}, None, None]]]),
             "malformed frame: events (Expected `float`, got `str` - at `$[3][0][1]`)",
             id="time",
         ),
@@ -349,7 +351,7 @@ def _frame_of_payload(payload: bytes) -> bytes:
         pytest.param(frame([CLOSE, 1, None]), "a close frame without an end", id="close without end"),
         pytest.param(frame([DROPPED, "many"]), "dropped frame with a total", id="dropped total"),
         pytest.param(
-            encode_frame([EVENTS, 1, 0, [[1, 0.0, {"x": msgspec.msgpack.Ext(9, b"?")}, None]]]),
+            encode_frame([EVENTS, 1, 0, [[1, 0.0, {"x": msgspec.msgpack.Ext(9, b"?")}, None, None]]]),
             "an event message (not a packed value: unknown extension type 9)",
             id="extension in a message",
         ),
@@ -399,10 +401,12 @@ def test_an_oversized_frame_is_refused_without_buffering_it(sockdir: Path) -> No
         # A producer that writes it all at once is cut off too (it may hang up mid-write).
         big = RawProducer(collector.address, "big002")
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            big.send_raw(frame([EVENTS, 1, 0, [[1, 0.0, {"body": b"x" * (200 * 1024)}, None]]]))
+            big.send_raw(frame([EVENTS, 1, 0, [[1, 0.0, {"body": b"x" * (200 * 1024)}, None, None]]]))
         assert big.closed_by_peer()
         # A frame just within the bound is taken.
-        good.send([OPEN, [1, "http", 0.0, {"type": "http"}, [[1, 0.0, {"body": b"y" * 60_000}, None]], None]])
+        good.send(
+            [OPEN, [1, "http", 0.0, {"type": "http"}, [[1, 0.0, {"body": b"y" * 60_000}, None, None]], None]]
+        )
         conn = collector.wait_for(lambda s: s.get("good01-1"))
         assert conn.events[0].payload_size == 60_000
         assert collector.call(lambda: sorted(collector.store.producers)) == ["big001", "big002", "good01"]

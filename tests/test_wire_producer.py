@@ -583,9 +583,9 @@ def _through_the_wire(value: dict[str, Any], redactor: Any) -> tuple[list[Any], 
     # The connection's type (a short text, the collector checks) is made from the scope's; the
     # scope itself still travels with whatever its "type" holds.
     record.type = "http"
-    record.add(SEND, value, 1 << 30)
+    record.add(SEND, value, 1 << 30, wait=0.001)
     producer._begin(record, out)
-    record.add(RECEIVE, value, 1 << 30)
+    record.add(RECEIVE, value, 1 << 30, wait=0.002)
     producer._more(record, out)
     record.finish({}, None, False)
     record.pack(redactor)
@@ -600,7 +600,9 @@ def _through_the_wire(value: dict[str, Any], redactor: Any) -> tuple[list[Any], 
             scopes.append(conn.scope_doc)
             messages += [e.doc for e in conn.events]
         elif frame[0] == EVENTS:
-            messages += [Event.from_message(*e).doc for e in parse_events(frame[3])]
+            messages += [
+                Event.from_message(d, t, m, c, None, w).doc for d, t, m, c, w in parse_events(frame[3])
+            ]
         else:
             assert parse_end(frame[2])["outcome"] == "completed"
     return scopes, messages, record

@@ -179,7 +179,7 @@ def prefix(size: int) -> bytes:
 
 
 SCOPE = {"type": "http", "method": "GET", "path": "/ok", "headers": [(b"host", b"test")]}
-EVENT = [0, 0.0, {"type": "http.request", "body": b"", "more_body": False}, None]
+EVENT = [0, 0.0, {"type": "http.request", "body": b"", "more_body": False}, None, 0.001]
 END = ["completed", 0.01, None, None, [], 0]
 
 
@@ -429,14 +429,19 @@ def test_valid_connections_events_and_ends_are_read() -> None:
         "websocket",
         5,
         {"type": "websocket"},
-        [[0, 0, {"type": "websocket.connect"}, None], [1, 0.5, "anything", {"bytes": 10}]],
+        [[0, 0, {"type": "websocket.connect"}, None, 0.25], [1, 0.5, "anything", {"bytes": 10}]],
         ["cut off", None, {"type": "E"}, {"name": "ws"}, ["a note"], 3],
     ]
     seq, kind, started, scope, events, end = parse_connection(value)
     assert (seq, kind, scope) == (7, "websocket", {"type": "websocket"})
     assert same(started, 5.0)
     assert same(
-        events, [(RECEIVE, 0.0, {"type": "websocket.connect"}, None), (SEND, 0.5, "anything", {"bytes": 10})]
+        events,
+        [
+            (RECEIVE, 0.0, {"type": "websocket.connect"}, None, 0.25),
+            # A producer that does not time the calls leaves the wait out.
+            (SEND, 0.5, "anything", {"bytes": 10}, None),
+        ],
     )
     assert end == {
         "outcome": "cut off",
@@ -472,6 +477,7 @@ CONNECTION_FIELDS: list[tuple[str, tuple[int, ...], list[Any]]] = [
     ("scope", (3,), NOT_MAP),
     ("events", (4,), NOT_ARRAY),
     ("event", (4, 0), [*NOT_ARRAY, EVENT[:3], [*EVENT, None], tuple(EVENT)]),
+    ("wait", (4, 0, 4), [v for v in NOT_NUMBER if v is not None]),
     ("direction", (4, 0, 0), [2, -1, 0.0, 1.0, True, False, "0", "send", None, [], b"\x00"]),
     ("t", (4, 0, 1), NOT_NUMBER),
     ("cut", (4, 0, 3), [[], "x", 1, True, b"", {"body": "1"}, {"body": True}, {"body": 1.5}, {"body": None}]),

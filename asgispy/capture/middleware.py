@@ -173,18 +173,22 @@ class Spy:
 
         # Messages only go into the record (a live producer follows the records it was told of),
         # as copies of what could change later. Most messages are a bytes body within bounds and
-        # nothing else to copy: a few tests settle that, the rest go the general way.
+        # nothing else to copy: a few tests settle that, the rest go the general way. One clock
+        # read more per message times the call itself: how long the app waited in receive()
+        # (a slow client, or an app that asked early) or was held in send() (backpressure).
         async def spy_receive() -> Message:
+            called = perf_counter()
             message = await receive()
             try:
                 if len(events) < max_events:
+                    now = perf_counter()
                     copy = dict(message)
                     body = copy.get("body")
                     if body.__class__ is bytes and len(body) <= max_body and "headers" not in copy:
-                        append((RECEIVE, perf_counter() - t0, copy, None))
+                        append([RECEIVE, now - t0, copy, None, now - called])
                     else:
                         copy, cut, _ = _snapshot_copy(copy, max_body)
-                        append((RECEIVE, perf_counter() - t0, copy, cut))
+                        append([RECEIVE, now - t0, copy, cut, now - called])
                 else:
                     record.dropped_events += 1
             except Exception as exc:
@@ -192,20 +196,26 @@ class Spy:
             return message
 
         async def spy_send(message: Message) -> None:
+            event = None
             try:
                 if len(events) < max_events:
                     copy = dict(message)
                     body = copy.get("body")
                     if body.__class__ is bytes and len(body) <= max_body and "headers" not in copy:
-                        append((SEND, perf_counter() - t0, copy, None))
+                        event = [SEND, perf_counter() - t0, copy, None, None]
                     else:
                         copy, cut, _ = _snapshot_copy(copy, max_body)
-                        append((SEND, perf_counter() - t0, copy, cut))
+                        event = [SEND, perf_counter() - t0, copy, cut, None]
+                    append(event)
                 else:
                     record.dropped_events += 1
             except Exception as exc:
                 record.note(f"could not record a sent message: {exc!r}")
-            await send(message)
+            try:
+                await send(message)
+            finally:
+                if event is not None:
+                    event[4] = perf_counter() - t0 - event[1]
 
         try:
             await self.app(scope, spy_receive, spy_send)

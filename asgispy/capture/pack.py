@@ -219,7 +219,7 @@ def pack_values(
     redactor: Redactor | None,
     careful: bool = False,
 ) -> tuple[Any, list[list[Any]], list[Secret]]:
-    """The scope and events (``[direction, t, message, cut]`` lists) packed, secrets masked.
+    """The scope and events (``[direction, t, message, cut, wait]`` lists) packed, secrets masked.
 
     Returns the packed scope, the packed events and the secrets masked (see :data:`Secret`).
     ``events`` is changed in place.

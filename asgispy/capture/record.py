@@ -29,8 +29,12 @@ __all__ = [
     "snapshot_scope",
 ]
 
-#: ``(direction, seconds since the connection began, message copy, {field: original size} or None)``
-RecordedEvent = tuple[Direction, float, dict[str, Any], "dict[str, int] | None"]
+#: ``[direction, t, message copy, {field: original size} or None, wait or None]``: ``t`` is the
+#: time since the connection began at which the app got the message (receive) or handed it over
+#: (send); ``wait`` how long the app spent inside that ``receive()`` or ``send()`` call (None
+#: while a send is still in progress, or when the call raised before it could be timed).
+#: A list, so that a send's wait can be filled in once the server returns.
+RecordedEvent = list[Any]
 
 _CAPTURE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _PAYLOAD_FIELDS = ("body", "bytes", "text")
@@ -173,10 +177,11 @@ class ConnectionRecord:
         _, _, _, scope, events, _ = pack.decode(self.packed)
         if self.secrets:
             pack.restore_secrets(scope, events, self.secrets)
-        return scope, [(_DIRECTIONS[d], t, message, cut) for d, t, message, cut in events]
+        return scope, [[_DIRECTIONS[e[0]], e[1], e[2], e[3], e[4] if len(e) > 4 else None] for e in events]
 
-    def add(self, direction: Direction, message: Message, max_body: int) -> None:
-        """Record one message (past ``max_events`` only count it). Spy inlines the same steps."""
+    def add(self, direction: Direction, message: Message, max_body: int, wait: float | None = None) -> None:
+        """Record one message (past ``max_events`` only count it). Spy inlines the same steps,
+        timing the receive() or send() call too (``wait``)."""
         events = self._events
         if events is None:
             return
@@ -184,7 +189,7 @@ class ConnectionRecord:
             self.dropped_events += 1
             return
         copy, cut, _ = snapshot_message(message, max_body)
-        events.append((direction, perf_counter() - self.t0, copy, cut))
+        events.append([direction, perf_counter() - self.t0, copy, cut, wait])
 
     def finish(self, scope: Scope, exc: BaseException | None, cancelled: bool) -> None:
         """Close the record: outcome, error, and the route the framework matched, if any.
@@ -310,7 +315,7 @@ class ConnectionRecord:
                 "duration": duration,
                 "outcome": outcome,
                 "scope": scope_document(scope, redactor),
-                "events": [event_document((_DIRECTIONS[d], t, m, c), redactor) for d, t, m, c in events],
+                "events": [event_document([_DIRECTIONS[e[0]], *e[1:]], redactor) for e in events],
                 "events_dropped": dropped,
                 "error": error,
                 "handler": handler,
@@ -343,9 +348,9 @@ _SIZED = (bytes, bytearray, str)
 
 
 def pack_events(events: list[RecordedEvent], start: int, stop: int) -> list[list[Any]]:
-    """Events ``start:stop`` as the packed form's ``[direction, t, message, cut]`` lists."""
+    """Events ``start:stop`` as the packed form's ``[direction, t, message, cut, wait]`` lists."""
     codes = _DIRECTION_CODES
-    return [[codes[d], t, m, c] for d, t, m, c in events[start:stop]]
+    return [[codes[e[0]], e[1], e[2], e[3], e[4]] for e in events[start:stop]]
 
 
 def pack_connection(
@@ -390,10 +395,13 @@ def scope_document(scope: dict[str, Any], redactor: Redactor) -> Any:
 
 
 def event_document(event: RecordedEvent, redactor: Redactor) -> dict[str, Any]:
-    direction, t, message, cut = event
+    direction, t, message, cut = event[:4]
     doc: dict[str, Any] = {"direction": direction, "t": t, "message": codec.encode(redactor.message(message))}
     if cut:
         doc["cut"] = cut
+    wait = event[4] if len(event) > 4 else None
+    if wait is not None:
+        doc["wait"] = wait
     return doc
 
 

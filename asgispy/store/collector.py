@@ -276,11 +276,21 @@ class _Link(asyncio.Protocol):
                 if self.closed:
                     return
                 if self.tag is not None and is_events_frame(payload):
-                    seq, index, events = decode_events_frame(payload)
-                    built = [Event.from_message(d, t, m, c, raw) for d, t, m, raw, c in events]
-                    self.store.events(f"{self.prefix}{seq}", built, index)
+                    try:
+                        seq, index, events = decode_events_frame(payload)
+                    except ProtocolError as exc:
+                        # Not the form Spy sends: the general path reads the other forms the
+                        # protocol allows (events without their wait); else the error stands.
+                        self._general(payload, exc)
+                        continue
+                    built = [Event.from_message(d, t, m, c, raw, w) for d, t, m, raw, c, w in events]
+                    self.store.events(f"{self.prefix}{seq}", built, index, [e[2] for e in events])
                 elif self.tag is not None and is_open_frame(payload):
-                    seq, kind, started, scope, events, end = decode_open_frame(payload)
+                    try:
+                        seq, kind, started, scope, events, end = decode_open_frame(payload)
+                    except ProtocolError as exc:
+                        self._general(payload, exc)
+                        continue
                     conn = Connection.from_values(
                         f"{self.prefix}{seq}",
                         kind,
@@ -291,7 +301,10 @@ class _Link(asyncio.Protocol):
                         producer=self.tag,
                         started=started,
                     )
-                    conn.events_from([Event.from_message(d, t, m, c, raw) for d, t, m, raw, c in events])
+                    conn.events_from(
+                        [Event.from_message(d, t, m, c, raw, w) for d, t, m, raw, c, w in events],
+                        [e[2] for e in events],
+                    )
                     self.store.add(conn)
                 else:
                     self._frame(decode_payload(payload))
@@ -318,6 +331,14 @@ class _Link(asyncio.Protocol):
             self.transport.write(v1_error_line(reason))
         self.close()
 
+    def _general(self, payload: bytes, error: ProtocolError) -> None:
+        """A frame the typed reader refused, read the general way; ``error`` if that fails too."""
+        try:
+            frame = decode_payload(payload)
+            self._frame(frame)
+        except ProtocolError:
+            raise error from None
+
     def _frame(self, frame: Any) -> None:
         if self.tag is None:
             self._hello(frame)
@@ -329,8 +350,9 @@ class _Link(asyncio.Protocol):
         if kind == EVENTS:
             if len(frame) != 4 or type(frame[1]) is not int or type(frame[2]) is not int or frame[2] < 0:
                 raise ProtocolError("malformed events frame")
-            events = [Event.from_message(*e) for e in parse_events(frame[3])]
-            self.store.events(f"{prefix}{frame[1]}", events, frame[2])
+            wire = parse_events(frame[3])
+            events = [Event.from_message(d, t, m, c, None, w) for d, t, m, c, w in wire]
+            self.store.events(f"{prefix}{frame[1]}", events, frame[2], [e[2] for e in wire])
         elif kind == OPEN:
             if len(frame) != 2:
                 raise ProtocolError("malformed open frame")

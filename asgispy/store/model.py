@@ -18,6 +18,10 @@ from asgispy.types import Direction, Outcome
 __all__ = ["Connection", "ErrorInfo", "Event", "ProducerInfo", "Session", "encoded_size"]
 
 _PAYLOAD_FIELDS = ("body", "bytes", "text")
+#: Connection.add's default: the event's message has not been decoded by the caller.
+_UNREAD: Any = object()
+_RESPONSE_STARTS = frozenset({"http.response.start", "websocket.http.response.start", "websocket.accept"})
+_RESPONSE_BODIES = frozenset({"http.response.body", "websocket.http.response.body"})
 _OUTCOMES = frozenset({"open", "completed", "exception", "cancelled", "cut off"})
 
 
@@ -89,10 +93,28 @@ class Event:
     is read once, up front; the rest is decoded when a view asks.
     """
 
-    __slots__ = ("_message", "_raw", "code", "cut", "direction", "payload_size", "status", "t", "type")
+    __slots__ = (
+        "_message",
+        "_raw",
+        "code",
+        "cut",
+        "direction",
+        "payload_size",
+        "status",
+        "t",
+        "type",
+        "wait",
+    )
 
-    def __init__(self, direction: Direction, t: float, doc: Any, cut: dict[str, int] | None = None) -> None:
-        self._set(direction, t, codec.decode(doc), cut)
+    def __init__(
+        self,
+        direction: Direction,
+        t: float,
+        doc: Any,
+        cut: dict[str, int] | None = None,
+        wait: float | None = None,
+    ) -> None:
+        self._set(direction, t, codec.decode(doc), cut, None, wait)
 
     @classmethod
     def from_message(
@@ -102,11 +124,12 @@ class Event:
         message: Any,
         cut: dict[str, int] | None,
         packed: bytes | None = None,
+        wait: float | None = None,
     ) -> Event:
         """An event from the message itself (bytes as bytes), as the wire brings it; ``packed``
         is the message as the producer packed it, kept as it is when given."""
         event = cls.__new__(cls)
-        event._set(direction, t, message, cut, packed)
+        event._set(direction, t, message, cut, packed, wait)
         return event
 
     def _set(
@@ -116,9 +139,13 @@ class Event:
         message: Any,
         cut: dict[str, int] | None,
         packed: bytes | None = None,
+        wait: float | None = None,
     ) -> None:
         self.direction: Direction = direction
         self.t = t
+        #: seconds the app spent inside the receive() or send() call of this message (None when
+        #: not recorded): waiting for the client, or held by the server's backpressure
+        self.wait = wait
         self.cut = cut or None
         self._message: Any = None
         if type(message) is dict:
@@ -142,7 +169,14 @@ class Event:
         direction = doc.get("direction")
         if direction not in ("receive", "send"):
             raise ValueError(f"event direction must be 'receive' or 'send', not {direction!r}")
-        return cls(direction, float(doc.get("t", 0.0)), doc.get("message"), doc.get("cut"))
+        wait = doc.get("wait")
+        return cls(
+            direction,
+            float(doc.get("t", 0.0)),
+            doc.get("message"),
+            doc.get("cut"),
+            float(wait) if type(wait) in (int, float) else None,
+        )
 
     @property
     def doc(self) -> Any:
@@ -177,7 +211,14 @@ class Event:
         doc: dict[str, Any] = {"direction": self.direction, "t": self.t, "message": self.doc}
         if self.cut:
             doc["cut"] = self.cut
+        if self.wait is not None:
+            doc["wait"] = self.wait
         return doc
+
+    def peek(self) -> Any:
+        """The message, decoded without keeping the decoded form (for one look at it)."""
+        message = self._message
+        return message if message is not None else pack.decode(self._raw)
 
     def __repr__(self) -> str:
         return f"<Event {self.direction} {self.type} t={self.t:.6f}>"
@@ -192,18 +233,23 @@ class Connection:
 
     __slots__ = (
         "__weakref__",
+        "_last_out",
         "_method",
         "_path",
         "_query",
         "_scope",
         "_scope_raw",
+        "blocked",
         "close_code",
         "duration",
         "error",
         "events",
         "events_dropped",
+        "first_byte",
         "handler",
         "id",
+        "last_byte",
+        "max_gap",
         "notes",
         "outcome",
         "producer",
@@ -212,7 +258,9 @@ class Connection:
         "seq",
         "started",
         "status",
+        "ttfb",
         "type",
+        "waited",
     )
 
     def __init__(
@@ -245,6 +293,14 @@ class Connection:
         self.request_bytes = 0
         self.response_bytes = 0
         self.close_code: int | None = None
+        # Timing, in seconds since the connection began (None until known; see add()).
+        self.ttfb: float | None = None
+        self.first_byte: float | None = None
+        self.last_byte: float | None = None
+        self.max_gap: float | None = None
+        self.blocked: float | None = None
+        self.waited: float | None = None
+        self._last_out: float | None = None
 
     def _set_scope(self, scope: dict[str, Any]) -> None:
         self._scope_raw = pack.dumps(scope)
@@ -274,8 +330,8 @@ class Connection:
         conn.id, conn.type, conn.seq, conn.producer, conn.started = id, type, seq, producer, started
         conn._set_scope(scope if isinstance(scope, dict) else {})
         conn._reset()
-        for direction, t, message, cut in events:
-            conn.add(Event.from_message(direction, t, message, cut))
+        for direction, t, message, cut, wait in events:
+            conn.add(Event.from_message(direction, t, message, cut, None, wait), message)
         if end is not None:
             conn.finish(end)
         return conn
@@ -298,27 +354,45 @@ class Connection:
         conn.finish(doc)
         return conn
 
-    def events_from(self, events: Iterable[Event]) -> None:
+    def events_from(self, events: Iterable[Event], messages: list[Any] | None = None) -> None:
         """Append events in order (see :meth:`add`)."""
-        for event in events:
-            self.add(event)
+        for i, event in enumerate(events):
+            self.add(event, messages[i] if messages is not None else _UNREAD)
 
-    def add(self, event: Event) -> None:
-        """Append an event, keeping the running summaries (status, sizes) current."""
+    def add(self, event: Event, message: Any = _UNREAD) -> None:
+        """Append an event, keeping the running summaries (status, sizes, timing) current.
+
+        ``message`` is the event's message when the caller has it decoded already.
+        """
         self.events.append(event)
         kind = event.type
+        t = event.t
+        wait = event.wait
         if event.direction == "receive":
-            if kind == "http.request" or kind == "websocket.receive":
+            if wait is not None:
+                self.waited = (self.waited or 0.0) + wait
+            if kind == "http.request":
                 self.request_bytes += event.payload_size
+            elif kind == "websocket.receive":
+                self.request_bytes += event.payload_size
+                self._gap(t)
             elif kind == "websocket.disconnect" and self.close_code is None:
                 self.close_code = event.code
         else:
-            if kind == "http.response.start" or kind == "websocket.http.response.start":
-                self.status = event.status
-            elif kind in ("http.response.body", "websocket.send", "websocket.http.response.body"):
+            if wait is not None:
+                self.blocked = (self.blocked or 0.0) + wait
+            if kind in _RESPONSE_STARTS:
+                if self.ttfb is None:
+                    self.ttfb = t
+                    self._last_out = t
+                self.status = 101 if kind == "websocket.accept" else event.status
+            elif kind in _RESPONSE_BODIES or kind == "websocket.send":
                 self.response_bytes += event.payload_size
-            elif kind == "websocket.accept":
-                self.status = 101
+                if event.payload_size and self.first_byte is None:
+                    self.first_byte = t
+                # When the server took it: the app's send() returned.
+                self.last_byte = t + (wait or 0.0)
+                self._gap(t)
             elif kind == "websocket.close":
                 self.close_code = 1000 if event.code is None else event.code
                 if self.status is None:
@@ -338,6 +412,13 @@ class Connection:
                 self.handler["path_params"] = codec.decode(self.handler["path_params"])
         self.notes = [str(n) for n in doc.get("notes", ())]
         self.events_dropped = int(doc.get("events_dropped", 0) or 0)
+
+    def _gap(self, t: float) -> None:
+        """The time since the previous response message (or WebSocket frame) is a gap."""
+        last = self._last_out
+        if last is not None and (self.max_gap is None or t - last > self.max_gap):
+            self.max_gap = t - last
+        self._last_out = t
 
     # Reading -------------------------------------------------------------------------------
 

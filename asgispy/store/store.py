@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from asgispy.store.model import Connection, Event, ProducerInfo, Session
+from asgispy.store.model import _UNREAD, Connection, Event, ProducerInfo, Session
 
 __all__ = ["Change", "ProducerState", "Store"]
 
@@ -169,10 +169,17 @@ class Store:
         """
         return self.events(id, [Event.from_document(doc)], index)
 
-    def events(self, id: str, events: list[Event], index: int | None = None) -> Connection | None:
+    def events(
+        self,
+        id: str,
+        events: list[Event],
+        index: int | None = None,
+        messages: list[Any] | None = None,
+    ) -> Connection | None:
         """Events of connection ``id``, the first of them its ``index``-th (from 0); those the
         store already has (sent again after a producer reconnected) are ignored, and so are
-        events of a connection it does not know (None)."""
+        events of a connection it does not know (None). ``messages``, when given, are the
+        events' messages already decoded (the checker reads them; otherwise it decodes them)."""
         conn = self.connections.get(id)
         if conn is None:
             return None
@@ -182,9 +189,11 @@ class Store:
                 return None
             if index < known:
                 events = events[known - index :]
+                if messages is not None:
+                    messages = messages[known - index :]
         grown = 0
-        for event in events:
-            conn.add(event)
+        for i, event in enumerate(events):
+            conn.add(event, messages[i] if messages is not None else _UNREAD)
             grown += _EVENT_OVERHEAD + event.payload_size
         self._sizes[id] = self._sizes.get(id, 0) + grown
         self.used += grown

@@ -520,7 +520,7 @@ class Producer:
         events = record._events
         if events is None:
             return
-        count = len(events)
+        count = _settled(events)
         data = encode_frame([OPEN, msgspec.Raw(pack_connection(record, 0, 0, self.redactor, None))])
         out.add(self._bounded(data, "its scope alone"))
         self._following[record] = 0
@@ -533,7 +533,7 @@ class Producer:
         sent = self._following.get(record)
         if events is None or sent is None:
             return
-        count = len(events)
+        count = _settled(events)
         self._send_events(record, events, sent, count, out)
         self._following[record] = count
 
@@ -542,7 +542,7 @@ class Producer:
         packed = record.packed
         assert packed is not None
         seq, _, _, _, events, end = pack.decode(packed)
-        decoded = [("send" if d else "receive", t, m, c) for d, t, m, c in events]
+        decoded = [["send" if e[0] else "receive", *e[1:]] for e in events]
         if len(decoded) > sent:
             self._send_events(record, decoded, sent, len(decoded), out, masked=True)
         out.add(encode_frame([CLOSE, seq, pack.pack_value(end, True)]))
@@ -571,9 +571,9 @@ class Producer:
                 )
             if len(data) > self.max_frame:
                 # Only with max_body near the frame limit: cut the payload further rather than lose it.
-                direction, t, message, cut = events[index]
+                direction, t, message, cut, wait = events[index][:5]
                 smaller, more_cut, _ = snapshot_message(message, self.max_frame // 8)
-                event = (direction, t, smaller, {**(cut or {}), **(more_cut or {})} or None)
+                event = [direction, t, smaller, {**(cut or {}), **(more_cut or {})} or None, wait]
                 data = encode_frame(
                     [EVENTS, record.seq, index, msgspec.Raw(pack_event_list([event], 0, 1, redactor))]
                 )
@@ -584,6 +584,17 @@ class Producer:
         if len(data) > self.max_frame:
             raise ValueError(f"{what} is over {self.max_frame} bytes")
         return data
+
+
+def _settled(events: list[Any]) -> int:
+    """How many of an open connection's events can go now: all but a last one the app is still
+    sending (its wait, the time the server held it, is not known until send() returns)."""
+    count = len(events)
+    if count:
+        last = events[-1]
+        if last[4] is None and last[0] == "send":
+            return count - 1
+    return count
 
 
 class _Out:

@@ -229,25 +229,32 @@ def _check(condition: bool, what: str) -> None:
         raise ProtocolError(f"malformed frame: {what}")
 
 
-#: An event as the wire brings it: ``(direction, t, message, cut)``.
-WireEvent = tuple[Direction, float, Any, "dict[str, int] | None"]
+#: An event as the wire brings it: ``(direction, t, message, cut, wait)``.
+WireEvent = tuple[Direction, float, Any, "dict[str, int] | None", "float | None"]
 
 
 def parse_events(events: Any) -> list[WireEvent]:
-    """Packed events as ``(direction, t, message, cut)``; ProtocolError on a wrong field."""
+    """Packed events as ``(direction, t, message, cut, wait)``; ProtocolError on a wrong field."""
     _check(type(events) is list, "events that are not an array")
     out = []
     for event in events:
-        _check(type(event) is list and len(event) == 4, "an event that is not [direction, t, message, cut]")
-        direction, t, message, cut = event
+        # The wait may be left out (a producer that does not time calls): [direction, t, message, cut].
+        _check(
+            type(event) is list and 4 <= len(event) <= 5,
+            "an event that is not [direction, t, message, cut, wait]",
+        )
+        direction, t, message, cut = event[:4]
+        wait = event[4] if len(event) == 5 else None
         _check(direction in (0, 1) and type(direction) is int, f"an event direction of {direction!r}")
         t = _number(t, "an event time")
+        if wait is not None:
+            wait = _number(wait, "an event wait")
         if cut is not None:
             _check(
                 type(cut) is dict and all(type(k) is str and type(v) is int for k, v in cut.items()),
                 f"an event cut of {cut!r}",
             )
-        out.append((SEND if direction else RECEIVE, t, message, cut))
+        out.append((SEND if direction else RECEIVE, t, message, cut, wait))
     return out
 
 
@@ -307,7 +314,7 @@ def parse_connection(value: Any) -> tuple[int, str, float, Any, list[WireEvent],
 # each message comes as the very bytes the producer packed (msgspec.Raw), which the store keeps
 # as they are instead of packing them again.
 
-_RawEvent = tuple[int, float, msgspec.Raw, dict[str, int] | None]
+_RawEvent = tuple[int, float, msgspec.Raw, dict[str, int] | None, float | None]
 _events_decoder = msgspec.msgpack.Decoder(tuple[int, int, int, list[_RawEvent]])
 _open_decoder = msgspec.msgpack.Decoder(
     tuple[int, tuple[int, str, float, msgspec.Raw, list[_RawEvent], msgspec.Raw]]
@@ -315,8 +322,8 @@ _open_decoder = msgspec.msgpack.Decoder(
 _EVENTS_HEAD = bytes([0x94, EVENTS])  # a 4-item array whose first item is EVENTS
 _OPEN_HEAD = bytes([0x92, OPEN])
 
-#: An event with its message still packed: ``(direction, t, message, packed message, cut)``.
-RawWireEvent = tuple[Direction, float, Any, bytes, "dict[str, int] | None"]
+#: An event with its message still packed: ``(direction, t, message, packed message, cut, wait)``.
+RawWireEvent = tuple[Direction, float, Any, bytes, "dict[str, int] | None", "float | None"]
 
 
 def is_events_frame(payload: bytes) -> bool:
@@ -329,14 +336,14 @@ def is_open_frame(payload: bytes) -> bool:
 
 def _raw_events(events: list[Any]) -> list[RawWireEvent]:
     out = []
-    for direction, t, raw, cut in events:
+    for direction, t, raw, cut, wait in events:
         _check(direction == 0 or direction == 1, f"an event direction of {direction!r}")
         data = bytes(raw)
         try:
             message = pack.decode(data)
         except ValueError as exc:
             raise ProtocolError(f"malformed frame: an event message ({exc})") from None
-        out.append((SEND if direction else RECEIVE, t, message, data, cut))
+        out.append((SEND if direction else RECEIVE, t, message, data, cut, wait))
     return out
 
 
