@@ -89,7 +89,7 @@ async def test_list_shows_every_connection_newest_last_and_follows(store: Store)
         assert listing.selected is list(store)[-1]
         assert app.events_tree.connection is listing.selected
         text = screen_text(app)
-        for needle in ("/api/items/{item_id", "RuntimeError", "LIFE", "WS", "307", "404", "4242"):
+        for needle in ("/api/items/{item", "RuntimeError", "LIFE", "WS", "307", "404", "4242"):
             assert needle in text
         assert text.index("/boom") < text.index("/ws/chat")
 

@@ -196,7 +196,7 @@ class Spy:
             return message
 
         async def spy_send(message: Message) -> None:
-            event = None
+            event: list[Any] | None = None
             try:
                 if len(events) < max_events:
                     copy = dict(message)

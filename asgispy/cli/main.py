@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "attach": ("asgispy.cli.dashboard", "show the traffic of apps that already use Spy(app)"),
     "open": ("asgispy.cli.dashboard", "show a saved session file"),
     "record": ("asgispy.cli.record", "serve APP under uvicorn and record its traffic to a file"),
+    "check": ("asgispy.cli.check", "check a saved session against the ASGI spec's rules (exit 1 on errors)"),
 }
 
 

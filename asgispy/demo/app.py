@@ -89,6 +89,33 @@ async def list_items(request: Request) -> JSONResponse:
     return JSONResponse({"items": items, "count": len(items)})
 
 
+async def export_items(request: Request) -> StreamingResponse:
+    """The items as JSON lines: the first at once, the rest held back (a slow query, or a
+    buffering middleware) and released together. The timeline shows the gap and the burst."""
+    items = list(request.state.items.values())
+
+    async def lines() -> AsyncIterator[bytes]:
+        yield json.dumps({"export": "items", "count": len(items)}).encode() + b"\n"
+        await asyncio.sleep(0.6)
+        for item in items:
+            yield json.dumps(item).encode() + b"\n"
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+async def import_items(request: Request) -> JSONResponse:
+    """Reads JSON lines as they arrive: a client that sends them slowly keeps the app waiting in
+    receive(), which the recording shows chunk by chunk."""
+    count = 0
+    pending = b""
+    async for chunk in request.stream():
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        count += sum(1 for line in lines if line.strip())
+    count += 1 if pending.strip() else 0
+    return JSONResponse({"imported": count}, status_code=202)
+
+
 async def get_item(request: Request) -> JSONResponse:
     item_id: int = request.path_params["item_id"]
     item = request.state.items.get(item_id)
@@ -272,6 +299,8 @@ routes: list[Route | WebSocketRoute] = [
     Route("/health", health),
     Route("/api/items", list_items, methods=["GET"]),
     Route("/api/items", create_item, methods=["POST"]),
+    Route("/api/items/export", export_items, methods=["GET"]),
+    Route("/api/items/import", import_items, methods=["POST"]),
     Route("/api/items/{item_id:int}", get_item, methods=["GET"]),
     Route("/api/items/{item_id:int}", delete_item, methods=["DELETE"]),
     Route("/api/me", me),

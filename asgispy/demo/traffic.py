@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -144,6 +145,21 @@ class _Visitor:
                 if line == "event: done":
                     break
 
+    async def export(self) -> None:
+        async with self.client.stream("GET", "/api/items/export") as response:
+            self._count(response)
+            async for _ in response.aiter_raw():
+                pass
+
+    async def slow_import(self) -> None:
+        # A client that sends its body a line at a time, slowly: the app waits in receive().
+        async def lines() -> Any:
+            for n in range(3):
+                yield f'{{"name": "import {n}", "price": {n + 1}.5}}\n'.encode()
+                await asyncio.sleep(0.25)
+
+        await self.request("POST", "/api/items/import", content=lines())
+
     async def fail(self) -> None:
         await self.request("GET", "/boom", params={"order": str(self.rng.randint(100, 999))})
 
@@ -257,6 +273,8 @@ async def _round(visitor: _Visitor, delay: float, stop: asyncio.Event | None, sa
         visitor.stream,
         visitor.leave_stream_early,
         visitor.server_sent_events,
+        visitor.export,
+        visitor.slow_import,
         visitor.fail,
         visitor.odds_and_ends,
         visitor.chat,

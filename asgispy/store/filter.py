@@ -7,6 +7,7 @@
     method:POST  status:>=400  status:4xx  status:200-299  path:/api/*  type:websocket
     route:/items/{id}  host:localhost  header:content-type=application/json  body:teapot
     duration:>100ms  size:>10k  error  cut  open  -path:/health  !type:lifespan
+    ttfb:>200ms  gap:>1s  blocked:>50ms  waited:>1s  violation  rule:http.content-length
     status:5xx or error        groups of terms (all must match) joined by ``or`` / ``|``
 
 :func:`parse` compiles the text once into a :class:`Filter`, a plain callable that is cheap
@@ -443,6 +444,32 @@ def _field_duration(value: str, token: _Token) -> Predicate:
     return duration
 
 
+def _timing(name: str, read: Callable[[Connection], float | None]) -> Builder:
+    """A field over one of a connection's timings (absent timings never match)."""
+
+    def build(value: str, token: _Token) -> Predicate:
+        test = _comparison(value, _UNITS_TIME)
+        if test is None:
+            raise _bad_value(token, f"a time like {name}:>200ms, {name}:<1s (plain numbers are ms)")
+
+        def timing(conn: Connection) -> bool:
+            seconds = read(conn)
+            return seconds is not None and test(seconds)
+
+        return timing
+
+    return build
+
+
+def _field_rule(value: str, token: _Token) -> Predicate:
+    wanted = value.lower()
+    if not wanted:
+        raise _bad_value(token, "a rule id or glob: rule:http.content-length, rule:websocket.*")
+    if any(c in wanted for c in "*?["):
+        return lambda conn: any(fnmatch.fnmatchcase(v.rule, wanted) for v in conn.violations)
+    return lambda conn: any(v.rule == wanted for v in conn.violations)
+
+
 def _field_size(value: str, token: _Token) -> Predicate:
     test = _comparison(value, {k: float(v) for k, v in _UNITS_SIZE.items()})
     if test is None:
@@ -465,6 +492,23 @@ FIELDS: dict[str, tuple[Builder, str]] = {
     "body": (_field_body, "request/response bodies and WebSocket frames contain the text: body:teapot"),
     "duration": (_field_duration, "time taken (so far, if open): duration:>100ms, duration:<1s"),
     "size": (_field_size, "request + response payload bytes: size:>10k, size:0"),
+    "ttfb": (
+        _timing("ttfb", lambda c: c.ttfb),
+        "time to the response start (WebSocket: accept): ttfb:>200ms",
+    ),
+    "gap": (
+        _timing("gap", lambda c: c.max_gap),
+        "largest gap between response messages or WebSocket frames: gap:>1s",
+    ),
+    "blocked": (
+        _timing("blocked", lambda c: c.blocked),
+        "time the app was held in send() (backpressure): blocked:>50ms",
+    ),
+    "waited": (
+        _timing("waited", lambda c: c.waited),
+        "time the app waited in receive() (a slow client): waited:>1s",
+    ),
+    "rule": (_field_rule, "broke this protocol rule (docs/rules.md): rule:http.content-length, rule:ws*"),
     "id": (_field_id, "connection id: id:3f2a1c-12"),
     "producer": (_field_producer, "the recording process's tag: producer:3f2a1c"),
 }
@@ -479,6 +523,10 @@ _KEYWORDS: dict[str, tuple[Predicate, str]] = {
         "something was not kept: a body cut at max_body, dropped events, or a producer that vanished",
     ),
     "open": (lambda conn: conn.outcome == "open", "still in progress"),
+    "violation": (
+        lambda conn: bool(conn.violations),
+        "broke a rule of the ASGI spec (any severity; see docs/rules.md)",
+    ),
 }
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asgispy.capture import codec, pack
+from asgispy.store.checker import Checker, Violation
+from asgispy.store.streams import StreamRecord, parse_stream, stream_kind
 from asgispy.types import Direction, Outcome
 
 __all__ = ["Connection", "ErrorInfo", "Event", "ProducerInfo", "Session", "encoded_size"]
@@ -175,7 +177,7 @@ class Event:
             float(doc.get("t", 0.0)),
             doc.get("message"),
             doc.get("cut"),
-            float(wait) if type(wait) in (int, float) else None,
+            float(wait) if isinstance(wait, (int, float)) and not isinstance(wait, bool) else None,
         )
 
     @property
@@ -233,6 +235,7 @@ class Connection:
 
     __slots__ = (
         "__weakref__",
+        "_checker",
         "_last_out",
         "_method",
         "_path",
@@ -260,6 +263,7 @@ class Connection:
         "status",
         "ttfb",
         "type",
+        "violations",
         "waited",
     )
 
@@ -301,6 +305,9 @@ class Connection:
         self.blocked: float | None = None
         self.waited: float | None = None
         self._last_out: float | None = None
+        #: what broke the ASGI spec's rules, in the order found (see docs/rules.md)
+        self.violations: list[Violation] = []
+        self._checker: Checker | None = Checker(self.type, self._method)
 
     def _set_scope(self, scope: dict[str, Any]) -> None:
         self._scope_raw = pack.dumps(scope)
@@ -318,7 +325,7 @@ class Connection:
         id: str,
         type: str,
         scope: Any,
-        events: Iterable[tuple[Direction, float, Any, dict[str, int] | None]],
+        events: Iterable[tuple[Direction, float, Any, dict[str, int] | None, float | None]],
         end: Mapping[str, Any] | None,
         *,
         seq: int = 0,
@@ -362,9 +369,17 @@ class Connection:
     def add(self, event: Event, message: Any = _UNREAD) -> None:
         """Append an event, keeping the running summaries (status, sizes, timing) current.
 
-        ``message`` is the event's message when the caller has it decoded already.
+        ``message`` is the event's message when the caller has it decoded already (the
+        protocol checker reads it; otherwise it is decoded for the checker and not kept).
         """
         self.events.append(event)
+        checker = self._checker
+        if checker is not None:
+            if message is _UNREAD:
+                message = event.peek()
+            found = checker.feed(len(self.events) - 1, event.direction, message, event.cut)
+            if found:
+                self.violations.extend(found)
         kind = event.type
         t = event.t
         wait = event.wait
@@ -412,6 +427,11 @@ class Connection:
                 self.handler["path_params"] = codec.decode(self.handler["path_params"])
         self.notes = [str(n) for n in doc.get("notes", ())]
         self.events_dropped = int(doc.get("events_dropped", 0) or 0)
+        checker = self._checker
+        if checker is not None and self.outcome != "open":
+            if not self.events_dropped:  # with messages missing, an unfinished response may be ours
+                self.violations.extend(checker.finish(self.outcome))
+            self._checker = None
 
     def _gap(self, t: float) -> None:
         """The time since the previous response message (or WebSocket frame) is a gap."""
@@ -482,6 +502,33 @@ class Connection:
             for e in self.events
             if e.direction == "send" and e.type == "http.response.body"
         )
+
+    @property
+    def stream_kind(self) -> str | None:
+        """``"sse"`` or ``"ndjson"`` when the response is such a stream (by its content type)."""
+        if self.type != "http":
+            return None
+        for name, value in self.response_headers:
+            if name.lower() == b"content-type":
+                return stream_kind(value)
+        return None
+
+    def stream(self) -> list[StreamRecord]:
+        """The response as the records of its stream (server-sent events or JSON lines), each
+        with the time its last byte was sent; empty when the response is not such a stream."""
+        kind = self.stream_kind
+        if kind is None:
+            return []
+        chunks = [
+            (e.message.get("body", b"") or b"", e.t)
+            for e in self.events
+            if e.direction == "send" and e.type == "http.response.body"
+        ]
+        records = parse_stream(kind, chunks)
+        if self.outcome == "open":
+            # Still streaming: what is not complete yet is not a record yet.
+            records = [r for r in records if not r.incomplete]
+        return records
 
     @property
     def body_cut(self) -> bool:

@@ -73,6 +73,17 @@ class Store:
         """Events producers had to drop (their queues were full) and told us about."""
         return sum(p.dropped for p in self.producers.values())
 
+    def violation_counts(self) -> dict[str, int]:
+        """Connections held that broke a protocol rule, by their worst severity."""
+        counts = {"error": 0, "warning": 0, "notice": 0}
+        for conn in self.connections.values():
+            violations = conn.violations
+            if violations:
+                severities = {v.severity for v in violations}
+                worst = next(s for s in ("error", "warning", "notice") if s in severities)
+                counts[worst] += 1
+        return counts
+
     def session(self, connections: list[Connection] | None = None) -> Session:
         """A Session over all (or the given) connections, for exports."""
         chosen = list(self.connections.values()) if connections is None else connections

@@ -28,12 +28,13 @@ from textual.widgets import Footer
 from asgispy.store.store import Change, Store
 from asgispy.tui.child import ChildProcess
 from asgispy.tui.commands import DashboardCommands
-from asgispy.tui.connlist import ConnectionList, ListHeader
+from asgispy.tui.connlist import COLUMN_SETS, ConnectionList, ListHeader
 from asgispy.tui.eventtree import EventTree
 from asgispy.tui.filterbar import FilterBar
 from asgispy.tui.logpanel import LogPanel
 from asgispy.tui.screens import ExportScreen, HelpScreen
 from asgispy.tui.statusbar import StatusBar
+from asgispy.tui.timeline import Timeline
 
 __all__ = ["Dashboard", "LiveSource"]
 
@@ -74,6 +75,8 @@ class Dashboard(App[int]):
         Binding("e", "export", "Export"),
         Binding("c", "copy_curl", "Copy curl"),
         Binding("l", "toggle_log", "App output"),
+        Binding("t", "toggle_timeline", "Timeline"),
+        Binding("o", "cycle_columns", "Columns"),
         Binding("a", "expand_all", "Expand all", show=False),
         Binding("tab", "focus_next", "Next pane", show=False),
         Binding("question_mark", "help", "Help"),
@@ -122,6 +125,7 @@ class Dashboard(App[int]):
             with Vertical(id="list-pane"):
                 yield ListHeader(id="list-header")
                 yield ConnectionList(self.store, id="connections")
+            yield Timeline(id="timeline")
             yield EventTree(id="events")
             yield LogPanel(id="log")
         yield FilterBar(id="filter")
@@ -138,6 +142,10 @@ class Dashboard(App[int]):
     @property
     def events_tree(self) -> EventTree:
         return self._widget(EventTree)
+
+    @property
+    def timeline(self) -> Timeline:
+        return self._widget(Timeline)
 
     @property
     def status(self) -> StatusBar:
@@ -157,6 +165,7 @@ class Dashboard(App[int]):
     def on_mount(self) -> None:
         self.query_one("#list-pane").border_title = "connections"
         self.events_tree.border_title = "events"
+        self.timeline.border_title = "timeline"
         self.log_panel.display = self._show_log
         self.query_one(FilterBar).display = False
         self.status.flags.source = self.source
@@ -244,8 +253,10 @@ class Dashboard(App[int]):
         if shown is not None:
             if shown.id in evicted or cleared or self.store.get(shown.id) is not shown:
                 tree.show(connections.selected)
+                self.timeline.show(connections.selected)
             elif shown.id in changed or overflow:
                 tree.grow(shown)
+                self.timeline.refresh_timeline()
         self.status.flags.shown = len(connections.ids)
 
     def _freeze_heap(self) -> None:
@@ -359,6 +370,7 @@ class Dashboard(App[int]):
     def on_connection_list_selected(self, message: ConnectionList.Selected) -> None:
         conn = self.store.get(message.connection_id) if message.connection_id else None
         self.events_tree.show(conn)
+        self.timeline.show(conn)
 
     def on_connection_list_opened(self, message: ConnectionList.Opened) -> None:
         self.events_tree.focus()
@@ -388,6 +400,7 @@ class Dashboard(App[int]):
         selected = self.connections.selected
         if selected is not self.events_tree.connection:
             self.events_tree.show(selected)
+            self.timeline.show(selected)
         self._update_status()
 
     def on_filter_bar_closed(self, message: FilterBar.Closed) -> None:
@@ -411,12 +424,29 @@ class Dashboard(App[int]):
         self.store.clear()
         self.flush()
         self.events_tree.show(None)
+        self.timeline.show(None)
         self._update_status()
 
     def action_toggle_log(self) -> None:
         panel = self.log_panel
         panel.display = not panel.display
         self._show_log = panel.display
+
+    def action_toggle_timeline(self) -> None:
+        timeline = self.timeline
+        timeline.display = not timeline.display
+        if timeline.display:
+            timeline.refresh_timeline()
+
+    def action_cycle_columns(self) -> None:
+        names = list(COLUMN_SETS)
+        columns = names[(names.index(self.connections.columns) + 1) % len(names)]
+        self.connections.columns = columns
+        header = self.query_one(ListHeader)
+        header.columns = columns
+        header.refresh()
+        self.connections.refresh()
+        self.notify(f"columns: {columns}", timeout=2)
 
     def action_focus_tree(self) -> None:
         self.events_tree.focus()

@@ -18,6 +18,16 @@ ACTIONS: tuple[tuple[str, str, str], ...] = (
     ("Export visible connections", "export", "Write the connections shown (filtered) to a JSON session file"),
     ("Copy request as curl", "copy_curl", "Copy the selected request as a curl command"),
     ("Toggle app output", "toggle_log", "Show or hide what the served app printed"),
+    (
+        "Toggle the timeline",
+        "toggle_timeline",
+        "Show or hide when each message of the selected connection happened",
+    ),
+    (
+        "Switch list columns",
+        "cycle_columns",
+        "Sizes, or timings: TTFB, last byte, largest gap, blocked, waited",
+    ),
     ("Show events of the selected connection", "focus_tree", "Move to the event tree"),
     ("Expand all events", "expand_all", "Open every node of the event tree"),
     ("Help", "help", "Keys, mouse and filter syntax"),

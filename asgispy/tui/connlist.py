@@ -39,16 +39,41 @@ class Column:
     right: bool = False
 
 
-# Fixed columns; path and route share what is left of the width.
+# Fixed columns; path and route share what is left of the width. The first cell of a row marks
+# a connection that broke a protocol rule.
+_MARK = 1
 _TIME = Column("time", 12)
 _WORKER = Column("worker", 7, right=True)
 _TYPE = Column("type", 4)
 _METHOD = Column("method", 7)
 _STATUS = Column("stat", 4, right=True)
 _DURATION = Column("duration", 9, right=True)
+_TTFB = Column("TTFB", 8, right=True)
 _UP = Column("↑ req", 9, right=True)
 _DOWN = Column("↓ resp", 9, right=True)
-_FIXED = sum(c.width + 1 for c in (_TIME, _WORKER, _TYPE, _METHOD, _STATUS, _DURATION, _UP, _DOWN))
+_LAST = Column("last byte", 9, right=True)
+_GAP = Column("max gap", 8, right=True)
+_BLOCKED = Column("blocked", 8, right=True)
+_WAITED = Column("waited", 8, right=True)
+
+#: The measures shown after the status, by name (``o`` switches between them).
+COLUMN_SETS: dict[str, tuple[Column, ...]] = {
+    "sizes": (_DURATION, _TTFB, _UP, _DOWN),
+    "timing": (_DURATION, _TTFB, _LAST, _GAP, _BLOCKED, _WAITED),
+}
+
+_MEASURES: dict[Column, Callable[[Connection], str]] = {}
+
+
+def _seconds(value: float | None) -> str:
+    return format_duration(value) if value is not None else ""
+
+
+def _fixed(columns: str) -> int:
+    return (
+        _MARK + 1 + sum(c.width + 1 for c in (_TIME, _WORKER, _TYPE, _METHOD, _STATUS, *COLUMN_SETS[columns]))
+    )
+
 
 _TYPE_NAMES = {"http": "HTTP", "websocket": "WS", "lifespan": "LIFE"}
 
@@ -89,9 +114,9 @@ def outcome_class(conn: Connection) -> str:
     return Outcome.SUCCESS
 
 
-def _widths(total: int) -> tuple[int, int]:
+def _widths(total: int, columns: str = "sizes") -> tuple[int, int]:
     """Path and route widths for a row ``total`` cells wide."""
-    rest = max(total - _FIXED - 1, 8)
+    rest = max(total - _fixed(columns) - 1, 8)
     if rest < 40:
         return rest, 0
     route = min(rest * 2 // 5, 40)
@@ -120,9 +145,22 @@ def lifespan_steps(conn: Connection) -> str:
     return "  ".join(steps)
 
 
-def row_text(conn: Connection, width: int, pid: int = 0) -> str:
+def violation_mark(conn: Connection) -> str:
+    """``✖`` when the connection broke an error rule, ``⚠`` for a warning, ``·`` for a notice."""
+    worst = ""
+    for violation in conn.violations:
+        if violation.severity == "error":
+            return "✖"
+        if violation.severity == "warning":
+            worst = "⚠"
+        elif not worst:
+            worst = "·"
+    return worst or " "
+
+
+def row_text(conn: Connection, width: int, pid: int = 0, columns: str = "sizes") -> str:
     """The row of ``conn`` as plain text ``width`` cells wide."""
-    path_w, route_w = _widths(width)
+    path_w, route_w = _widths(width, columns)
     started = conn.started
     clock = time.strftime("%H:%M:%S", time.localtime(started)) + f".{int(started % 1 * 1000):03d}"
     kind = _TYPE_NAMES.get(conn.type, conn.type.upper()[:4])
@@ -140,16 +178,16 @@ def row_text(conn: Connection, width: int, pid: int = 0) -> str:
         status = str(conn.status) if conn.status is not None else "---"
     worker = str(pid) if pid else conn.producer[-6:]
     cells = [
+        violation_mark(conn),
         _cell(clock, _TIME.width),
         _cell(worker, _WORKER.width, True),
         _cell(kind, _TYPE.width),
         _cell(method, _METHOD.width),
         _cell(path, path_w),
         _cell(status, _STATUS.width, True),
-        _cell(format_duration(conn.duration) if conn.duration is not None else "…", _DURATION.width, True),
-        _cell(format_size(conn.request_bytes), _UP.width, True),
-        _cell(format_size(conn.response_bytes), _DOWN.width, True),
     ]
+    for column in COLUMN_SETS[columns]:
+        cells.append(_cell(_MEASURES[column](conn), column.width, column.right))
     if route_w:
         route = conn.route or ""
         if conn.outcome == "exception" and conn.error is not None:
@@ -158,19 +196,32 @@ def row_text(conn: Connection, width: int, pid: int = 0) -> str:
     return " ".join(cells)
 
 
-def header_text(width: int) -> str:
-    path_w, route_w = _widths(width)
+_MEASURES.update(
+    {
+        _DURATION: lambda c: format_duration(c.duration) if c.duration is not None else "…",
+        _TTFB: lambda c: _seconds(c.ttfb),
+        _UP: lambda c: format_size(c.request_bytes),
+        _DOWN: lambda c: format_size(c.response_bytes),
+        _LAST: lambda c: _seconds(c.last_byte),
+        _GAP: lambda c: _seconds(c.max_gap),
+        _BLOCKED: lambda c: _seconds(c.blocked),
+        _WAITED: lambda c: _seconds(c.waited),
+    }
+)
+
+
+def header_text(width: int, columns: str = "sizes") -> str:
+    path_w, route_w = _widths(width, columns)
     cells = [
+        " " * _MARK,
         _cell(_TIME.title, _TIME.width),
         _cell(_WORKER.title, _WORKER.width, True),
         _cell(_TYPE.title, _TYPE.width),
         _cell(_METHOD.title, _METHOD.width),
         _cell("path", path_w),
         _cell(_STATUS.title, _STATUS.width, True),
-        _cell(_DURATION.title, _DURATION.width, True),
-        _cell(_UP.title, _UP.width, True),
-        _cell(_DOWN.title, _DOWN.width, True),
     ]
+    cells += [_cell(c.title, c.width, c.right) for c in COLUMN_SETS[columns]]
     if route_w:
         cells.append(_cell("route", route_w))
     return " ".join(cells)
@@ -179,8 +230,10 @@ def header_text(width: int) -> str:
 class ListHeader(Static):
     """The column titles above the list, laid out with the same widths as the rows."""
 
+    columns = "sizes"
+
     def render(self) -> str:
-        return header_text(self.size.width)
+        return header_text(self.size.width, self.columns)
 
 
 class ConnectionList(ScrollView, can_focus=True):
@@ -198,6 +251,8 @@ class ConnectionList(ScrollView, can_focus=True):
 
     COMPONENT_CLASSES = {
         "connection-list--cursor",
+        "connection-list--violation",
+        "connection-list--notice",
         Outcome.PROGRESS,
         Outcome.SUCCESS,
         Outcome.REDIRECT,
@@ -233,6 +288,8 @@ class ConnectionList(ScrollView, can_focus=True):
         self._arrival: dict[str, int] = {}
         self._next = 0
         self._selected: str | None = None
+        #: which measures the rows show (a key of COLUMN_SETS)
+        self.columns = "sizes"
 
     # The data ------------------------------------------------------------------------------
 
@@ -452,8 +509,15 @@ class ConnectionList(ScrollView, can_focus=True):
                 cursor = Style(bgcolor=cursor.bgcolor, dim=False)
             style = style + cursor
         producer = self.store.producers.get(conn.producer)
-        text = row_text(conn, width, producer.info.pid if producer is not None else 0)
-        return Strip([Segment(text.ljust(width)[:width], style)], width)
+        text = row_text(conn, width, producer.info.pid if producer is not None else 0, self.columns)
+        text = text.ljust(width)[:width]
+        mark = text[:_MARK]
+        if mark == " ":
+            return Strip([Segment(text, style)], width)
+        mark_style = self.get_component_rich_style(
+            "connection-list--violation" if mark != "·" else "connection-list--notice"
+        )
+        return Strip([Segment(mark, style + mark_style), Segment(text[_MARK:], style)], width)
 
 
 def _accepts(predicate: Predicate, conn: Connection) -> bool:

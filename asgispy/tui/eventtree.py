@@ -16,14 +16,41 @@ from textual.widgets.tree import TreeNode
 
 from asgispy.capture.redact import REDACTED
 from asgispy.exports.line import format_duration, format_size, summary_line
+from asgispy.store.checker import Violation
 from asgispy.store.model import Connection, Event
+from asgispy.store.rules import RULES
 from asgispy.tui.preview import body_kind, body_lines, body_title, value_text
+from asgispy.tui.streamview import StreamFollower, stream_views
 
 __all__ = ["EventTree", "event_summary"]
 
 _RECEIVE = Text("→ recv", style="bold cyan")
 _SEND = Text("← send", style="bold magenta")
 _PAYLOAD = ("body", "bytes", "text")
+_SEVERITY_STYLES = {"error": "bold red", "warning": "bold yellow", "notice": "dim"}
+_SEVERITY_MARKS = {"error": "✖", "warning": "⚠", "notice": "·"}
+#: Waits shorter than this are not worth a word on the message's line.
+_NOTABLE_WAIT = 0.001
+
+
+def wait_text(event: Event) -> Text:
+    """``  blocked 812 ms`` (send) or ``  waited 2.1 s`` (receive), when long enough to matter."""
+    wait = event.wait
+    if wait is None or wait < _NOTABLE_WAIT:
+        return Text()
+    if event.direction == "send":
+        return Text(f"  blocked {format_duration(wait)}", style="yellow")
+    return Text(f"  waited {format_duration(wait)}", style="cyan")
+
+
+def violation_text(violation: Violation) -> Text:
+    """``✖ http.content-length  Content-Length says 10 bytes, 14 were sent``."""
+    style = _SEVERITY_STYLES.get(violation.severity, "bold")
+    return Text.assemble(
+        (f"{_SEVERITY_MARKS.get(violation.severity, '!')} {violation.rule}", style),
+        "  ",
+        violation.message,
+    )
 
 
 class _Lazy:
@@ -148,6 +175,9 @@ class EventTree(Tree[Any]):
         self._events_shown = 0
         self._ended = False
         self._events_node: TreeNode[Any] | None = None
+        self._problems_node: TreeNode[Any] | None = None
+        self._violations_shown = 0
+        self._streams: dict[str, tuple[StreamFollower, TreeNode[Any]]] = {}
 
     # Building -------------------------------------------------------------------------------
 
@@ -161,6 +191,9 @@ class EventTree(Tree[Any]):
         self._events_shown = 0
         self._ended = False
         self._events_node = None
+        self._problems_node = None
+        self._violations_shown = 0
+        self._streams = {}
         if conn is None:
             self.root.set_label(Text("no connection selected", style="dim"))
             return
@@ -178,16 +211,74 @@ class EventTree(Tree[Any]):
         self.root.set_label(self._title(conn))
         events = conn.events
         node = self._events_node
-        for event in events[self._events_shown :]:
-            label = self._event_label(event)
+        at_fault = self._new_violations(conn)
+        start = self._events_shown
+        for index in range(start, len(events)):
+            event = events[index]
+            label = self._event_label(event, at_fault.get(index, ()))
             doc = event.doc
-            has_fields = type(doc) is dict and len(doc) > 1
-            node.add(label, _Lazy("event", (conn, event)), allow_expand=has_fields)
+            has_fields = (type(doc) is dict and len(doc) > 1) or event.wait is not None or index in at_fault
+            node.add(label, _Lazy("event", (conn, event, index)), allow_expand=has_fields)
+        # Violations found later (a response never finished) mark a message already drawn.
+        for index in at_fault:
+            if index < start and index < len(node.children):
+                node.children[index].set_label(self._event_label(events[index], self._at(conn, index)))
         self._events_shown = len(events)
         node.set_label(Text.assemble(("messages", "bold"), f"  {len(events)}", *self._dropped(conn)))
+        self._grow_streams(conn)
         if conn.outcome != "open" and not self._ended:
             self._ended = True
             self._add_ending(conn)
+
+    def _at(self, conn: Connection, index: int) -> list[Violation]:
+        return [v for v in conn.violations if v.event == index]
+
+    def _new_violations(self, conn: Connection) -> dict[int, list[Violation]]:
+        """Add violations found since the last look to the problems node; by event index."""
+        new = conn.violations[self._violations_shown :]
+        if not new:
+            return {}
+        self._violations_shown = len(conn.violations)
+        problems = self._problems_node
+        if problems is None:
+            assert self._events_node is not None
+            problems = self._problems_node = self.root.add(
+                Text("problems", style="bold red"), before=self._events_node, expand=True
+            )
+        for violation in new:
+            line = violation_text(violation)
+            if violation.event is not None:
+                line.append(f"  (message {violation.event + 1})", style="dim")
+            item = problems.add(line, expand=False)
+            rule = RULES.get(violation.rule)
+            if rule is not None:
+                item.add_leaf(Text(rule.title, style="italic"))
+        counts = {s: sum(1 for v in conn.violations if v.severity == s) for s in _SEVERITY_STYLES}
+        words = [f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n]
+        worst = next((s for s in _SEVERITY_STYLES if counts[s]), "notice")
+        problems.set_label(
+            Text.assemble(
+                ("problems", _SEVERITY_STYLES[worst]), "  " + ", ".join(words), ("  (docs/rules.md)", "dim")
+            )
+        )
+        at_fault: dict[int, list[Violation]] = {}
+        for violation in new:
+            if violation.event is not None:
+                at_fault.setdefault(violation.event, []).append(violation)
+        return at_fault
+
+    def _grow_streams(self, conn: Connection) -> None:
+        """The stream views (server-sent events, JSON lines, a conversation, upload chunks)."""
+        for kind in stream_views(conn):
+            entry = self._streams.get(kind)
+            if entry is None:
+                follower = StreamFollower(conn, kind)
+                node = self.root.add(follower.title, expand=True)
+                entry = self._streams[kind] = (follower, node)
+            follower, node = entry
+            for line in follower.update():
+                node.add_leaf(line)
+            node.set_label(follower.title)
 
     def _dropped(self, conn: Connection) -> list[tuple[str, str]]:
         if not conn.events_dropped:
@@ -199,7 +290,7 @@ class EventTree(Tree[Any]):
         title.append(f"  {conn.id}", style="dim")
         return title
 
-    def _event_label(self, event: Event) -> Text:
+    def _event_label(self, event: Event, violations: Sequence[Violation] = ()) -> Text:
         label = Text.assemble(
             _RECEIVE if event.direction == "receive" else _SEND,
             " ",
@@ -208,6 +299,10 @@ class EventTree(Tree[Any]):
             "  ",
         )
         label.append_text(event_summary(event))
+        label.append_text(wait_text(event))
+        for violation in violations:
+            style = _SEVERITY_STYLES.get(violation.severity, "bold")
+            label.append(f"  {_SEVERITY_MARKS.get(violation.severity, '!')} {violation.rule}", style=style)
         return label
 
     def _add_ending(self, conn: Connection) -> None:
@@ -272,7 +367,17 @@ class EventTree(Tree[Any]):
         if data.kind == "scope":
             self._fields(node, data.value.scope)
         elif data.kind == "event":
-            conn, event = data.value
+            conn, event, index = data.value
+            for violation in self._at(conn, index):
+                problem = node.add(violation_text(violation), expand=True)
+                rule = RULES.get(violation.rule)
+                if rule is not None:
+                    problem.add_leaf(Text(rule.title, style="italic"))
+            if event.wait is not None:
+                inside = "send()" if event.direction == "send" else "receive()"
+                node.add_leaf(
+                    Text.assemble(("time in " + inside, "bold blue"), " = ", format_duration(event.wait))
+                )
             self._event_fields(node, conn, event)
         elif data.kind == "body":
             body, ctype, kind = data.value

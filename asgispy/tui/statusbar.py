@@ -69,6 +69,13 @@ class StatusBar(Static):
         parts += [" │ ", f"{self.rate:,.0f} events/s", " │ "]
         dropped = store.dropped
         parts.append((f"{dropped:,} dropped", "bold red") if dropped else "0 dropped")
+        counts = store.violation_counts()
+        if counts["error"] or counts["warning"]:
+            parts.append(" │ ")
+            if counts["error"]:
+                parts.append((f"✖ {counts['error']:,} breaking ASGI rules", "bold red"))
+            if counts["warning"]:
+                parts.append(("  " if counts["error"] else "") + f"⚠ {counts['warning']:,} with warnings")
         if store.evicted:
             parts += [" │ ", (f"{store.evicted:,} evicted", "dim")]
         if flags.paused:
