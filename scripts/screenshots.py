@@ -4,13 +4,16 @@
 
 Runs ``asgispy demo`` headless (a real uvicorn child, the real traffic, one round), then
 drives the dashboard with Pilot and saves SVGs: the main screen, an event tree with a JSON
-body, a WebSocket conversation, an error with its traceback, and the filter in use.
+body, a WebSocket conversation, an error with its traceback, the filter in use, the timeline of
+a stream held back, and server-sent events. Then records a small app that breaks the ASGI
+protocol under a real uvicorn and saves the violation as the dashboard shows it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -84,7 +87,65 @@ async def shoot(out: Path, size: tuple[int, int]) -> list[Path]:
         await pilot.pause(0.5)
         save("filter")
         await pilot.press("escape")
+        app.action_clear_filter()
+        await pilot.pause(0.5)
+
+        # A stream held back and released at once: the timeline and the JSON lines.
+        listing.focus()
+        assert listing.select_id(pick(app, lambda c: c.path == "/api/items/export").id)
+        await pilot.pause(0.2)
+        save("timeline")
+
+        # Server-sent events, parsed as a browser would dispatch them.
+        assert listing.select_id(pick(app, lambda c: c.path == "/events").id)
+        await pilot.pause(0.2)
+        save("sse")
+    written.append(await shoot_violation(out, size))
     return written
+
+
+async def broken_app(scope: Any, receive: Any, send: Any) -> None:
+    """An app with two classic mistakes: a Content-Length that lies, and a body after the end."""
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/report":
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]})
+        await send({"type": "http.response.body", "body": b'{"rows": 3}'})
+    else:
+        headers = [(b"content-type", b"text/plain")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"done"})
+        await send({"type": "http.response.body", "body": b"and one more thing"})
+
+
+async def shoot_violation(out: Path, size: tuple[int, int]) -> Path:
+    import httpx
+
+    import asgispy
+    from asgispy.store.store import Store
+    from tests.servers import serve
+
+    spy = asgispy.Spy(broken_app, address=False, name="shop.reports:app")
+    with serve(spy) as server, httpx.Client(timeout=5) as client:
+        for path in ("/report", "/summary"):
+            with contextlib.suppress(httpx.HTTPError):
+                client.get(server.url(path))
+        await asyncio.sleep(0.2)
+    store = Store()
+    store.add_session(asgispy.load(spy.export(out / "violation.json")))
+    (out / "violation.json").unlink()
+    app = Dashboard(store, source="shop.reports:app", refresh_interval=0.05)
+    async with app.run_test(size=size) as pilot:
+        report = next(c for c in store if c.path == "/report")
+        assert app.connections.select_id(report.id)
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        tree = app.events_tree
+        problem = next(n for n in tree.root.children if "problems" in str(n.label))
+        for child in problem.children:
+            child.expand()
+        await pilot.pause(0.2)
+        return Path(app.save_screenshot("violation.svg", str(out)))
 
 
 def main() -> None:

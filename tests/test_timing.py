@@ -328,7 +328,19 @@ def test_waits_travel_live_and_a_send_in_progress_is_sent_once_timed(tmp_path: P
                 lambda s: next((c for c in s if c.path == "/big" and c.outcome != "open"), None),
                 timeout=TIMEOUT,
             )
-            events, blocked = collector.call(lambda: (list(conn.events), conn.blocked))
+            with httpx.Client(timeout=TIMEOUT) as client:
+                client.get(server.url("/"))  # short: it reaches the viewer whole, in one frame
+            short = collector.wait_for(
+                lambda s: next((c for c in s if c.path == "/" and c.outcome != "open"), None)
+            )
+            events, blocked, violations = collector.call(
+                lambda: (list(conn.events), conn.blocked, conn.violations)
+            )
+            short_violations = collector.call(lambda: list(short.violations))
+            checked_live = collector.call(lambda: [(c.path, c.violations) for c in collector.store])
     assert all(e.wait is not None for e in events)
     assert blocked >= HOLD
+    # The viewer checks what it receives, whole or followed, and finds nothing wrong in either.
+    assert violations == [] and short_violations == []
+    assert all(not v for _, v in checked_live), checked_live
     assert [e.type for e in events].count("http.response.body") == BIG

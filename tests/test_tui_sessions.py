@@ -142,6 +142,7 @@ def pin(path: Path) -> Path:
         conn["started"] = T0 + n * 0.25 + 0.125
         for k, event in enumerate(conn["events"]):
             event["t"] = 0.0002 * (k + 1) * (k + 1)
+            event["wait"] = 0.00005 * (k + 1)
         conn["duration"] = 0.0003 * (len(conn["events"]) + 1) ** 2
         if conn["error"]:
             conn["error"]["traceback"] = _pinned_traceback(conn["error"]["traceback"])

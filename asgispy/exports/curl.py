@@ -89,6 +89,12 @@ def to_curl(conn: Connection, base_url: str | None = None, *, max_inline: int = 
             options.append("-H " + _quote(default.title() + b":"))
 
     if has_body:
+        chunked = any(
+            b"chunked" in value.lower() for name, value in headers if name.lower() == b"transfer-encoding"
+        )
+        if chunked:
+            # Sent in chunks, with no Content-Length (a streamed upload): curl does the same when told.
+            options.append("-H 'Transfer-Encoding: chunked'")
         if b"content-type" not in names:
             options.append("-H 'Content-Type:'")  # else curl would add a form content type
         cut = _cut_size(conn)

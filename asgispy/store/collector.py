@@ -296,7 +296,7 @@ class _Link(asyncio.Protocol):
                         kind,
                         scope,
                         (),
-                        end,
+                        None,
                         seq=seq,
                         producer=self.tag,
                         started=started,
@@ -305,6 +305,8 @@ class _Link(asyncio.Protocol):
                         [Event.from_message(d, t, m, c, raw, w) for d, t, m, raw, c, w in events],
                         [e[2] for e in events],
                     )
+                    if end is not None:
+                        conn.finish(end)  # after its events: the checker judges the whole
                     self.store.add(conn)
                 else:
                     self._frame(decode_payload(payload))

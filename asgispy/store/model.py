@@ -384,12 +384,16 @@ class Connection:
         t = event.t
         wait = event.wait
         if event.direction == "receive":
-            if wait is not None:
-                self.waited = (self.waited or 0.0) + wait
+            # Waiting counts while the app waits for the client's data; a task that listens
+            # for the disconnect (Starlette's streaming responses do) waits by design.
             if kind == "http.request":
                 self.request_bytes += event.payload_size
+                if wait is not None:
+                    self.waited = (self.waited or 0.0) + wait
             elif kind == "websocket.receive":
                 self.request_bytes += event.payload_size
+                if wait is not None:
+                    self.waited = (self.waited or 0.0) + wait
                 self._gap(t)
             elif kind == "websocket.disconnect" and self.close_code is None:
                 self.close_code = event.code

@@ -22,6 +22,8 @@ from asgispy.store.model import Connection, Event
 __all__ = ["Timeline", "timeline_text"]
 
 _LABEL = 8  # width of the lane titles
+#: Time in a call shorter than this is the call's own cost, not waiting: not drawn.
+NOTABLE_WAIT = 0.001
 _BARS = " ▁▂▃▄▅▆▇█"
 _MARK = "│"  # a message with no payload (start, accept, close, disconnect)
 _BLOCKED = "━"
@@ -77,7 +79,7 @@ def _spans(events: Sequence[Event], width: int, end: float, before: bool, glyph:
     seen = False
     for event in events:
         wait = event.wait
-        if not wait or end <= 0:
+        if not wait or wait < NOTABLE_WAIT or end <= 0:
             continue
         start, stop = (event.t - wait, event.t) if before else (event.t, event.t + wait)
         first = max(0, min(int(start / end * width), width - 1))
@@ -142,7 +144,8 @@ def timeline_text(conn: Connection, width: int) -> Text:
     if blocked:
         text.append("blocked".ljust(_LABEL), style="yellow")
         text.append(blocked + "\n", style="yellow")
-    waited = _spans(received, plot, end, before=True, glyph=_WAITED)
+    data = [e for e in received if e.type in ("http.request", "websocket.receive")]
+    waited = _spans(data, plot, end, before=True, glyph=_WAITED)
     if waited:
         text.append("waiting".ljust(_LABEL), style="dim cyan")
         text.append(waited + "\n", style="dim cyan")
