@@ -68,6 +68,18 @@ def test_demo_traffic_shows_every_kind_of_event(spec: ServerSpec, tmp_path: Path
     visited = {c.route for c in conns if c.route}
     assert visited == {r.path for r in routes}
 
+    # The protocol checker finds no error in it, under every server (only the notice that
+    # Starlette answers HEAD with a body, which servers drop).
+    found = {(c.method or c.type, c.path, v.rule, v.severity) for c in conns for v in c.violations}
+    assert found <= {("HEAD", "/api/items", "http.head-body", "notice")}, found
+
+    # The JSON lines held back, then released: the gap is in the timing and the lines are read.
+    export = one(conns, "/api/items/export")
+    assert export.max_gap is not None and export.max_gap >= 0.5
+    assert [r.json.get("export") for r in export.stream()][:1] == ["items"]
+    slow = one(conns, "/api/items/import", "POST", status=202)
+    assert slow.waited is not None and slow.waited >= 0.4  # the client sent its lines slowly
+
     # The JSON API: list with query parameters, get with a path parameter, 201 / 204 / 404 / 422.
     listing = next(c for c in http if c.path == "/api/items" and c.query_string in (b"limit=2", b"limit=10"))
     assert json.loads(listing.response_body())["count"] >= 2

@@ -270,6 +270,9 @@ class Dashboard(App[int]):
         flags.pending = self.pending
         flags.shown = len(self.connections.ids)
         status.sample()
+        shown = self.timeline.connection
+        if shown is not None and shown.outcome == "open" and self.timeline.display:
+            self.timeline.refresh_timeline()  # its axis runs to now
 
     # Live sources: collector, child process, background tasks ------------------------------
 
