@@ -184,3 +184,49 @@ def test_the_timeline_of_an_open_connection_grows_to_now(session_path: Path) -> 
     drawn = timeline_text(conn, 80).plain
     assert drawn.splitlines()[-1].strip().startswith("0")  # the axis, from 0 ...
     assert drawn.splitlines()[-1].strip().endswith("ms")  # ... to the connection's end
+
+
+async def test_server_sent_events_grow_live_as_their_chunks_arrive(session_path: Path) -> None:
+    """The SSE connection replayed into a live store message by message: the events appear as
+    the chunk that completes each arrives, not before, and the violations count stays at zero."""
+    recorded = next(c for c in asgispy.load(session_path).connections if c.path == "/sse")
+    doc = recorded.document()
+    events = doc.pop("events")
+    opening = {**doc, "id": "live-sse", "events": [], "outcome": "open", "duration": None}
+    store = Store()
+    app_ = Dashboard(store, refresh_interval=0.05)
+    seen = []
+    async with app_.run_test(size=SIZE) as pilot:
+        store.open(opening)
+        await pilot.pause(0.15)
+        assert app_.connections.select_id("live-sse")
+        for event in events:
+            store.event("live-sse", event)
+            await pilot.pause(0.1)
+            text = tree_text(app_.events_tree)
+            seen.append(next((line for line in text.splitlines() if "server-sent events" in line), ""))
+        store.close("live-sse", {k: doc[k] for k in ("outcome", "duration", "error", "handler", "notes")})
+        await pilot.pause(0.15)
+        assert "server-sent events  3 events" in tree_text(app_.events_tree)
+        assert store.violation_counts() == {"error": 0, "warning": 0, "notice": 0}
+    counts = [line.split("events  ")[1].split(" ")[0] if "events  " in line else "" for line in seen]
+    # After the response start: none yet; then body chunks 1 to 5 complete the comment, the tick,
+    # nothing (an event still being built), the last event, and nothing (the end).
+    assert counts == ["0", "1", "2", "2", "3", "3"]
+
+
+def test_a_file_from_before_timing_loads_with_its_violations(session_path: Path, tmp_path: Path) -> None:
+    """Sessions written before messages were timed have no waits: they load as before, and the
+    protocol checker still judges them on load."""
+    doc = json.loads(session_path.read_text())
+    for conn in doc["connections"]:
+        for event in conn["events"]:
+            event.pop("wait", None)
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(doc))
+    conns = asgispy.load(old).connections
+    assert all(e.wait is None for c in conns for e in c.events)
+    wrong = next(c for c in conns if c.path == "/wrong-length")
+    assert [(v.rule, v.event) for v in wrong.violations] == [("http.content-length", 1)]
+    held = next(c for c in conns if c.path == "/held")
+    assert held.blocked is None and held.waited is None and held.ttfb is not None
