@@ -197,15 +197,17 @@ class Spy:
 
         async def spy_send(message: Message) -> None:
             event: list[Any] | None = None
+            called = 0.0
             try:
                 if len(events) < max_events:
                     copy = dict(message)
                     body = copy.get("body")
+                    called = perf_counter()
                     if body.__class__ is bytes and len(body) <= max_body and "headers" not in copy:
-                        event = [SEND, perf_counter() - t0, copy, None, None]
+                        event = [SEND, called - t0, copy, None, None]
                     else:
                         copy, cut, _ = _snapshot_copy(copy, max_body)
-                        event = [SEND, perf_counter() - t0, copy, cut, None]
+                        event = [SEND, called - t0, copy, cut, None]
                     append(event)
                 else:
                     record.dropped_events += 1
@@ -215,7 +217,7 @@ class Spy:
                 await send(message)
             finally:
                 if event is not None:
-                    event[4] = perf_counter() - t0 - event[1]
+                    event[4] = perf_counter() - called
 
         try:
             await self.app(scope, spy_receive, spy_send)
