@@ -44,7 +44,10 @@ def in_flight(tmp_path_factory: pytest.TempPathFactory) -> Conns:
         client.get("/logo.png")
         client.post("/feedback", data={"name": "Ada", "message": "x" * 100})
         with client.stream("GET", "/stream", params={"chunks": "100"}) as response:
-            next(response.iter_raw())
+            # Held in a name: a generator dropped at once would close the response, and the
+            # stream would end (disconnected) before the document is taken.
+            chunks = response.iter_raw()
+            next(chunks)
             document = spy.document()
     path = write_session(tmp_path_factory.mktemp("flight") / "flight.json", document)
     return asgispy.load(path).connections

@@ -144,6 +144,25 @@ def only(conns: list[Connection], path: str) -> Connection:
     return conn
 
 
+def read_slowly(port: int) -> int:
+    """GET /big on a raw socket with a small receive buffer, read nothing for a while, then all
+    of it: the server must hold the app in send() meanwhile. Returns the bytes of body read."""
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        sock.sendall(b"GET /big HTTP/1.1\r\nhost: test\r\n\r\n")
+        time.sleep(HOLD * 2)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(4096)
+        received = len(data.split(b"\r\n\r\n", 1)[1])
+        while received < BIG * 1024 * 1024:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            received += len(chunk)
+    return received
+
+
 @pytest.fixture
 def served() -> Iterator[tuple[Spy, Any]]:
     spy = Spy(app, address=False)
@@ -195,16 +214,7 @@ def test_a_held_back_stream_shows_its_gap_ttfb_and_last_byte(served: tuple[Spy, 
 def test_a_slow_reader_shows_the_app_blocked_in_send(served: tuple[Spy, Any], tmp_path: Path) -> None:
     """24 MiB to a client that reads nothing for a while: uvicorn holds the app in send()."""
     spy, server = served
-    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
-        sock.sendall(b"GET /big HTTP/1.1\r\nhost: test\r\n\r\n")
-        time.sleep(HOLD * 2)
-        received = 0
-        while received < BIG * 1024 * 1024:
-            chunk = sock.recv(1 << 20)
-            if not chunk:
-                break
-            received += len(chunk)
+    assert read_slowly(server.port) == BIG * 1024 * 1024
     conn = only(loaded(spy, tmp_path), "/big")
     sends = [e for e in conn.events if e.type == "http.response.body"]
     assert conn.blocked is not None and conn.blocked >= HOLD
@@ -314,16 +324,7 @@ def test_waits_travel_live_and_a_send_in_progress_is_sent_once_timed(tmp_path: P
     with CollectorThread([f"unix:{sock}"]) as collector:
         spy = Spy(app, address=collector.address)
         with serve(spy, UVICORN_HTTPTOOLS) as server:
-            with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as client:
-                client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
-                client.sendall(b"GET /big HTTP/1.1\r\nhost: test\r\n\r\n")
-                time.sleep(HOLD * 2)
-                received = 0
-                while received < BIG * 1024 * 1024:
-                    chunk = client.recv(1 << 20)
-                    if not chunk:
-                        break
-                    received += len(chunk)
+            assert read_slowly(server.port) == BIG * 1024 * 1024
             conn = collector.wait_for(
                 lambda s: next((c for c in s if c.path == "/big" and c.outcome != "open"), None),
                 timeout=TIMEOUT,
