@@ -162,9 +162,46 @@ def wrap(app: Any, variant: str, address: str | None) -> Any:
     raise ValueError(variant)
 
 
+def build_fastapi_app() -> Any:
+    """A FastAPI app with the usual middleware: CORS, GZip, TrustedHost, one BaseHTTPMiddleware."""
+    from fastapi import FastAPI
+    from starlette.middleware.base import BaseHTTPMiddleware
+    from starlette.middleware.cors import CORSMiddleware
+    from starlette.middleware.gzip import GZipMiddleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+    app = FastAPI()
+
+    @app.get("/json")
+    async def small_json() -> dict[str, Any]:
+        return {"ok": True, "items": [1, 2, 3], "name": "asgispy"}
+
+    async def stamp(request: Any, call_next: Any) -> Any:
+        response = await call_next(request)
+        response.headers["x-stamp"] = "1"
+        return response
+
+    app.add_middleware(BaseHTTPMiddleware, dispatch=stamp)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost"])
+    app.add_middleware(GZipMiddleware, minimum_size=500)
+    app.add_middleware(CORSMiddleware, allow_origins=["http://example.org"])
+    return app
+
+
+#: Layers mode's cost: the FastAPI app bare, under Spy, and under Spy(layers=True).
+LAYER_VARIANTS = ("fastapi-bare", "fastapi-spy", "fastapi-layers")
+
+
 def make_app() -> Any:
     """uvicorn factory for the uvicorn driver: the variant comes from the environment."""
     variant = os.environ["BENCH_VARIANT"]
+    if variant.startswith("fastapi-"):
+        app = build_fastapi_app()
+        if variant == "fastapi-bare":
+            return app
+        from asgispy import Spy
+
+        return Spy(app, address=os.environ.get("BENCH_ADDRESS"), layers=variant == "fastapi-layers")
     if variant == "trace":
         return build_app()  # uvicorn adds its own MessageLoggerMiddleware at --log-level trace
     return wrap(build_app(), variant, os.environ.get("BENCH_ADDRESS"))
@@ -523,7 +560,7 @@ class UvicornServer:
         self.variant = variant
         self.port = free_port()
         env = dict(os.environ, BENCH_VARIANT=variant, PYTHONPATH=str(HERE.parent))
-        if variant == "spy":
+        if variant in ("spy", "fastapi-spy", "fastapi-layers"):
             env["BENCH_ADDRESS"] = nowhere_address(workdir)
         elif variant == "spy-live":
             env["BENCH_ADDRESS"] = collector_address
@@ -687,6 +724,37 @@ def uvicorn_routes(
         for server in servers.values():
             server.stop()
     return results
+
+
+def run_layers(rounds: int, duration: float, workdir: Path, pinning: Pinning) -> dict[str, Any]:
+    """Layers mode on a FastAPI app with the usual middleware, small JSON, under uvicorn."""
+    use_wrk = shutil.which("wrk") is not None
+    print(
+        "\n== layers mode: a FastAPI app with CORS, GZip, TrustedHost and a BaseHTTPMiddleware, "
+        f"small JSON under uvicorn, {duration:g} s per measurement, {pinning.describe()} ==",
+        flush=True,
+    )
+    servers = {v: UvicornServer(v, "", workdir, pinning) for v in LAYER_VARIANTS}
+    rates: dict[str, list[float]] = {v: [] for v in LAYER_VARIANTS}
+    try:
+        for server in servers.values():
+            wait_port(server.port)
+            measure(server.port, "json", 1.0, use_wrk, workdir, pinning)
+        order = list(LAYER_VARIANTS)
+        for _ in range(rounds):
+            order = order[1:] + order[:1]
+            for variant in order:
+                port = servers[variant].port
+                rates[variant].append(measure(port, "json", duration, use_wrk, workdir, pinning))
+    finally:
+        for server in servers.values():
+            server.stop()
+    median = {v: statistics.median(rates[v]) for v in LAYER_VARIANTS}
+    ratio = {v: median[v] / median["fastapi-bare"] for v in LAYER_VARIANTS}
+    for variant in LAYER_VARIANTS:
+        print(f"{variant:16} {median[variant]:8.0f}/s  {ratio[variant]:.2f} of bare")
+    print(f"layers mode keeps {median['fastapi-layers'] / median['fastapi-spy']:.2f} of Spy's requests/s")
+    return {"per_second": median, "ratio": ratio}
 
 
 def measure(port: int, route: str, duration: float, use_wrk: bool, workdir: Path, pinning: Pinning) -> float:
@@ -941,7 +1009,7 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="a short run (under a minute), for a first look")
     parser.add_argument(
-        "--only", default="inprocess,uvicorn,memory,collector", help="comma-separated parts to run"
+        "--only", default="inprocess,uvicorn,layers,memory,collector", help="comma-separated parts to run"
     )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument(
@@ -994,6 +1062,9 @@ def main() -> None:
             results["uvicorn"] = run_uvicorn(
                 2 if quick else 5, 1.0 if quick else 3.0, not quick, collector, workdir, pinning
             )
+        if "layers" in parts:
+            pinning = Pinning(not args.no_pin)
+            results["layers"] = run_layers(2 if quick else 5, 1.0 if quick else 3.0, workdir, pinning)
         if "memory" in parts:
             results["memory"] = run_memory(10_000 if quick else 200_000, collector.address, workdir)
         if "collector" in parts:

@@ -25,6 +25,7 @@ from asgispy.capture.skip import Skip
 from asgispy.types import RECEIVE, SEND, ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
+    from asgispy.capture.layers import Stack
     from asgispy.wire.address import Address
     from asgispy.wire.producer import Producer
 
@@ -58,6 +59,9 @@ class Spy:
         redact: header names (``*`` globs allowed) whose values are masked in every export.
         skip: connections to leave unrecorded: path globs (``"/health"``, ``"/metrics*"``) and
             scope types (``"lifespan"``, ``"websocket"``); they cost one check each.
+        layers: record every depth of the middleware stack too, not only the top (see
+            docs/dashboard.md, "Layers"): the dashboard then shows what each middleware did.
+            The taps are placed at the first connection; off by default.
         enabled: False makes Spy a plain pass-through.
         name: how this app is named to viewers (default: the app's module and name).
         address: where to stream events live: ``unix:/path`` or ``tcp://127.0.0.1:PORT``
@@ -79,6 +83,7 @@ class Spy:
         max_events: int = 10_000,
         redact: Iterable[str] = DEFAULT_REDACT,
         skip: Iterable[str] = (),
+        layers: bool = False,
         enabled: bool = True,
         name: str | None = None,
         address: str | Address | bool | None = None,
@@ -94,6 +99,11 @@ class Spy:
         self.skip = Skip(skip)
         self._skip = self.skip if self.skip else None  # read per connection: no __bool__ call
         self.history = History(history, history_bytes, self.redactor, compact)
+        self._stack: Stack | None = None
+        if layers:
+            from asgispy.capture.layers import Stack
+
+            self._stack = Stack(app, max_body)
         self.name = name or _app_name(app)
         self._generation = -1
         self._origin: Origin = self._renew_origin()
@@ -162,6 +172,15 @@ class Spy:
                     producer.start()
             events = record._events
             assert events is not None
+            stack = self._stack
+            token = None
+            if stack is not None:
+                from asgispy.capture.layers import current_record
+
+                infos = stack.place()
+                record.layer_infos = infos
+                record.layers = [None] * len(infos)
+                token = current_record.set(record)
         except Exception:
             logger.exception("asgispy could not start recording a connection; the app runs unrecorded")
             await self.app(scope, receive, send)
@@ -229,6 +248,11 @@ class Spy:
             raise
         else:
             self._close(record, scope, None, cancelled=False)
+        finally:
+            if token is not None:
+                from asgispy.capture.layers import current_record
+
+                current_record.reset(token)
 
     def _close(
         self, record: ConnectionRecord, scope: Scope, exc: BaseException | None, cancelled: bool

@@ -110,6 +110,8 @@ class ConnectionRecord:
         "handler",
         "history_slot",
         "kept",
+        "layer_infos",
+        "layers",
         "max_events",
         "notes",
         "outcome",
@@ -147,6 +149,9 @@ class ConnectionRecord:
         self.secrets: tuple[pack.Secret, ...] = ()
         self.size = 0  # bytes held once packed; counted by the history
         self.history_slot = False  # whether a history keeps it (and counts its size)
+        #: layers mode: what crossed each depth of the middleware stack (see capture.layers)
+        self.layers: list[Any] | None = None
+        self.layer_infos: list[Any] = []
 
     @property
     def id(self) -> str:
@@ -234,11 +239,12 @@ class ConnectionRecord:
 
     # Off the request path ------------------------------------------------------------------
 
-    def end_value(self) -> list[Any] | None:
-        """How the connection ended, as the packed form holds it (None while it runs)."""
+    def end_value(self, redactor: Redactor | None = None) -> list[Any] | None:
+        """How the connection ended, as the packed form holds it (None while it runs); in layers
+        mode, with what crossed each layer (secrets masked with ``redactor``)."""
         if self.outcome == "open":
             return None
-        return [
+        end: list[Any] = [
             self.outcome,
             self.ended,
             error_document(self.error),
@@ -246,6 +252,18 @@ class ConnectionRecord:
             list(self.notes),
             self.dropped_events,
         ]
+        layers = self.layers_document(redactor)
+        if layers is not None:
+            end.append(layers)
+        return end
+
+    def layers_document(self, redactor: Redactor | None) -> list[dict[str, Any]] | None:
+        """The layers this connection crossed, as data (layers mode only; see capture.layers)."""
+        if self.layers is None:
+            return None
+        from asgispy.capture.layers import layers_document
+
+        return layers_document(self, self.layer_infos, redactor)
 
     def estimate(self) -> int:
         """Bytes the ended record holds as objects (its payloads and a flat share per event and
@@ -287,7 +305,7 @@ class ConnectionRecord:
         packed = self.packed
         if packed is not None:
             return packed
-        end = self.end_value()
+        end = self.end_value(redactor)
         if end is None:
             raise ValueError("a connection still open cannot be packed whole")
         packed = pack_connection(self, 0, len(self.events), redactor, end, keep_secrets=True)
@@ -304,9 +322,9 @@ class ConnectionRecord:
         """The JSON form of the record (off the request path)."""
         if self.packed is not None:
             seq, kind, started, scope, events, end = pack.decode(self.packed)
-            outcome, duration, error, handler, notes, dropped = end
+            outcome, duration, error, handler, notes, dropped = end[:6]
             # The packed form is masked with the Spy's redactor already; mask again if this one differs.
-            return {
+            doc = {
                 "id": self.id,
                 "seq": seq,
                 "producer": tag,
@@ -321,7 +339,10 @@ class ConnectionRecord:
                 "handler": handler,
                 "notes": list(notes),
             }
-        return {
+            if len(end) > 6 and end[6] is not None:
+                doc["layers"] = end[6]
+            return doc
+        doc = {
             "id": self.id,
             "seq": self.seq,
             "producer": tag,
@@ -336,6 +357,10 @@ class ConnectionRecord:
             "handler": handler_document(self.handler),
             "notes": list(self.notes),
         }
+        layers = self.layers_document(redactor)
+        if layers is not None:
+            doc["layers"] = layers
+        return doc
 
 
 _DIRECTIONS: tuple[Direction, Direction] = ("receive", "send")

@@ -37,6 +37,9 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
     parser.add_argument(
         "--delay", type=float, default=0.3, metavar="SECONDS", help="mean pause between visits (default: 0.3)"
     )
+    parser.add_argument(
+        "--layers", action="store_true", help="record every layer of the demo's middleware stack too"
+    )
     return parser
 
 
@@ -52,14 +55,18 @@ def run(args: argparse.Namespace) -> int:
         from asgispy.demo.headless import run_headless
 
         rounds = 1 if args.rounds is None else args.rounds
-        return run_headless(port=args.port, rounds=rounds, output=args.output, delay=args.delay)
+        return run_headless(
+            port=args.port, rounds=rounds, output=args.output, delay=args.delay, layers=args.layers
+        )
     import sys
 
     from asgispy.store.collector import CollectorError
     from asgispy.wire.address import AddressError
 
     try:
-        app = demo_dashboard(args.port, 0 if args.rounds is None else args.rounds, args.delay)
+        app = demo_dashboard(
+            args.port, 0 if args.rounds is None else args.rounds, args.delay, layers=args.layers
+        )
     except (CollectorError, AddressError, OSError) as exc:
         print(f"asgispy demo: {exc}", file=sys.stderr)
         return 1
@@ -70,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def demo_dashboard(port: int | None = None, rounds: int = 0, delay: float = 0.3, **options: Any) -> Dashboard:
+def demo_dashboard(
+    port: int | None = None, rounds: int = 0, delay: float = 0.3, layers: bool = False, **options: Any
+) -> Dashboard:
     """The dashboard on the demo app, served on 127.0.0.1:``port``, with its traffic running."""
     from asgispy.cli import dashboard, serving
 
@@ -81,6 +90,7 @@ def demo_dashboard(port: int | None = None, rounds: int = 0, delay: float = 0.3,
     dashboard.add_limit_arguments(parser)
     args = parser.parse_args(
         [DEMO_APP, "--host", "127.0.0.1", "--port", str(port), "--lifespan", "on", "--log-level", "info"]
+        + (["--layers"] if layers else [])
     )
     url = f"http://127.0.0.1:{port}"
 

@@ -34,6 +34,7 @@ __all__ = [
 ENV_TARGET = "ASGISPY_TARGET"
 ENV_FACTORY = "ASGISPY_TARGET_FACTORY"
 ENV_INTERFACE = "ASGISPY_TARGET_INTERFACE"
+ENV_LAYERS = "ASGISPY_LAYERS"
 FACTORY = "asgispy.cli.serving:spied_app"
 #: uvicorn's exit status for an app that cannot be loaded.
 STARTUP_FAILURE = 3
@@ -112,6 +113,11 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--interface", choices=("auto", "asgi3", "asgi2", "wsgi"), default="auto", help="APP's interface"
     )
+    parser.add_argument(
+        "--layers",
+        action="store_true",
+        help="record every layer of APP's middleware stack too: see what each middleware did",
+    )
     for option in OPTIONS:
         kwargs: dict[str, Any] = {"dest": option.dest, "help": option.help}
         if option.kind == "flag":
@@ -185,6 +191,10 @@ def server_environment(
     else:
         env.pop(ENV_FACTORY, None)
     env[ENV_INTERFACE] = args.interface
+    if getattr(args, "layers", False):
+        env[ENV_LAYERS] = "1"
+    else:
+        env.pop(ENV_LAYERS, None)
     if token:
         env[ENV_TOKEN] = token
     else:
@@ -222,7 +232,7 @@ def spied_app() -> Any:
 
     from asgispy.capture.middleware import Spy
 
-    return Spy(app, name=target)
+    return Spy(app, name=target, layers=bool(os.environ.get(ENV_LAYERS)))
 
 
 def _as_asgi3(app: Any, interface: str) -> Any:

@@ -34,6 +34,7 @@ def run_headless(
     delay: float = 0.3,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    layers: bool = False,
 ) -> int:
     """Serve the demo on 127.0.0.1 (``port`` or any free one), drive ``rounds`` of traffic.
 
@@ -42,13 +43,16 @@ def run_headless(
     """
     if rounds < 0:
         raise ValueError("rounds must be 0 (until interrupted) or more")
-    return asyncio.run(_Headless(port, rounds, output, delay, out or sys.stdout, err or sys.stderr).run())
+    headless = _Headless(port, rounds, output, delay, out or sys.stdout, err or sys.stderr)
+    headless.layers = layers
+    return asyncio.run(headless.run())
 
 
 class _Headless:
     def __init__(
         self, port: int | None, rounds: int, output: str | None, delay: float, out: TextIO, err: TextIO
     ) -> None:
+        self.layers = False
         self.port = port or 0
         self.rounds = rounds
         self.output = output
@@ -68,7 +72,7 @@ class _Headless:
 
         from asgispy.demo.traffic import drive
 
-        spy = _demo_spy()
+        spy = _demo_spy(self.layers)
         try:
             sock = _listen(self.port)
         except OSError as exc:
@@ -154,13 +158,15 @@ class _Headless:
             self.say(summary_line(conn))
 
 
-def _demo_spy() -> Spy:
+def _demo_spy(layers: bool = False) -> Spy:
     from asgispy.capture.middleware import Spy
     from asgispy.demo.app import app
 
     options: dict[str, Any] = {"name": "asgispy.demo.app:app"}
     if "address" in inspect.signature(Spy).parameters:
         options["address"] = False  # print here instead of streaming to a dashboard
+    if layers:
+        options["layers"] = True
     return Spy(app, **options)
 
 

@@ -470,6 +470,24 @@ def _field_rule(value: str, token: _Token) -> Predicate:
     return lambda conn: any(v.rule == wanted for v in conn.violations)
 
 
+def _field_layer(value: str, token: _Token) -> Predicate:
+    wanted = value.lower()
+    if not wanted:
+        raise _bad_value(token, "a middleware class name or glob: layer:GZipMiddleware, layer:*Cors*")
+
+    def matches(name: str) -> bool:
+        name = name.lower()
+        return fnmatch.fnmatchcase(name, wanted) if any(c in wanted for c in "*?[") else wanted in name
+
+    def layer(conn: Connection) -> bool:
+        return any(
+            matches(layer.name) and layer.changes is not None and layer.changes.changed
+            for layer in conn.layers
+        )
+
+    return layer
+
+
 def _field_size(value: str, token: _Token) -> Predicate:
     test = _comparison(value, {k: float(v) for k, v in _UNITS_SIZE.items()})
     if test is None:
@@ -507,6 +525,10 @@ FIELDS: dict[str, tuple[Builder, str]] = {
     "waited": (
         _timing("waited", lambda c: c.waited),
         "time the app waited in receive() (a slow client): waited:>1s",
+    ),
+    "layer": (
+        _field_layer,
+        "a middleware layer that changed something (layers mode): layer:GZipMiddleware, layer:*cors*",
     ),
     "rule": (_field_rule, "broke this protocol rule (docs/rules.md): rule:http.content-length, rule:ws*"),
     "id": (_field_id, "connection id: id:3f2a1c-12"),

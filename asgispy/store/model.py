@@ -14,10 +14,11 @@ from typing import Any
 
 from asgispy.capture import codec, pack
 from asgispy.store.checker import Checker, Violation
+from asgispy.store.layerdiff import Changes, Side, layer_changes
 from asgispy.store.streams import StreamRecord, parse_stream, stream_kind
 from asgispy.types import Direction, Outcome
 
-__all__ = ["Connection", "ErrorInfo", "Event", "ProducerInfo", "Session", "encoded_size"]
+__all__ = ["Connection", "ErrorInfo", "Event", "Layer", "ProducerInfo", "Session", "encoded_size"]
 
 _PAYLOAD_FIELDS = ("body", "bytes", "text")
 #: Connection.add's default: the event's message has not been decoded by the caller.
@@ -237,6 +238,8 @@ class Connection:
         "__weakref__",
         "_checker",
         "_last_out",
+        "_layer_docs",
+        "_layers",
         "_method",
         "_path",
         "_query",
@@ -307,6 +310,8 @@ class Connection:
         self._last_out: float | None = None
         #: what broke the ASGI spec's rules, in the order found (see docs/rules.md)
         self.violations: list[Violation] = []
+        self._layer_docs: list[Any] | None = None
+        self._layers: list[Layer] | None = None
         self._checker: Checker | None = Checker(self.type, self._method)
 
     def _set_scope(self, scope: dict[str, Any]) -> None:
@@ -431,6 +436,10 @@ class Connection:
                 self.handler["path_params"] = codec.decode(self.handler["path_params"])
         self.notes = [str(n) for n in doc.get("notes", ())]
         self.events_dropped = int(doc.get("events_dropped", 0) or 0)
+        layers = doc.get("layers")
+        if isinstance(layers, list):
+            self._layer_docs = layers
+            self._layers = None
         checker = self._checker
         if checker is not None and self.outcome != "open":
             if not self.events_dropped:  # with messages missing, an unfinished response may be ours
@@ -508,6 +517,14 @@ class Connection:
         )
 
     @property
+    def layers(self) -> list[Layer]:
+        """The middleware layers this connection crossed, outermost first (recorded with
+        ``Spy(app, layers=True)``; empty otherwise). Built on first use."""
+        if self._layers is None:
+            self._layers = layers_from_document(self, self._layer_docs) if self._layer_docs else []
+        return self._layers
+
+    @property
     def stream_kind(self) -> str | None:
         """``"sse"`` or ``"ndjson"`` when the response is such a stream (by its content type)."""
         if self.type != "http":
@@ -554,6 +571,7 @@ class Connection:
             "error": self.error.document() if self.error else None,
             "handler": _handler_document(self.handler),
             "notes": list(self.notes),
+            **({"layers": self._layer_docs} if self._layer_docs is not None else {}),
         }
 
     def __repr__(self) -> str:
@@ -642,3 +660,139 @@ def _handler_document(handler: dict[str, Any] | None) -> dict[str, Any] | None:
     if "path_params" in doc:
         doc["path_params"] = codec.encode(doc["path_params"])
     return doc
+
+
+class Layer:
+    """One layer of the middleware stack, as one connection crossed it (layers mode).
+
+    ``events`` are the messages as this layer's outer side passed them (what the layer above
+    gave it and took from it), rebuilt in full from the differences the file keeps;
+    ``changes`` what this layer did to them, from its two sides (see
+    :mod:`asgispy.store.layerdiff`).
+    """
+
+    __slots__ = (
+        "changes",
+        "depth",
+        "entered",
+        "error",
+        "events",
+        "exited",
+        "name",
+        "options",
+        "reached",
+        "scope",
+    )
+
+    def __init__(
+        self,
+        depth: int,
+        name: str,
+        options: dict[str, str] | None,
+        reached: bool,
+        scope: dict[str, Any],
+        events: list[Event],
+        entered: float | None,
+        exited: float | None,
+        error: str | None,
+    ) -> None:
+        self.depth = depth
+        self.name = name
+        self.options = options
+        self.reached = reached
+        self.scope = scope
+        self.events = events
+        self.entered = entered
+        self.exited = exited
+        self.error = error
+        self.changes: Changes | None = None
+
+    def side(self) -> Side:
+        return Side(
+            self.scope,
+            [(e.direction, e.t, e.message, e.wait) for e in self.events],
+            self.entered,
+            self.exited,
+            self.error,
+        )
+
+    def __repr__(self) -> str:
+        return f"<Layer {self.depth} {self.name}>"
+
+
+def layers_from_document(conn: Connection, docs: Any) -> list[Layer]:
+    """The layers of ``conn`` from their session-file form (see docs/format.md, "Layers")."""
+    if not isinstance(docs, list):
+        return []
+    layers: list[Layer] = []
+    above_events = conn.events
+    above_scope = conn.scope
+    for depth, doc in enumerate(docs):
+        if not isinstance(doc, dict):
+            continue
+        name = str(doc.get("name", "?"))
+        options = doc.get("options") if isinstance(doc.get("options"), dict) else None
+        if depth == 0:
+            error = f"{conn.error.type}: {conn.error.message}" if conn.error else None
+            layers.append(
+                Layer(0, name, options, True, conn.scope, list(conn.events), 0.0, conn.duration, error)
+            )
+            continue
+        if not doc.get("reached"):
+            layers.append(Layer(depth, name, options, False, {}, [], None, None, None))
+            continue
+        raw_scope = doc.get("scope")
+        scope_doc: dict[str, Any] = raw_scope if isinstance(raw_scope, dict) else {}
+        scope = dict(above_scope)
+        try:
+            changed = codec.decode(scope_doc.get("set", {}))
+        except ValueError:
+            changed = {}
+        if isinstance(changed, dict):
+            scope.update(changed)
+        for key in scope_doc.get("removed", ()) or ():
+            scope.pop(key, None)
+        events: list[Event] = []
+        for item in doc.get("events", ()) or ():
+            if not isinstance(item, dict):
+                continue
+            direction = item.get("direction")
+            if direction not in ("receive", "send"):
+                continue
+            t = float(item.get("t", 0.0) or 0.0)
+            wait = item.get("wait")
+            wait = float(wait) if isinstance(wait, (int, float)) and not isinstance(wait, bool) else None
+            same = item.get("same")
+            if isinstance(same, int) and 0 <= same < len(above_events):
+                model = above_events[same]
+                event = Event.from_message(direction, t, model.message, model.cut, model._raw, wait)
+            else:
+                event = Event(direction, t, item.get("message"), item.get("cut"), wait)
+            events.append(event)
+        entered, exited = doc.get("entered"), doc.get("exited")
+        layers.append(
+            Layer(
+                depth,
+                name,
+                options,
+                True,
+                scope,
+                events,
+                float(entered) if isinstance(entered, (int, float)) else None,
+                float(exited) if isinstance(exited, (int, float)) else None,
+                str(doc["error"]) if doc.get("error") else None,
+            )
+        )
+        above_events, above_scope = events, scope
+    for i, layer in enumerate(layers):
+        if not layer.reached:
+            continue
+        # The next layer, if any: not reached means this one answered without calling inward.
+        inner: Side | None = None
+        if i + 1 < len(layers):
+            inner = layers[i + 1].side() if layers[i + 1].reached else Side(None, [])
+        try:
+            layer.changes = layer_changes(layer.side(), inner)
+        except Exception:  # a diff that fails must not lose the connection
+            layer.changes = None
+    return layers

@@ -17,7 +17,7 @@ from textual.widgets.tree import TreeNode
 from asgispy.capture.redact import REDACTED
 from asgispy.exports.line import format_duration, format_size, summary_line
 from asgispy.store.checker import Violation
-from asgispy.store.model import Connection, Event
+from asgispy.store.model import Connection, Event, Layer
 from asgispy.store.rules import RULES
 from asgispy.tui.preview import body_kind, body_lines, body_title, value_text
 from asgispy.tui.streamview import StreamFollower, stream_views
@@ -94,6 +94,24 @@ def event_summary(event: Event) -> Text:
     if kind.endswith(".failed") and doc.get("message"):
         text.append(f"{doc['message']}", style="bold red")
     return text
+
+
+def layer_label(layer: Layer) -> Text:
+    """``GZipMiddleware  + content-encoding: gzip · body 5.0 KiB → 1.2 KiB · 0.4 ms inside``."""
+    label = Text(layer.name, style="bold" if layer.reached else "dim")
+    if not layer.reached:
+        label.append("  not reached", style="dim italic")
+        return label
+    changes = layer.changes
+    words = changes.words() if changes is not None else []
+    if words:
+        label.append("  " + " · ".join(words), style="yellow")
+    else:
+        label.append("  passed through", style="dim")
+    inside = changes.time_inside if changes is not None else None
+    if inside is not None:
+        label.append(f"  {format_duration(inside)} inside", style="dim")
+    return label
 
 
 def scope_label(conn: Connection) -> Text:
@@ -317,6 +335,8 @@ class EventTree(Tree[Any]):
             self.root.add_leaf(Text(f"✂ {conn.outcome}", style="bold magenta"))
         if conn.type == "http":
             self._add_bodies(conn)
+        if conn.layers:
+            self._add_layers(conn)
         if conn.handler:
             handler = self.root.add(
                 Text.assemble(("handler", "bold"), "  ", self._handler_gist(conn.handler))
@@ -327,6 +347,22 @@ class EventTree(Tree[Any]):
             notes = self.root.add(Text("notes", style="bold yellow"), expand=True)
             for note in conn.notes:
                 notes.add_leaf(Text(note, style="yellow"))
+
+    def _add_layers(self, conn: Connection) -> None:
+        """The middleware stack, outermost first: what each layer did, in words; the layers
+        that changed nothing on one line each. Open a layer for the messages as it saw them."""
+        layers = conn.layers
+        changed = sum(1 for layer in layers if layer.changes is not None and layer.changes.changed)
+        node = self.root.add(
+            Text.assemble(
+                ("layers", "bold"),
+                f"  {len(layers)}, {changed} changed something",
+                ("  outermost first", "dim"),
+            ),
+            expand=True,
+        )
+        for layer in layers:
+            node.add(layer_label(layer), _Lazy("layer", (conn, layer)), allow_expand=layer.reached)
 
     def _handler_gist(self, handler: Mapping[str, Any]) -> str:
         parts = [str(handler.get("route") or "")]
@@ -385,6 +421,22 @@ class EventTree(Tree[Any]):
                 node.add_leaf(line)
         elif data.kind == "value":
             self._fields(node, data.value)
+        elif data.kind == "layer":
+            conn, layer = data.value
+            if layer.changes is not None:
+                for line in layer.changes.words():
+                    node.add_leaf(Text(line, style="yellow"))
+            if layer.options:
+                options = ", ".join(f"{k}={v}" for k, v in layer.options.items())
+                node.add_leaf(Text.assemble(("options ", "bold blue"), options))
+            seen = node.add(Text(f"messages as {layer.name} saw them  {len(layer.events)}", style="bold"))
+            for index, event in enumerate(layer.events):
+                doc = event.doc
+                seen.add(
+                    self._event_label(event),
+                    _Lazy("event", (conn, event, -1 - index)),
+                    allow_expand=type(doc) is dict and len(doc) > 1,
+                )
 
     def _fields(self, node: TreeNode[Any], value: Any) -> None:
         items = list(value.items()) if isinstance(value, Mapping) else list(enumerate(value))

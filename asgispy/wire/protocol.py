@@ -280,8 +280,11 @@ def parse_end(end: Any) -> dict[str, Any] | None:
     """A packed end as the fields of a connection document; ProtocolError on a wrong field."""
     if end is None:
         return None
-    _check(type(end) is list and len(end) == 6, "an end that is not a 6-item array")
-    outcome, duration, error, handler, notes, dropped = end
+    # A seventh item, in layers mode: what crossed each layer (as in the session file).
+    _check(type(end) is list and 6 <= len(end) <= 7, "an end that is not a 6-item array")
+    outcome, duration, error, handler, notes, dropped = end[:6]
+    layers = end[6] if len(end) == 7 else None
+    _check(layers is None or (type(layers) is list and _is_json(layers)), "layers that are not an array")
     _check(type(outcome) is str and outcome in _OUTCOMES, f"an outcome of {outcome!r:.40}")
     if duration is not None:
         duration = _number(duration, "a duration")
@@ -296,6 +299,7 @@ def parse_end(end: Any) -> dict[str, Any] | None:
         "handler": handler,
         "notes": notes,
         "events_dropped": dropped,
+        **({"layers": layers} if layers is not None else {}),
     }
 
 
