@@ -167,7 +167,7 @@ def test_a_file_without_layers_loads_as_before(tmp_path: Path) -> None:
     spy = Spy(build(), address=False)
     with TestClient(spy) as client:
         client.get("/items/1", headers={"host": "localhost"})
-    conn = [c for c in asgispy.load(spy.export(tmp_path / "s.json")).connections if c.type == "http"][0]
+    conn = next(c for c in asgispy.load(spy.export(tmp_path / "s.json")).connections if c.type == "http")
     assert conn.layers == [] and conn.status == 200
 
 
