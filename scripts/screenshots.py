@@ -6,7 +6,8 @@ Runs ``asgispy demo`` headless (a real uvicorn child, the real traffic, one roun
 drives the dashboard with Pilot and saves SVGs: the main screen, an event tree with a JSON
 body, a WebSocket conversation, an error with its traceback, the filter in use, the timeline of
 a stream held back, and server-sent events. Then records a small app that breaks the ASGI
-protocol under a real uvicorn and saves the violation as the dashboard shows it.
+protocol under a real uvicorn and saves the violation as the dashboard shows it, and a FastAPI
+app in layers mode: a streamed response held back by one middleware and compressed by GZip.
 """
 
 from __future__ import annotations
@@ -101,7 +102,40 @@ async def shoot(out: Path, size: tuple[int, int]) -> list[Path]:
         await pilot.pause(0.2)
         save("sse")
     written.append(await shoot_violation(out, size))
+    written.append(await shoot_layers(out, size))
     return written
+
+
+async def shoot_layers(out: Path, size: tuple[int, int]) -> Path:
+    """A streamed response held back by one middleware and compressed by GZip, layer by layer."""
+    import httpx
+
+    import asgispy
+    from asgispy.store.store import Store
+    from tests.apps.layered import build
+    from tests.servers import serve
+
+    spy = asgispy.Spy(build(), address=False, layers=True, name="shop.api:app")
+    with serve(spy) as server, httpx.Client(timeout=5) as client:
+        client.get(server.url("/held"), headers={"accept-encoding": "gzip", "origin": "http://example.org"})
+        await asyncio.sleep(0.3)
+    store = Store()
+    store.add_session(asgispy.load(spy.export(out / "layers.json")))
+    (out / "layers.json").unlink()
+    app = Dashboard(store, source="shop.api:app --layers", refresh_interval=0.05)
+    async with app.run_test(size=size) as pilot:
+        held = next(c for c in store if c.path == "/held")
+        assert app.connections.select_id(held.id)
+        app.timeline.display = False
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        tree = app.events_tree
+        for node in tree.root.children:
+            label = str(node.label)
+            if label.startswith("messages") or "body" in label:
+                node.collapse()
+        await pilot.pause(0.2)
+        return Path(app.save_screenshot("layers.svg", str(out)))
 
 
 async def broken_app(scope: Any, receive: Any, send: Any) -> None:

@@ -201,3 +201,39 @@ def test_the_wire_carries_layers_to_a_live_viewer(tmp_path: Path) -> None:
             )
             names = collector.call(lambda: sorted(changed(conn)))
     assert "GZipMiddleware" in names
+
+
+@pytest.mark.anyio
+async def test_the_dashboard_shows_the_stack_and_each_layers_messages(
+    session: list[Connection], tmp_path: Path
+) -> None:
+    from asgispy.store.store import Store
+    from asgispy.tui.app import Dashboard
+    from tests.test_tui import find, tree_text
+
+    store = Store()
+    store.add_session(asgispy.Session(session))
+    app = Dashboard(store, refresh_interval=0.05)
+    async with app.run_test(size=(160, 50)) as pilot:
+        item = next(c for c in store if c.path == "/items/7")
+        assert app.connections.select_id(item.id)
+        await pilot.pause()
+        tree = app.events_tree
+        text = tree_text(tree)
+        assert "layers  " in text and "changed something" in text
+        gzip_line = next(line for line in text.splitlines() if line.startswith("GZipMiddleware"))
+        assert "+ content-encoding: gzip" in gzip_line and "inside" in gzip_line
+        assert "TrustedHostMiddleware  passed through" in text
+        layer = find(tree, "GZipMiddleware")
+        layer.expand()
+        await pilot.pause()
+        seen = next(child for child in layer.children if "messages as GZipMiddleware saw them" in str(child.label))
+        assert any("http.response.body" in str(child.label) for child in seen.children)
+        await pilot.press("slash", *"layer:HoldStream")
+        await pilot.pause(0.3)
+        assert [store.get(i).path for i in app.connections.ids] == ["/held"]  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

@@ -179,9 +179,9 @@ class Stack:
     def _tap(self, chain: list[tuple[Any, dict[str, str] | None]]) -> list[LayerInfo]:
         layers = [LayerInfo(_name(node), options) for node, options in chain]
         for depth in range(1, len(chain)):
-            outer = chain[depth - 1][0]
+            outer: Any = chain[depth - 1][0]
             try:
-                if outer is self.app and getattr(outer, "middleware_stack", None) is chain[depth][0]:
+                if getattr(outer, "middleware_stack", None) is chain[depth][0]:
                     outer.middleware_stack = Tap(outer.middleware_stack, depth, self.max_body)
                 else:
                     outer.app = Tap(outer.app, depth, self.max_body)

@@ -424,12 +424,9 @@ def layer_changes(outer: Side, inner: Side | None) -> Changes:
         response_headers = _header_changes(i.start_headers, o.start_headers)
     if i.start is not None:
         encoding = None
-        enc_inner, enc_outer = (
-            _values(i.start_headers, "content-encoding"),
-            _values(o.start_headers, "content-encoding"),
-        )
-        if enc_outer and enc_outer != enc_inner:
-            encoding = ", ".join(enc_outer)
+        coded = _values(o.start_headers, "content-encoding")
+        if coded and coded != _values(i.start_headers, "content-encoding"):
+            encoding = ", ".join(coded)
         response_body = _body_change(i.response, o.response, encoding)
         hold = _hold(i.response, o.response)
     inner_error, outer_error = _opt_str(inner.error), _opt_str(outer.error)
