@@ -227,7 +227,9 @@ async def test_the_dashboard_shows_the_stack_and_each_layers_messages(
         layer = find(tree, "GZipMiddleware")
         layer.expand()
         await pilot.pause()
-        seen = next(child for child in layer.children if "messages as GZipMiddleware saw them" in str(child.label))
+        seen = next(
+            child for child in layer.children if "messages as GZipMiddleware saw them" in str(child.label)
+        )
         assert any("http.response.body" in str(child.label) for child in seen.children)
         await pilot.press("slash", *"layer:HoldStream")
         await pilot.pause(0.3)
@@ -237,3 +239,24 @@ async def test_the_dashboard_shows_the_stack_and_each_layers_messages(
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def test_a_chain_of_raw_middleware_is_followed_through_its_app_attributes(tmp_path: Path) -> None:
+    """Not Starlette: the layers are the objects linked by their ``app`` attribute."""
+    from tests.apps.layered import HoldStream, ServerHeader
+
+    async def endpoint(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        headers = [(b"x-powered-by", b"raw"), (b"content-type", b"text/plain")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"raw"})
+
+    spy = Spy(ServerHeader(HoldStream(endpoint), name="chain"), address=False, layers=True)
+    client = TestClient(spy)  # no lifespan: the endpoint answers HTTP only
+    assert client.get("/x").headers["server"] == "chain"
+    (conn,) = [c for c in asgispy.load(spy.export(tmp_path / "s.json")).connections if c.type == "http"]
+    assert [layer.name for layer in conn.layers] == ["ServerHeader", "HoldStream", "endpoint"]
+    words = conn.layers[0].changes.words()  # type: ignore[union-attr]
+    assert "- x-powered-by: raw" in words and "+ server: chain" in words
+    assert not conn.layers[1].changes.changed  # type: ignore[union-attr]

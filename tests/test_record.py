@@ -321,3 +321,35 @@ def test_an_event_log_cut_short_still_loads(tmp_path: Path) -> None:
     with pytest.raises(SessionFileError, match=r"cut\.jsonl:\d+: not JSON"):
         asgispy.load(path)
     log.close()
+
+
+def test_record_with_layers_keeps_what_each_middleware_did(workdir: Path) -> None:
+    """``asgispy record APP --layers`` as a user runs it, on the FastAPI app with the usual stack."""
+    recorder = Recorder(
+        [
+            "tests.apps.layered:build",
+            "--factory",
+            "--app-dir",
+            str(ROOT),
+            "--port",
+            "0",
+            "--layers",
+            "-o",
+            "out.json",
+        ],
+        workdir,
+    )
+    try:
+        port = recorder.port
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+            response = http.get("/items/5", headers={"accept-encoding": "gzip"})
+            assert response.headers["content-encoding"] == "gzip"
+        recorder.wait_for(recorder.out, r"GET /items/5 200")
+    finally:
+        code = recorder.finish(signal.SIGTERM)
+    assert code == 0, recorder.err
+    (conn,) = [c for c in asgispy.load(workdir / "out.json") if c.path == "/items/5"]
+    layers = {layer.name: layer for layer in conn.layers}
+    assert "+ content-encoding: gzip" in layers["GZipMiddleware"].changes.words()  # type: ignore[union-attr]
+    assert layers["TrustedHostMiddleware"].changes is not None
+    assert not layers["TrustedHostMiddleware"].changes.changed

@@ -194,7 +194,7 @@ class Stack:
 def _name(node: Any) -> str:
     name = type(node).__name__
     if name == "function" or name == "method":
-        name = getattr(node, "__qualname__", name)
+        name = getattr(node, "__name__", name)  # an endpoint function: its own name
     return name
 
 
