@@ -16,6 +16,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "attach": ("asgispy.cli.dashboard", "show the traffic of apps that already use Spy(app)"),
     "open": ("asgispy.cli.dashboard", "show a saved session file"),
     "record": ("asgispy.cli.record", "serve APP under uvicorn and record its traffic to a file"),
+    "replay": (
+        "asgispy.cli.replay",
+        "send a session's requests to APP again, in-process, and say what changed",
+    ),
+    "diff": ("asgispy.cli.diff", "compare two session files connection by connection"),
     "check": ("asgispy.cli.check", "check a saved session against the ASGI spec's rules (exit 1 on errors)"),
 }
 

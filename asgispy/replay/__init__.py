@@ -1,0 +1,1 @@
+"""Replay and compare recorded traffic (views over the store: ``compare``, ``runner``)."""

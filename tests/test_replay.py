@@ -1,0 +1,144 @@
+"""Replay and diff at the real boundary: traffic recorded from a real uvicorn with real clients,
+replayed in-process through the app's ASGI interface by the command a user runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets.sync.client
+
+from asgispy import Spy
+from tests.apps.replayable import TOKEN, build, build_changed
+from tests.servers import UVICORN_H11, serve
+from tests.test_timing import TIMEOUT, loaded
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def record(app: object, path: Path) -> Path:
+    spy = Spy(app, address=False)  # type: ignore[arg-type]
+    with serve(spy, UVICORN_H11) as server, httpx.Client(timeout=TIMEOUT) as client:
+        client.get(server.url("/items"))
+        client.get(server.url("/items/7"))
+        client.post(server.url("/echo"), content=iter([b"\x00\x01" * 10, b"\xff" * 10]))
+        client.get(server.url("/hello"))
+        assert client.get(server.url("/me"), headers={"authorization": TOKEN}).json() == {"name": "ada"}
+        with websockets.sync.client.connect(server.ws_url("/ws"), open_timeout=TIMEOUT) as ws:
+            ws.send("hi")
+            assert ws.recv(timeout=TIMEOUT) == "echo hi"
+            ws.send("bye")
+        loaded(spy, path.parent)
+    return spy.export(path)
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return record(build(), tmp_path_factory.mktemp("replay") / "recorded.json")
+
+
+def asgispy(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "asgispy", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environ,
+        cwd=ROOT,
+    )
+
+
+def test_replaying_against_the_same_app_changes_nothing(session: Path) -> None:
+    result = asgispy(
+        "replay", str(session), "tests.apps.replayable:build", "--factory",
+        "--ignore", "body.items[*].created_at", "--header", f"authorization={TOKEN}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert sum(line.startswith("same ") for line in lines) == 6, result.stdout
+    assert "6 replayed: 6 same, 0 changed, 0 skipped" in result.stdout
+    assert "WS /ws" in result.stdout and "POST /echo" in result.stdout
+
+
+def test_a_changed_endpoint_is_reported_with_the_field_that_changed(session: Path) -> None:
+    result = asgispy(
+        "replay", str(session), "tests.apps.replayable:build_changed", "--factory",
+        "--ignore", "body.items[*].created_at", "--header", f"authorization={TOKEN}",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    changed = [line for line in result.stdout.splitlines() if line.startswith("changed")]
+    assert changed == ["changed  GET /items"]
+    assert "  body.items[0].price: 3.5 → 4.0" in result.stdout
+    assert "created_at" not in result.stdout  # ignored as asked
+
+
+def test_without_ignoring_the_timestamp_the_difference_names_it(session: Path) -> None:
+    result = asgispy(
+        "replay", str(session), "tests.apps.replayable:build", "--factory", "--filter", "path:/items"
+    )
+    assert result.returncode == 1
+    assert "body.items[0].created_at:" in result.stdout and "GET /items/7" in result.stdout
+
+
+def test_a_redacted_secret_is_asked_for_not_reported_as_a_difference(session: Path) -> None:
+    result = asgispy(
+        "replay", str(session), "tests.apps.replayable:build", "--factory", "--filter", "path:/me"
+    )
+    assert result.returncode == 0, result.stdout
+    assert (
+        "skipped  GET /me  (needs authorization, redacted when recorded: give --header authorization=VALUE)"
+        in result.stdout
+    )
+    from_env = asgispy(
+        "replay", str(session), "tests.apps.replayable:build", "--factory", "--filter", "path:/me",
+        env={"ASGISPY_SECRET_AUTHORIZATION": TOKEN},
+    )  # fmt: skip
+    assert "same     GET /me" in from_env.stdout
+    wrong = asgispy(
+        "replay", str(session), "tests.apps.replayable:build", "--factory", "--filter", "path:/me",
+        "--header", "authorization=Bearer nope",
+    )  # fmt: skip
+    assert wrong.returncode == 1 and "status: 200 → 401" in wrong.stdout
+
+
+def test_diff_compares_two_sessions(session: Path, tmp_path: Path) -> None:
+    changed = record(build_changed(), tmp_path / "changed.json")
+    result = asgispy("diff", str(session), str(changed), "--ignore", "body.items[*].created_at")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert [line for line in result.stdout.splitlines() if line.startswith("changed")] == [
+        "changed  GET /items"
+    ]
+    assert "body.items[0].price: 3.5 → 4.0" in result.stdout
+    same = asgispy("diff", str(session), str(session))
+    assert same.returncode == 0 and "0 differ" in same.stdout
+    by_route = asgispy("diff", str(session), str(changed), "--key", "route", "--filter", "path:/items/")
+    assert by_route.returncode == 0, by_route.stdout
+
+
+def test_the_demo_replays_the_same_against_itself(tmp_path: Path) -> None:
+    """The demo recorded under a real uvicorn by ``asgispy demo --headless``, replayed in-process:
+    every request answers the same (the chat is a conversation between two clients at once, and
+    the event stream carries the time: both are left out); the client that left a stream early
+    leaves it early again. A request whose answer depended on a redacted cookie says so."""
+    from asgispy.demo.app import DEMO_TOKEN
+
+    demo = tmp_path / "demo.json"
+    recorded = asgispy("demo", "--headless", "-o", str(demo))
+    assert recorded.returncode == 0, recorded.stderr
+    result = asgispy(
+        "replay", str(demo), "asgispy.demo.app:app", "--filter", "-path:/ws/chat -path:/events",
+        "--header", f"authorization=Bearer {DEMO_TOKEN}",
+    )  # fmt: skip
+    lines = result.stdout.splitlines()
+    changed = [line for line in lines if line.startswith(("changed", "failed", "skipped"))]
+    # The stream the client left early: left early again (a chunk more or less, sent while the
+    # app was noticing, depends on timing).
+    assert "chunk 100 of 100" not in result.stdout and any("GET /stream?chunks=100" in x for x in lines)
+    changed = [line for line in changed if "GET /stream?chunks=100" not in line]
+    assert changed == ["changed  GET /api/me  (sent without cookie, redacted when recorded)"], result.stdout
+    assert any(line.startswith("same     POST /api/items/import") for line in lines)
