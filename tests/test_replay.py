@@ -142,3 +142,36 @@ def test_the_demo_replays_the_same_against_itself(tmp_path: Path) -> None:
     changed = [line for line in changed if "GET /stream?chunks=100" not in line]
     assert changed == ["changed  GET /api/me  (sent without cookie, redacted when recorded)"], result.stdout
     assert any(line.startswith("same     POST /api/items/import") for line in lines)
+
+
+@pytest.mark.anyio
+async def test_marking_two_connections_in_the_dashboard_shows_their_diff(
+    session: Path, tmp_path: Path
+) -> None:
+    import asgispy as api
+    from asgispy.store.store import Store
+    from asgispy.tui.app import Dashboard
+    from asgispy.tui.screens import DiffScreen
+
+    store = Store()
+    store.add_session(api.load(session))
+    store.add_session(api.load(record(build_changed(), tmp_path / "changed.json")))
+    app = Dashboard(store, refresh_interval=0.05)
+    async with app.run_test(size=(140, 40)) as pilot:
+        first, second = [c for c in store if c.path == "/items"]
+        assert app.connections.select_id(first.id)
+        await pilot.press("m")
+        assert app.connections.select_id(second.id)
+        await pilot.press("d")
+        await pilot.pause(0.2)
+        screen = app.screen
+        assert isinstance(screen, DiffScreen)
+        text = "\n".join(screen.lines)
+        assert "body.items[0].price: 3.5 → 4.0" in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, DiffScreen)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

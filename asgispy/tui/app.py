@@ -32,7 +32,7 @@ from asgispy.tui.connlist import COLUMN_SETS, ConnectionList, ListHeader
 from asgispy.tui.eventtree import EventTree
 from asgispy.tui.filterbar import FilterBar
 from asgispy.tui.logpanel import LogPanel
-from asgispy.tui.screens import ExportScreen, HelpScreen
+from asgispy.tui.screens import DiffScreen, ExportScreen, HelpScreen
 from asgispy.tui.statusbar import StatusBar
 from asgispy.tui.timeline import Timeline
 
@@ -77,6 +77,8 @@ class Dashboard(App[int]):
         Binding("l", "toggle_log", "App output"),
         Binding("t", "toggle_timeline", "Timeline"),
         Binding("o", "cycle_columns", "Columns"),
+        Binding("m", "mark", "Mark", show=False),
+        Binding("d", "diff", "Diff with marked", show=False),
         Binding("a", "expand_all", "Expand all", show=False),
         Binding("tab", "focus_next", "Next pane", show=False),
         Binding("question_mark", "help", "Help"),
@@ -117,6 +119,7 @@ class Dashboard(App[int]):
         self._unsubscribe: Callable[[], None] | None = None
         self._stopped = False
         self.live_error: str | None = None
+        self._marked: str | None = None
 
     # Layout -------------------------------------------------------------------------------
 
@@ -450,6 +453,25 @@ class Dashboard(App[int]):
         header.refresh()
         self.connections.refresh()
         self.notify(f"columns: {columns}", timeout=2)
+
+    def action_mark(self) -> None:
+        conn = self.connections.selected
+        if conn is None:
+            self.notify("Select a connection first", severity="warning")
+            return
+        self._marked = conn.id
+        self.notify(f"marked {conn.method or conn.type} {conn.target}: select another and press d", timeout=4)
+
+    def action_diff(self) -> None:
+        from asgispy.replay.compare import compare, difference_lines, label
+
+        marked = self.store.get(self._marked) if self._marked else None
+        conn = self.connections.selected
+        if marked is None or conn is None:
+            self.notify("Mark a connection with m first, then select another and press d", severity="warning")
+            return
+        lines = difference_lines(compare(marked, conn))
+        self.push_screen(DiffScreen(f"{label(marked)}  ({marked.id})  →  {label(conn)}  ({conn.id})", lines))
 
     def action_focus_tree(self) -> None:
         self.events_tree.focus()

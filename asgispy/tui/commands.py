@@ -30,6 +30,8 @@ ACTIONS: tuple[tuple[str, str, str], ...] = (
     ),
     ("Show events of the selected connection", "focus_tree", "Move to the event tree"),
     ("Expand all events", "expand_all", "Open every node of the event tree"),
+    ("Mark the selected connection", "mark", "Then select another one and compare them (d)"),
+    ("Compare with the marked connection", "diff", "Status, headers, body field by field, frames"),
     ("Help", "help", "Keys, mouse and filter syntax"),
 )
 

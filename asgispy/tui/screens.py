@@ -27,6 +27,9 @@ _KEYS = (
     ("e", "export the visible connections as a JSON session"),
     ("c", "copy the selected request as curl"),
     ("l", "show or hide the app's output"),
+    ("t", "show or hide the timeline"),
+    ("o", "switch the list's columns: sizes or timings"),
+    ("m  then d", "mark a connection, then compare another with it"),
     ("ctrl+p", "command palette: every action by name"),
     ("?", "this help"),
     ("q", "quit"),
@@ -41,6 +44,9 @@ _FILTERS = (
     ("header:content-type=application/json  body:teapot", "a header, or text in a body"),
     ("duration:>100ms  size:>10k", "slow or large connections"),
     ("error  cut  open", "raised, cut off or cancelled, still in progress"),
+    ("ttfb:>200ms  gap:>1s  blocked:>50ms  waited:>1s", "timing: first byte, gaps, backpressure"),
+    ("violation  rule:http.content-length", "broke a rule of the ASGI spec"),
+    ("layer:GZipMiddleware", "a middleware layer changed something (layers mode)"),
     ("-path:/health  !type:lifespan", "leave out what matches"),
     ("a b   a or b", "all terms must match; or joins groups"),
 )
@@ -72,6 +78,34 @@ class HelpScreen(ModalScreen[None]):
                     style="dim",
                 )
             )
+
+    def action_dismiss(self, result: None = None) -> None:  # type: ignore[override]
+        self.dismiss(None)
+
+
+class DiffScreen(ModalScreen[None]):
+    """Two connections compared (``m`` marks one, ``d`` compares the selected one with it)."""
+
+    BINDINGS = [Binding("escape,q,d", "dismiss", "Close")]
+
+    def __init__(self, title: str, lines: list[str]) -> None:
+        super().__init__()
+        self.title_text = title
+        self.lines = lines
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box"):
+            yield Static(Text(self.title_text, style="bold"), id="help-title")
+            body = Text()
+            for line in self.lines or ["  no difference (volatile headers such as date are not compared)"]:
+                if " → " in line and not line.startswith("      "):
+                    where, _, change = line.partition(": ")
+                    body.append(where + ": ", style="bold")
+                    body.append(change + "\n")
+                else:
+                    body.append(line + "\n", style="dim" if line.startswith("      ") else "")
+            yield Static(body)
+            yield Static(Text("Esc closes", style="dim"))
 
     def action_dismiss(self, result: None = None) -> None:  # type: ignore[override]
         self.dismiss(None)
