@@ -175,3 +175,49 @@ async def test_marking_two_connections_in_the_dashboard_shows_their_diff(
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def run_pytest(module: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", str(module)],
+        capture_output=True, text=True, timeout=120, env=environ, cwd=module.parent,
+    )  # fmt: skip
+
+
+def test_generated_tests_pass_against_the_app_and_fail_against_a_changed_one(
+    session: Path, tmp_path: Path
+) -> None:
+    module = tmp_path / "test_recorded.py"
+    written = asgispy(
+        "test", str(session), "--app", "tests.apps.replayable:build", "--factory",
+        "-o", str(module), "--ignore", "body.items[*].created_at",
+    )  # fmt: skip
+    assert written.returncode == 0 and "wrote 6 tests" in written.stdout, written.stderr
+    source = module.read_text()
+    for name in (
+        "test_get_items",
+        "test_get_items_7",
+        "test_post_echo",
+        "test_get_hello",
+        "test_get_me",
+        "test_websocket_ws",
+    ):
+        assert f"def {name}(client: TestClient)" in source
+    assert "import asgispy" not in source and "from asgispy" not in source  # needs nothing of asgispy
+    lint = subprocess.run(["ruff", "check", str(module)], capture_output=True, text=True, cwd=ROOT)
+    assert lint.returncode == 0, lint.stdout
+    green = run_pytest(module, {"ASGISPY_SECRET_AUTHORIZATION": TOKEN})
+    assert green.returncode == 0 and "6 passed" in green.stdout, green.stdout
+    # Without the secret, the test that needs it is skipped, not failed.
+    assert "5 passed, 1 skipped" in run_pytest(module).stdout
+
+    changed = tmp_path / "test_changed.py"
+    asgispy(
+        "test", str(session), "--app", "tests.apps.replayable:build_changed", "--factory",
+        "-o", str(changed), "--ignore", "body.items[*].created_at",
+    )  # fmt: skip
+    red = run_pytest(changed, {"ASGISPY_SECRET_AUTHORIZATION": TOKEN})
+    assert red.returncode == 1 and "1 failed, 5 passed" in red.stdout, red.stdout
+    assert "test_get_items " in red.stdout or "test_get_items -" in red.stdout
+    assert "'price': 3.5" in red.stdout and "'price': 4.0" in red.stdout  # the assertion shows the field

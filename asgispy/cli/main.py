@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "send a session's requests to APP again, in-process, and say what changed",
     ),
     "diff": ("asgispy.cli.diff", "compare two session files connection by connection"),
+    "test": ("asgispy.cli.testgen", "write a session's traffic as pytest tests of APP"),
     "check": ("asgispy.cli.check", "check a saved session against the ASGI spec's rules (exit 1 on errors)"),
 }
 
