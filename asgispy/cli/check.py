@@ -8,7 +8,6 @@ so a team can record a session while its tests run and fail the build on a proto
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 __all__ = ["add_parser", "run"]
@@ -43,23 +42,13 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
 
 
 def run(args: argparse.Namespace) -> int:
-    import asgispy
-    from asgispy.capture.sessionfile import SessionFileError
+    from asgispy.cli.sessions import CommandError, filtered_connections
     from asgispy.exports.line import summary_line
-    from asgispy.store.filter import FilterError, parse
 
     try:
-        session = asgispy.load(args.session)
-    except (OSError, SessionFileError) as exc:
-        print(f"asgispy check: {exc}", file=sys.stderr)
+        connections = filtered_connections("check", args.session, args.filter)
+    except CommandError:
         return 2
-    connections = session.connections
-    if args.filter:
-        try:
-            connections = parse(args.filter).select(connections)
-        except FilterError as exc:
-            print(f"asgispy check: --filter: {exc}", file=sys.stderr)
-            return 2
     shown = _SEVERITIES[: _SEVERITIES.index(args.show) + 1]
     failing = _SEVERITIES[: _SEVERITIES.index(args.fail_on) + 1]
     counts = dict.fromkeys(_SEVERITIES, 0)

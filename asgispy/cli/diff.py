@@ -8,7 +8,6 @@ framework matched instead, for APIs with ids in their paths); the output is the 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 __all__ = ["add_parser", "run"]
@@ -29,23 +28,14 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
 
 
 def run(args: argparse.Namespace) -> int:
-    import asgispy
-    from asgispy.capture.sessionfile import SessionFileError
+    from asgispy.cli.sessions import CommandError, filtered_connections
     from asgispy.replay.compare import Ignore, compare, difference_lines, label, match
-    from asgispy.store.filter import FilterError, parse
 
     try:
-        before, after = asgispy.load(args.before).connections, asgispy.load(args.after).connections
-    except (OSError, SessionFileError) as exc:
-        print(f"asgispy diff: {exc}", file=sys.stderr)
+        before = filtered_connections("diff", args.before, args.filter)
+        after = filtered_connections("diff", args.after, args.filter)
+    except CommandError:
         return 2
-    if args.filter:
-        try:
-            chosen = parse(args.filter)
-        except FilterError as exc:
-            print(f"asgispy diff: --filter: {exc}", file=sys.stderr)
-            return 2
-        before, after = chosen.select(before), chosen.select(after)
     key = None
     if args.key == "route":
         key = lambda c: (c.type, c.method, c.route or c.path)  # noqa: E731

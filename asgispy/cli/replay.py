@@ -61,24 +61,15 @@ def app_from_string(target: str, factory: bool, app_dir: str) -> Any:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    import asgispy
-    from asgispy.capture.sessionfile import SessionFileError
+    from asgispy.cli.sessions import CommandError, filtered_connections
     from asgispy.replay.compare import Ignore, compare, difference_lines, label
     from asgispy.replay.runner import replay
-    from asgispy.store.filter import FilterError, parse
 
     try:
-        session = asgispy.load(args.session)
-    except (OSError, SessionFileError) as exc:
-        print(f"asgispy replay: {exc}", file=sys.stderr)
+        chosen = filtered_connections("replay", args.session, args.filter)
+    except CommandError:
         return 2
-    connections = [c for c in session.connections if c.type in ("http", "websocket")]
-    if args.filter:
-        try:
-            connections = parse(args.filter).select(connections)
-        except FilterError as exc:
-            print(f"asgispy replay: --filter: {exc}", file=sys.stderr)
-            return 2
+    connections = [c for c in chosen if c.type in ("http", "websocket")]
     secrets = {
         k[len(ENV_SECRET) :].replace("_", "-").lower(): v
         for k, v in os.environ.items()

@@ -30,22 +30,13 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
 
 
 def run(args: argparse.Namespace) -> int:
-    import asgispy
-    from asgispy.capture.sessionfile import SessionFileError
+    from asgispy.cli.sessions import CommandError, filtered_connections
     from asgispy.replay.testgen import write_tests
-    from asgispy.store.filter import FilterError, parse
 
     try:
-        connections = asgispy.load(args.session).connections
-    except (OSError, SessionFileError) as exc:
-        print(f"asgispy test: {exc}", file=sys.stderr)
+        connections = filtered_connections("test", args.session, args.filter)
+    except CommandError:
         return 2
-    if args.filter:
-        try:
-            connections = parse(args.filter).select(connections)
-        except FilterError as exc:
-            print(f"asgispy test: --filter: {exc}", file=sys.stderr)
-            return 2
     chosen = [c for c in connections if c.type in ("http", "websocket")]
     try:
         path = write_tests(
