@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "attach": ("asgispy.cli.dashboard", "show the traffic of apps that already use Spy(app)"),
     "open": ("asgispy.cli.dashboard", "show a saved session file"),
     "record": ("asgispy.cli.record", "serve APP under uvicorn and record its traffic to a file"),
+    "export": ("asgispy.cli.export", "write a session as JSON, JSON lines, HAR or curl commands"),
     "replay": (
         "asgispy.cli.replay",
         "send a session's requests to APP again, in-process, and say what changed",

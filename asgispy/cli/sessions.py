@@ -6,9 +6,9 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from asgispy.store.model import Connection
+    from asgispy.store.model import Connection, Session
 
-__all__ = ["CommandError", "filtered_connections"]
+__all__ = ["CommandError", "filtered_connections", "filtered_session"]
 
 
 class CommandError(Exception):
@@ -20,19 +20,27 @@ def filtered_connections(command: str, path: str, expression: str | None) -> lis
 
     Prints the reason and raises :class:`CommandError` when the file or the filter is wrong.
     """
+    return filtered_session(command, path, expression).connections
+
+
+def filtered_session(command: str, path: str, expression: str | None) -> Session:
+    """The session at ``path`` with only the connections ``expression`` shows (and their producers)."""
     import asgispy
     from asgispy.capture.sessionfile import SessionFileError
     from asgispy.store.filter import FilterError, parse
 
     try:
-        connections = asgispy.load(path).connections
+        session = asgispy.load(path)
     except (OSError, SessionFileError) as exc:
         print(f"asgispy {command}: {exc}", file=sys.stderr)
         raise CommandError from exc
     if not expression:
-        return connections
+        return session
     try:
-        return parse(expression).select(connections)
+        session.connections = parse(expression).select(session.connections)
     except FilterError as exc:
         print(f"asgispy {command}: --filter: {exc}", file=sys.stderr)
         raise CommandError from exc
+    tags = {c.producer for c in session.connections}
+    session.producers = {t: p for t, p in session.producers.items() if t in tags}
+    return session
