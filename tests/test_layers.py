@@ -17,7 +17,8 @@ from starlette.testclient import TestClient
 import asgispy
 from asgispy import Spy
 from asgispy.store.filter import parse
-from asgispy.store.model import Connection, Layer
+from asgispy.store.layers import Layer
+from asgispy.store.model import Connection
 from tests.apps.layered import Teapot, build
 from tests.servers import UVICORN_H11, serve
 from tests.test_timing import TIMEOUT, loaded

@@ -132,11 +132,8 @@ class History:
             return
         try:
             before = record.size
-            if self.compact and record.keep():
-                self.used += record.size - before
-            elif not before:
-                record.size = record.estimate()
-                self.used += record.size
+            self._hold(record)
+            self.used += record.size - before
             records = self._records
             if len(records) > self.max_connections or self.used > self.max_bytes:
                 oldest = records[0]
@@ -154,6 +151,12 @@ class History:
                     self.trim()
         finally:
             self._lock.release()
+
+    def _hold(self, record: ConnectionRecord) -> None:
+        """Keep an ended ``record`` while nobody streams: compacted into one buffer if asked to,
+        else as it was recorded, its bytes estimated once (its ``size`` is what is counted)."""
+        if not (self.compact and record.keep()) and not record.size:
+            record.size = record.estimate()
 
     def pack_pending(self) -> int:
         """Compact every ended connection waiting and evict past the bounds. While a producer
@@ -174,8 +177,8 @@ class History:
                 try:
                     if then is not None:
                         record.pack(self.redactor)
-                    elif not (self.compact and record.keep()) and not before:
-                        record.size = record.estimate()
+                    else:
+                        self._hold(record)
                 except Exception as exc:
                     logger.warning("asgispy: could not pack connection %s: %r", record.id, exc)
                     record.note(f"could not pack the connection: {exc!r}")

@@ -471,13 +471,9 @@ def _field_rule(value: str, token: _Token) -> Predicate:
 
 
 def _field_layer(value: str, token: _Token) -> Predicate:
-    wanted = value.lower()
-    if not wanted:
+    if not value:
         raise _bad_value(token, "a middleware class name or glob: layer:GZipMiddleware, layer:*Cors*")
-
-    def matches(name: str) -> bool:
-        name = name.lower()
-        return fnmatch.fnmatchcase(name, wanted) if any(c in wanted for c in "*?[") else wanted in name
+    matches = _text_matcher(value)
 
     def layer(conn: Connection) -> bool:
         return any(

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgispy.capture import codec, pack
 from asgispy.store.checker import Checker, Violation
-from asgispy.store.layerdiff import Changes, Side, layer_changes
 from asgispy.store.streams import StreamRecord, parse_stream, stream_kind
 from asgispy.types import Direction, Outcome
 
-__all__ = ["Connection", "ErrorInfo", "Event", "Layer", "ProducerInfo", "Session", "encoded_size"]
+if TYPE_CHECKING:
+    from asgispy.store.layers import Layer
+
+__all__ = ["Connection", "ErrorInfo", "Event", "ProducerInfo", "Session", "encoded_size"]
 
 _PAYLOAD_FIELDS = ("body", "bytes", "text")
 #: Connection.add's default: the event's message has not been decoded by the caller.
@@ -169,17 +171,26 @@ class Event:
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Event:
+        return cls.decoded(doc)[0]
+
+    @classmethod
+    def decoded(cls, doc: Mapping[str, Any]) -> tuple[Event, Any]:
+        """The event of a document, and its message as decoded for it (the checker reads it
+        without decoding the message a second time)."""
         direction = doc.get("direction")
         if direction not in ("receive", "send"):
             raise ValueError(f"event direction must be 'receive' or 'send', not {direction!r}")
         wait = doc.get("wait")
-        return cls(
+        message = codec.decode(doc.get("message"))
+        event = cls.from_message(
             direction,
             float(doc.get("t", 0.0)),
-            doc.get("message"),
+            message,
             doc.get("cut"),
+            None,
             float(wait) if isinstance(wait, (int, float)) and not isinstance(wait, bool) else None,
         )
+        return event, message
 
     @property
     def doc(self) -> Any:
@@ -311,7 +322,7 @@ class Connection:
         #: what broke the ASGI spec's rules, in the order found (see docs/rules.md)
         self.violations: list[Violation] = []
         self._layer_docs: list[Any] | None = None
-        self._layers: list[Layer] | None = None
+        self._layers: list[Layer] | None = None  # built on first use
         self._checker: Checker | None = Checker(self.type, self._method)
 
     def _set_scope(self, scope: dict[str, Any]) -> None:
@@ -362,7 +373,7 @@ class Connection:
         except KeyError as exc:
             raise ValueError(f"connection document without {exc.args[0]!r}") from exc
         for event_doc in doc.get("events", ()):
-            conn.add(Event.from_document(event_doc))
+            conn.add(*Event.decoded(event_doc))
         conn.finish(doc)
         return conn
 
@@ -521,6 +532,8 @@ class Connection:
         """The middleware layers this connection crossed, outermost first (recorded with
         ``Spy(app, layers=True)``; empty otherwise). Built on first use."""
         if self._layers is None:
+            from asgispy.store.layers import layers_from_document
+
             self._layers = layers_from_document(self, self._layer_docs) if self._layer_docs else []
         return self._layers
 
@@ -660,139 +673,3 @@ def _handler_document(handler: dict[str, Any] | None) -> dict[str, Any] | None:
     if "path_params" in doc:
         doc["path_params"] = codec.encode(doc["path_params"])
     return doc
-
-
-class Layer:
-    """One layer of the middleware stack, as one connection crossed it (layers mode).
-
-    ``events`` are the messages as this layer's outer side passed them (what the layer above
-    gave it and took from it), rebuilt in full from the differences the file keeps;
-    ``changes`` what this layer did to them, from its two sides (see
-    :mod:`asgispy.store.layerdiff`).
-    """
-
-    __slots__ = (
-        "changes",
-        "depth",
-        "entered",
-        "error",
-        "events",
-        "exited",
-        "name",
-        "options",
-        "reached",
-        "scope",
-    )
-
-    def __init__(
-        self,
-        depth: int,
-        name: str,
-        options: dict[str, str] | None,
-        reached: bool,
-        scope: dict[str, Any],
-        events: list[Event],
-        entered: float | None,
-        exited: float | None,
-        error: str | None,
-    ) -> None:
-        self.depth = depth
-        self.name = name
-        self.options = options
-        self.reached = reached
-        self.scope = scope
-        self.events = events
-        self.entered = entered
-        self.exited = exited
-        self.error = error
-        self.changes: Changes | None = None
-
-    def side(self) -> Side:
-        return Side(
-            self.scope,
-            [(e.direction, e.t, e.message, e.wait) for e in self.events],
-            self.entered,
-            self.exited,
-            self.error,
-        )
-
-    def __repr__(self) -> str:
-        return f"<Layer {self.depth} {self.name}>"
-
-
-def layers_from_document(conn: Connection, docs: Any) -> list[Layer]:
-    """The layers of ``conn`` from their session-file form (see docs/format.md, "Layers")."""
-    if not isinstance(docs, list):
-        return []
-    layers: list[Layer] = []
-    above_events = conn.events
-    above_scope = conn.scope
-    for depth, doc in enumerate(docs):
-        if not isinstance(doc, dict):
-            continue
-        name = str(doc.get("name", "?"))
-        options = doc.get("options") if isinstance(doc.get("options"), dict) else None
-        if depth == 0:
-            error = f"{conn.error.type}: {conn.error.message}" if conn.error else None
-            layers.append(
-                Layer(0, name, options, True, conn.scope, list(conn.events), 0.0, conn.duration, error)
-            )
-            continue
-        if not doc.get("reached"):
-            layers.append(Layer(depth, name, options, False, {}, [], None, None, None))
-            continue
-        raw_scope = doc.get("scope")
-        scope_doc: dict[str, Any] = raw_scope if isinstance(raw_scope, dict) else {}
-        scope = dict(above_scope)
-        try:
-            changed = codec.decode(scope_doc.get("set", {}))
-        except ValueError:
-            changed = {}
-        if isinstance(changed, dict):
-            scope.update(changed)
-        for key in scope_doc.get("removed", ()) or ():
-            scope.pop(key, None)
-        events: list[Event] = []
-        for item in doc.get("events", ()) or ():
-            if not isinstance(item, dict):
-                continue
-            direction = item.get("direction")
-            if direction not in ("receive", "send"):
-                continue
-            t = float(item.get("t", 0.0) or 0.0)
-            wait = item.get("wait")
-            wait = float(wait) if isinstance(wait, (int, float)) and not isinstance(wait, bool) else None
-            same = item.get("same")
-            if isinstance(same, int) and 0 <= same < len(above_events):
-                model = above_events[same]
-                event = Event.from_message(direction, t, model.message, model.cut, model._raw, wait)
-            else:
-                event = Event(direction, t, item.get("message"), item.get("cut"), wait)
-            events.append(event)
-        entered, exited = doc.get("entered"), doc.get("exited")
-        layers.append(
-            Layer(
-                depth,
-                name,
-                options,
-                True,
-                scope,
-                events,
-                float(entered) if isinstance(entered, (int, float)) else None,
-                float(exited) if isinstance(exited, (int, float)) else None,
-                str(doc["error"]) if doc.get("error") else None,
-            )
-        )
-        above_events, above_scope = events, scope
-    for i, layer in enumerate(layers):
-        if not layer.reached:
-            continue
-        # The next layer, if any: not reached means this one answered without calling inward.
-        inner: Side | None = None
-        if i + 1 < len(layers):
-            inner = layers[i + 1].side() if layers[i + 1].reached else Side(None, [])
-        try:
-            layer.changes = layer_changes(layer.side(), inner)
-        except Exception:  # a diff that fails must not lose the connection
-            layer.changes = None
-    return layers

@@ -17,7 +17,8 @@ from textual.widgets.tree import TreeNode
 from asgispy.capture.redact import REDACTED
 from asgispy.exports.line import format_duration, format_size, summary_line
 from asgispy.store.checker import Violation
-from asgispy.store.model import Connection, Event, Layer
+from asgispy.store.layers import Layer
+from asgispy.store.model import Connection, Event
 from asgispy.store.rules import RULES
 from asgispy.tui.preview import body_kind, body_lines, body_title, value_text
 from asgispy.tui.streamview import StreamFollower, stream_views

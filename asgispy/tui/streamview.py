@@ -130,7 +130,9 @@ def stream_views(conn: Connection) -> list[str]:
     if conn.type != "http":
         return []
     views = []
-    if sum(1 for e in conn.events if e.type == "http.request") > 1:
+    # Asked on every redraw of a connection that may hold thousands of chunks: stop at the second.
+    requests = (e for e in conn.events if e.type == "http.request")
+    if next(requests, None) is not None and next(requests, None) is not None:
         views.append("upload")
     kind = conn.stream_kind
     if kind is not None:
