@@ -62,9 +62,10 @@ async def app(scope, receive, send):
 class Recorder:
     """``python -m asgispy record ...`` as a user runs it, with its output gathered."""
 
-    def __init__(self, args: list[str], cwd: Path) -> None:
+    def __init__(self, args: list[str], cwd: Path, **env_extra: str) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
         env.pop("ASGISPY_ADDRESS", None)
+        env.update(env_extra)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "asgispy", "record", *args],
             cwd=cwd,
@@ -353,3 +354,148 @@ def test_record_with_layers_keeps_what_each_middleware_did(workdir: Path) -> Non
     assert "+ content-encoding: gzip" in layers["GZipMiddleware"].changes.words()  # type: ignore[union-attr]
     assert layers["TrustedHostMiddleware"].changes is not None
     assert not layers["TrustedHostMiddleware"].changes.changed
+
+
+# record --listen: the collector alone, for apps that already use Spy(app) ------------------------
+
+SPIED = '\nfrom asgispy import Spy\nspied = Spy(app, name="recapp-spied")\n'
+
+
+class SpiedServer:
+    """``uvicorn recapp:spied`` in a process of its own: an app that uses Spy itself."""
+
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.log: list[str] = []
+        command = [sys.executable, "-m", "uvicorn", "recapp:spied", "--port", "0", "--app-dir", str(workdir)]
+        command += ["--timeout-graceful-shutdown", "1"]  # a request held open does not hold the test
+        self.process = subprocess.Popen(
+            command,
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stderr is not None
+        self.reader = threading.Thread(
+            target=Recorder._read, args=(self.process.stderr, self.log), daemon=True
+        )
+        self.reader.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            for line in list(self.log):
+                if match := re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", line):
+                    self.port = int(match.group(1))
+                    return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.02)
+        self.stop()
+        raise AssertionError("the spied app did not start:\n" + "\n".join(self.log))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(15)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait(5)
+        self.reader.join(5)
+
+
+def spied_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env.pop("ASGISPY_ADDRESS", None)
+    env.update(extra)
+    return env
+
+
+def test_record_listen_collects_every_process_that_uses_spy(workdir: Path) -> None:
+    (workdir / "recapp.py").write_text(APP + SPIED)
+    address = f"unix:{workdir / 'rec.sock'}"
+    recorder = Recorder(["--listen", address, "-o", "out.json"], workdir)
+    servers: list[SpiedServer] = []
+    try:
+        recorder.wait_for(
+            recorder.err, r"recording apps that use Spy\(app\) at unix:.*rec\.sock to out\.json"
+        )
+        servers = [SpiedServer(workdir, spied_env(ASGISPY_ADDRESS=address)) for _ in range(2)]
+        for server in servers:
+            recorder.wait_for(recorder.err, rf"recapp-spied \(pid {server.process.pid} on .*\): streaming")
+        traffic(servers[0].port)
+        assert httpx.get(f"http://127.0.0.1:{servers[1].port}/second").text == "got "
+        recorder.wait_for(recorder.out, r"WS /ws 101")
+        recorder.wait_for(recorder.out, r"GET /second 200")
+        threading.Thread(target=hold, args=(servers[1].port,), daemon=True).start()
+        time.sleep(0.5)  # the held request reaches the app (and the recorder), and stays open
+    finally:
+        code = recorder.finish(signal.SIGTERM)
+        for server in servers:
+            server.stop()
+    assert code == 0, recorder.err
+    assert any(re.search(r"POST /upload 201 .* ↑5 B ↓9 B", line) for line in recorder.out), recorder.out
+    session = asgispy.load(workdir / "out.json")
+    pids = {info.pid for info in session.producers.values()}
+    assert pids == {server.process.pid for server in servers}
+    by_path = {c.path: c for c in session if c.type != "lifespan"}
+    assert set(by_path) == {"/items", "/upload", "/ws", "/second", "/hold"}
+    assert by_path["/upload"].request_body() == b"hello"
+    assert by_path["/upload"].response_body() == b"got hello"
+    assert by_path["/ws"].outcome == "completed"
+    # Still running when the recorder stopped: its recording ends there, marked so.
+    assert by_path["/hold"].outcome == "cut off"
+    lifespans = [c for c in session if c.type == "lifespan"]
+    assert len(lifespans) == 2 and all(c.outcome == "cut off" for c in lifespans)
+    assert any(f"wrote {len(session)} connections to out.json" in line for line in recorder.err)
+
+
+def test_record_listen_without_an_address_uses_the_per_user_socket(workdir: Path) -> None:
+    (workdir / "recapp.py").write_text(APP + SPIED)
+    runtime = workdir / "run"
+    runtime.mkdir(mode=0o700)
+    env = spied_env(XDG_RUNTIME_DIR=str(runtime))
+    recorder = Recorder(["--listen", "-o", "default.json", "-q"], workdir, XDG_RUNTIME_DIR=str(runtime))
+    try:
+        recorder.wait_for(recorder.err, r"recording apps")
+        server = SpiedServer(workdir, env)  # Spy with no address: the per-user socket
+        try:
+            assert httpx.get(f"http://127.0.0.1:{server.port}/hello").status_code == 200
+        finally:
+            server.stop()  # lifespan shutdown completes and reaches the recorder
+        recorder.wait_for(recorder.err, r"recapp-spied .*: gone")
+    finally:
+        code = recorder.finish(signal.SIGINT)
+    assert code == 0, recorder.err
+    assert recorder.out == []  # -q: no line per connection
+    assert any(f"at unix:{runtime / 'asgispy'}" in line for line in recorder.err), recorder.err
+    session = asgispy.load(workdir / "default.json")
+    assert [c.path for c in session if c.type == "http"] == ["/hello"]
+    lifespan = next(c for c in session if c.type == "lifespan")
+    assert lifespan.outcome == "completed"
+
+
+def test_record_listen_refuses_what_it_cannot_do(workdir: Path) -> None:
+    recorder = Recorder(["recapp:app", "--listen", "-o", "x.json"], workdir)
+    assert recorder.finish(None) == 2
+    assert any("not both" in line for line in recorder.err), recorder.err
+    recorder = Recorder(["-o", "x.json"], workdir)
+    assert recorder.finish(None) == 2
+    assert any("or --listen" in line for line in recorder.err), recorder.err
+    recorder = Recorder(["--listen", "tcp://0.0.0.0:0", "-o", "x.json"], workdir)
+    assert recorder.finish(None) == 1
+    assert any("refusing to listen on tcp" in line for line in recorder.err), recorder.err
+    assert not (workdir / "x.json").exists()
+
+
+def test_record_listen_writes_an_empty_session_when_nothing_came(workdir: Path) -> None:
+    recorder = Recorder(["--listen", f"unix:{workdir / 'e.sock'}", "-o", "empty.json"], workdir)
+    try:
+        recorder.wait_for(recorder.err, r"recording apps")
+    finally:
+        code = recorder.finish(signal.SIGINT)
+    assert code == 0
+    assert len(asgispy.load(workdir / "empty.json")) == 0
+    assert any("wrote 0 connections to empty.json" in line for line in recorder.err)

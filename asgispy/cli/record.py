@@ -1,10 +1,15 @@
-"""``asgispy record APP -o FILE``: serve APP under uvicorn with Spy, and record its traffic.
+"""``asgispy record``: record traffic to a file, headless.
 
-A headless viewer: a collector in this process, uvicorn (with every worker under Spy) in a
-child. One line is printed per finished connection. On Ctrl-C or SIGTERM the server is
-stopped cleanly (so its lifespan shutdown is recorded too) and the session is written to
-FILE atomically, connections still open marked cut off. With ``--jsonl`` every change is
-appended to FILE as it arrives instead, so a long recording holds nothing in memory.
+Two ways in. ``record APP -o FILE`` serves APP under uvicorn with Spy (a collector in this
+process, uvicorn with every worker under Spy in a child). ``record --listen [ADDRESS] -o FILE``
+is the collector alone, for apps that already use ``Spy(app)`` under any server (Hypercorn,
+Granian, Daphne, gunicorn): it takes in every process that streams to ADDRESS (by default the
+per-user socket, where ``Spy`` streams unless told otherwise).
+
+One line is printed per finished connection. On Ctrl-C or SIGTERM the server (if ours) is
+stopped cleanly, so its lifespan shutdown is recorded too, and the session is written to FILE
+atomically, connections still open marked cut off. With ``--jsonl`` every change is appended to
+FILE as it arrives instead, so a long recording holds nothing in memory.
 """
 
 from __future__ import annotations
@@ -40,12 +45,33 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
         name,
         help=help,
         description=(
-            "Serve APP under uvicorn with every connection recorded. One line is printed per "
-            "finished connection; Ctrl-C (or SIGTERM) stops the server and writes the session to FILE, "
-            "which `asgispy open` and asgispy.load() read."
+            "Serve APP under uvicorn with every connection recorded, or (--listen) record the apps "
+            "that already use Spy(app) under any server. One line is printed per finished "
+            "connection; Ctrl-C (or SIGTERM) stops and writes the session to FILE, which "
+            "`asgispy open` and asgispy.load() read."
         ),
     )
-    add_server_arguments(parser)
+    add_server_arguments(parser, optional=True)
+    collecting = parser.add_argument_group("recording apps that already use Spy(app) (instead of APP)")
+    collecting.add_argument(
+        "--listen",
+        action="append",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help=(
+            "collect from every process using Spy(app) at ADDRESS (unix:PATH or tcp://HOST:PORT; "
+            "repeatable); without ADDRESS, the per-user socket Spy streams to by default"
+        ),
+    )
+    collecting.add_argument(
+        "--token", default=None, help="a secret producers must present (required beyond loopback)"
+    )
+    collecting.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a TCP address beyond loopback (anyone who can reach it sees the traffic; needs --token)",
+    )
     group = parser.add_argument_group("recording")
     group.add_argument(
         "-o",
@@ -75,10 +101,26 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
 
 
 def run(args: argparse.Namespace) -> int:
-    problem = check_app_string(args.app)
-    if problem is not None:
-        print(f"asgispy record: {problem}", file=sys.stderr)
-        return 3
+    listening = args.listen is not None
+    if listening and args.app:
+        print(
+            "asgispy record: give APP to serve it, or --listen to record apps that already use Spy(app), "
+            "not both (--address chooses where APP's workers stream)",
+            file=sys.stderr,
+        )
+        return 2
+    if not listening:
+        if not args.app:
+            print(
+                "asgispy record: give APP to serve (like main:app), or --listen to record apps that "
+                "already use Spy(app) under any server",
+                file=sys.stderr,
+            )
+            return 2
+        problem = check_app_string(args.app)
+        if problem is not None:
+            print(f"asgispy record: {problem}", file=sys.stderr)
+            return 3
     if args.app_dir and not os.path.isdir(args.app_dir):
         print(f"asgispy record: --app-dir {args.app_dir}: no such directory", file=sys.stderr)
         return 2
@@ -126,9 +168,10 @@ class _Recorder:
         self.stop_requested: asyncio.Event | None = None
         self.signals = 0
         self.log: EventLog | None = None
+        self.listening = args.listen is not None
+        self.producer_seen: dict[str, bool] = {}
 
     async def run(self) -> int:
-        from asgispy.cli.serving import server_command, server_environment
         from asgispy.store.collector import Collector, CollectorError
         from asgispy.wire.address import ensure_private_directory, runtime_directory
 
@@ -136,12 +179,14 @@ class _Recorder:
         loop = asyncio.get_running_loop()
         self.stop_requested = asyncio.Event()
         try:
-            if args.address:
+            if self.listening:
+                addresses = [address for address in args.listen if address]  # none: the default socket
+            elif args.address:
                 addresses = [args.address]
             else:
                 directory = ensure_private_directory(runtime_directory())
                 addresses = [f"unix:{directory / f'record-{os.getpid()}.sock'}"]
-            collector = Collector(self.store, addresses)
+            collector = Collector(self.store, addresses, token=args.token, allow_remote=args.allow_remote)
             await collector.start()
         except (CollectorError, ValueError) as exc:
             print(f"asgispy record: {exc}", file=sys.stderr)
@@ -154,19 +199,19 @@ class _Recorder:
                 self.store.subscribe(self._print)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self._on_signal)
-            process = await asyncio.create_subprocess_exec(
-                *server_command(args),
-                env=server_environment(args, str(collector.addresses[0])),
-                stdin=asyncio.subprocess.DEVNULL,
-                start_new_session=True,  # Ctrl-C reaches us only; we stop the server in order
-            )
-            streaming = " (streaming)" if args.jsonl else ""
-            print(
-                f"asgispy: recording {args.app} to {self.output}{streaming}; Ctrl-C to stop", file=sys.stderr
-            )
-            code = await self._serve(process)
-            # The server has exited: take in what its workers sent last, then let go of them.
-            await collector.wait_disconnected(2.0)
+            if self.listening:
+                self.store.subscribe(self._producer_line)
+                streaming = " (streaming)" if args.jsonl else ""
+                where = ", ".join(str(address) for address in collector.addresses)
+                print(
+                    f"asgispy: recording apps that use Spy(app) at {where} to {self.output}{streaming}; "
+                    "Ctrl-C to stop",
+                    file=sys.stderr,
+                )
+                await self.stop_requested.wait()
+                code = 0
+            else:
+                code = await self._serve_app(collector)
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
@@ -176,6 +221,24 @@ class _Recorder:
         stopped_by_us = self.stop_requested.is_set()
         self._finish(empty_ok=not stopped_by_us and code != 0)
         return 0 if stopped_by_us else code
+
+    async def _serve_app(self, collector: Any) -> int:
+        """Serve APP in a child streaming to ``collector`` until it exits or we are asked to stop."""
+        from asgispy.cli.serving import server_command, server_environment
+
+        args = self.args
+        process = await asyncio.create_subprocess_exec(
+            *server_command(args),
+            env=server_environment(args, str(collector.addresses[0]), token=args.token),
+            stdin=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches us only; we stop the server in order
+        )
+        streaming = " (streaming)" if args.jsonl else ""
+        print(f"asgispy: recording {args.app} to {self.output}{streaming}; Ctrl-C to stop", file=sys.stderr)
+        code = await self._serve(process)
+        # The server has exited: take in what its workers sent last, then let go of them.
+        await collector.wait_disconnected(2.0)
+        return code
 
     @staticmethod
     async def _flush_log(log: EventLog) -> None:
@@ -215,6 +278,19 @@ class _Recorder:
                 os.killpg(process.pid, sig)  # the reloader's or supervisor's workers too
             else:
                 process.send_signal(sig)
+
+    def _producer_line(self, change: Any) -> None:
+        # Headless, the only sign that an app found the recorder (or lost it) is this line.
+        if change.kind != "producer" or change.producer is None:
+            return
+        state = self.store.producers.get(change.producer)
+        if state is None or self.producer_seen.get(change.producer) == state.connected:
+            return
+        self.producer_seen[change.producer] = state.connected
+        info = state.info
+        what = "streaming" if state.connected else "gone"
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            print(f"asgispy: {info.app} (pid {info.pid} on {info.host}): {what}", file=sys.stderr, flush=True)
 
     def _print(self, change: Any) -> None:
         from asgispy.exports.line import summary_line

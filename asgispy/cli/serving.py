@@ -100,10 +100,16 @@ OPTIONS: tuple[_Option, ...] = (
 )
 
 
-def add_server_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add APP, ``--factory``, ``--app-dir``, ``--interface`` and the uvicorn options to ``parser``."""
+def add_server_arguments(parser: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    """Add APP, ``--factory``, ``--app-dir``, ``--interface`` and the uvicorn options to ``parser``.
+
+    ``optional`` makes APP optional, for a command that can also collect without serving.
+    """
     parser.add_argument(
-        "app", metavar="APP", help="the ASGI app as an import string, like uvicorn's: main:app"
+        "app",
+        metavar="APP",
+        nargs="?" if optional else None,
+        help="the ASGI app as an import string, like uvicorn's: main:app",
     )
     group = parser.add_argument_group("serving APP (uvicorn's options, passed on to it)")
     group.add_argument("--factory", action="store_true", help="APP is a factory: call it to get the app")
