@@ -4,10 +4,11 @@
 
 Runs ``asgispy demo`` headless (a real uvicorn child, the real traffic, one round), then
 drives the dashboard with Pilot and saves SVGs: the main screen, an event tree with a JSON
-body, a WebSocket conversation, an error with its traceback, the filter in use, the timeline of
-a stream held back, and server-sent events. Then records a small app that breaks the ASGI
-protocol under a real uvicorn and saves the violation as the dashboard shows it, and a FastAPI
-app in layers mode: a streamed response held back by one middleware and compressed by GZip.
+body, a WebSocket conversation, an error with its traceback, the filter in use, the export of
+what it shows, the timeline of a stream held back, and server-sent events. Then records a small
+app that breaks the ASGI protocol under a real uvicorn and saves the violation as the dashboard
+shows it, and a FastAPI app in layers mode: a streamed response held back by one middleware and
+compressed by GZip.
 """
 
 from __future__ import annotations
@@ -87,6 +88,12 @@ async def shoot(out: Path, size: tuple[int, int]) -> list[Path]:
         await pilot.press("slash", *"status:>=400 or error")
         await pilot.pause(0.5)
         save("filter")
+        await pilot.press("escape")
+
+        # The export of what the filter shows, the format following the name typed.
+        await pilot.press("e", "ctrl+u", *"errors.har")
+        await pilot.pause(0.3)
+        save("export")
         await pilot.press("escape")
         app.action_clear_filter()
         await pilot.pause(0.5)

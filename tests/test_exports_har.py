@@ -1,8 +1,8 @@
 """HAR 1.2 export of real recorded sessions, checked against HAR 1.2's structure and the recording.
 
 The structure check is a JSON Schema of what HAR 1.2 requires (written from the spec, below),
-run with jsonschema: the ``haralyzer`` package parses HARs leniently and checks nothing, so it
-would add a dependency without adding a check.
+run with jsonschema; it checks what a lenient reader would not. tests/test_har_readers.py reads
+the same exports with an independent HAR library (haralyzer), as real consumers do.
 """
 
 from __future__ import annotations
@@ -96,6 +96,20 @@ HAR_SCHEMA: dict[str, Any] = {
                 "serverIPAddress": {"type": "string"},
                 "connection": {"type": "string"},
                 "comment": {"type": "string"},
+                # Chrome's extension for WebSocket frames, as DevTools imports it.
+                "_webSocketMessages": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["type", "time", "opcode", "data"],
+                        "properties": {
+                            "type": {"enum": ["send", "receive"]},
+                            "time": {"type": "number", "minimum": 0},
+                            "opcode": {"enum": [1, 2]},
+                            "data": {"type": "string"},
+                        },
+                    },
+                },
             },
             # Anything else must be a custom field, whose name starts with an underscore.
             "patternProperties": {"^_": {}},
@@ -126,6 +140,7 @@ HAR_SCHEMA: dict[str, Any] = {
                     "properties": {
                         "mimeType": {"type": "string"},
                         "text": {"type": "string"},
+                        "encoding": {"const": "base64"},
                         "params": {
                             "type": "array",
                             "items": {"type": "object", "required": ["name"]},

@@ -16,6 +16,7 @@ import base64
 import datetime
 import gzip
 import http
+import ipaddress
 import os
 import zlib
 from collections.abc import Iterable
@@ -272,6 +273,8 @@ def _content(conn: Connection, headers: list[tuple[bytes, bytes]]) -> dict[str, 
     if not body:
         if kept is not None:
             content["comment"] = f"body cut when recorded: 0 of {full} bytes kept"
+        else:
+            content["text"] = ""  # known to be empty: readers expect the field (haralyzer does)
         return content
     encoding = _header(headers, b"content-encoding")
     plain = _decompressed(body, encoding) if kept is None else None
@@ -317,9 +320,12 @@ def _http_timings(conn: Connection) -> dict[str, float]:
     end = conn.duration if conn.duration is not None else (response_end or request_end)
     if response_start is None:
         return _timings(request_end, max(end - request_end, 0.0), 0.0)
+    # An app may answer before it reads the whole body (an echo streaming it back): the parts
+    # must not overlap, or their sum (the entry's time) would exceed the connection's duration.
+    sent = min(request_end, response_start)
     return _timings(
-        request_end,
-        response_start - request_end,
+        sent,
+        response_start - sent,
         (response_end if response_end is not None else response_start) - response_start,
     )
 
@@ -415,15 +421,37 @@ def _entry(
         "response": response,
         "cache": {},
         "timings": timings,
-        "connection": conn.id,
         "_asgispy": _asgispy_fields(conn),
     }
-    server = conn.scope.get("server")
-    if isinstance(server, (tuple, list)) and server and isinstance(server[0], str):
-        entry["serverIPAddress"] = server[0]
+    port = _client_port(conn)
+    if port is not None:
+        entry["connection"] = str(port)
+    address = _server_address(conn)
+    if address is not None:
+        entry["serverIPAddress"] = address
     if conn.error is not None:
         entry["comment"] = f"the app raised {conn.error.type}: {conn.error.message}"
     return entry
+
+
+def _client_port(conn: Connection) -> int | None:
+    """The client's port: HAR's ``connection`` is the TCP connection, which keep-alive requests
+    share (an ASGI connection id is one request), and readers take it for a port number."""
+    client = conn.scope.get("client")
+    if isinstance(client, (tuple, list)) and len(client) > 1 and type(client[1]) is int:
+        return client[1]
+    return None
+
+
+def _server_address(conn: Connection) -> str | None:
+    """The server's IP address; None for a Unix socket path or a name, which are no IP."""
+    server = conn.scope.get("server")
+    if not (isinstance(server, (tuple, list)) and server and isinstance(server[0], str)):
+        return None
+    try:
+        return str(ipaddress.ip_address(server[0]))
+    except ValueError:
+        return None
 
 
 def _reason(status: int) -> str:
@@ -474,7 +502,7 @@ def _websocket_entry(conn: Connection) -> dict[str, Any]:
         "httpVersion": _http_version(conn),
         "cookies": _response_cookies(headers)[0],
         "headers": _har_headers(headers),
-        "content": {"size": 0, "mimeType": "x-unknown"},
+        "content": {"size": 0, "mimeType": "x-unknown", "text": ""},
         "redirectURL": "",
         "headersSize": -1,
         "bodySize": 0,
@@ -486,12 +514,10 @@ def _websocket_entry(conn: Connection) -> dict[str, Any]:
             e.message.get("body") or b"" for e in conn.events if e.type == "websocket.http.response.body"
         )
         response["headers"] = _har_headers(headers)
-        response["content"] = {"size": len(body), "mimeType": _mime_type(headers)}
-        if body:
-            text, b64 = _text_or_base64(body)
-            response["content"]["text"] = text
-            if b64:
-                response["content"]["encoding"] = b64
+        text, b64 = _text_or_base64(body)
+        response["content"] = {"size": len(body), "mimeType": _mime_type(headers), "text": text}
+        if b64:
+            response["content"]["encoding"] = b64
     end = conn.duration if conn.duration is not None else last
     opened = accepted if accepted is not None else end
     entry = _entry(conn, request, response, _timings(0.0, opened, end - opened))

@@ -25,6 +25,7 @@ from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets import Footer
 
+from asgispy.exports.formats import EXTENSIONS, TITLES, Format
 from asgispy.store.store import Change, Store
 from asgispy.tui.child import ChildProcess
 from asgispy.tui.commands import DashboardCommands
@@ -32,7 +33,7 @@ from asgispy.tui.connlist import COLUMN_SETS, ConnectionList, ListHeader
 from asgispy.tui.eventtree import EventTree
 from asgispy.tui.filterbar import FilterBar
 from asgispy.tui.logpanel import LogPanel
-from asgispy.tui.screens import DiffScreen, ExportScreen, HelpScreen
+from asgispy.tui.screens import DiffScreen, ExportChoice, ExportScreen, HelpScreen
 from asgispy.tui.statusbar import StatusBar
 from asgispy.tui.timeline import Timeline
 
@@ -120,6 +121,8 @@ class Dashboard(App[int]):
         self._stopped = False
         self.live_error: str | None = None
         self._marked: str | None = None
+        self._export_format: Format = "json"
+        self._export_retry: Path | None = None
 
     # Layout -------------------------------------------------------------------------------
 
@@ -501,32 +504,63 @@ class Dashboard(App[int]):
         if not conns:
             self.notify("Nothing to export", severity="warning")
             return
-        name = time.strftime("asgispy-%Y%m%d-%H%M%S.json")
+        fmt = self._export_format
+        # After a failed write the same name is offered again: nothing typed is lost.
+        default = self._export_retry or self.export_dir / (
+            time.strftime("asgispy-%Y%m%d-%H%M%S") + EXTENSIONS[fmt]
+        )
 
-        def chosen(path: Path | None) -> None:
-            if path is not None:
-                self.export(conns, path)
+        def chosen(choice: ExportChoice | None) -> None:
+            if choice is not None:
+                self._export_format = choice.format
+                self.export(conns, choice.path, choice.format)
 
-        self.push_screen(ExportScreen(self.export_dir / name, len(conns)), chosen)
+        screen = ExportScreen(
+            default,
+            len(conns),
+            total=len(self.store),
+            filter_text=self.query_one(FilterBar).text,
+            format=fmt,
+            base=self.export_dir,
+        )
+        self.push_screen(screen, chosen)
 
     @work(exclusive=True, group="export")
-    async def export(self, conns: list[Any], path: Path) -> Path | None:
-        """Write ``conns`` as a JSON session at ``path`` (the file is written in a thread)."""
-        from asgispy.capture.sessionfile import write_session
+    async def export(self, conns: list[Any], path: Path, fmt: Format = "json") -> Path | None:
+        """Write ``conns`` to ``path`` in ``fmt`` (see :mod:`asgispy.exports.formats`), in a thread.
+
+        Success and failure are both told in a notification; a failed path is offered again.
+        """
+        from asgispy.capture.sessionfile import write_bytes_atomically
+        from asgispy.exports.formats import export_bytes
 
         session = self.store.session(conns)
+        comment = f"exported from the asgispy dashboard ({self.source})" if self.source else None
 
-        def write() -> Path:
+        def write() -> tuple[Path, int]:
             # Built in the thread too: 50,000 connections take a second or two to serialise.
-            return write_session(path, session.document())
+            made = export_bytes(session, fmt, comment=comment)
+            return write_bytes_atomically(path, made.data), made.count
 
         try:
-            written = await asyncio.to_thread(write)
-        except OSError as exc:
-            self.notify(f"{path}: {exc.strerror or exc}", title="Export failed", severity="error", timeout=15)
+            written, count = await asyncio.to_thread(write)
+        except Exception as exc:  # a failed export must never take the dashboard and its data down
+            self._export_retry = path
+            os_error = isinstance(exc, OSError) and exc.strerror
+            reason = os_error or f"{type(exc).__name__}: {exc}"
+            self.notify(
+                f"{path}: {reason}\nNothing was written; e offers the same name again.",
+                title="Export failed",
+                severity="error",
+                timeout=15,
+            )
             return None
-        count = len(conns)
-        self.notify(f"{count:,} connection{'s' if count != 1 else ''} → {written}", title="Exported")
+        self._export_retry = None
+        what = f"{count:,} connection{'s' if count != 1 else ''}"
+        left_out = len(conns) - count
+        if left_out:
+            what += f" ({left_out:,} with no place in {TITLES[fmt]} left out)"
+        self.notify(f"{what} → {written}", title=f"Exported as {TITLES[fmt]}")
         return written
 
 

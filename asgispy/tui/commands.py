@@ -15,7 +15,11 @@ ACTIONS: tuple[tuple[str, str, str], ...] = (
     ("Follow new connections", "toggle_follow", "Keep the newest connection selected, or stay where you are"),
     ("Pause the screen", "toggle_pause", "Freeze the screen; connections are still collected"),
     ("Clear connections", "clear", "Forget every connection collected so far"),
-    ("Export visible connections", "export", "Write the connections shown (filtered) to a JSON session file"),
+    (
+        "Export visible connections",
+        "export",
+        "Write the connections shown (filtered) as a JSON session, HAR, JSON lines or curl",
+    ),
     ("Copy request as curl", "copy_curl", "Copy the selected request as a curl command"),
     ("Toggle app output", "toggle_log", "Show or hide what the served app printed"),
     (

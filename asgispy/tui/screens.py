@@ -1,7 +1,8 @@
-"""The modal screens: help, and where to write an export."""
+"""The modal screens: help, a comparison, and where and how to write an export."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.table import Table
@@ -10,9 +11,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, Static
+from textual.widgets import Footer, Input, Label, RadioButton, RadioSet, Static
 
-__all__ = ["ExportScreen", "HelpScreen"]
+from asgispy.exports.formats import DESCRIPTIONS, EXTENSIONS, TITLES, Format, format_for, with_format
+
+__all__ = ["DiffScreen", "ExportChoice", "ExportScreen", "HelpScreen"]
 
 _KEYS = (
     ("/", "filter the list (as you type; Enter or Esc to go back)"),
@@ -24,7 +27,7 @@ _KEYS = (
     ("f", "follow the newest connection on/off"),
     ("p", "pause the screen (still collecting)"),
     ("x", "clear every connection"),
-    ("e", "export the visible connections as a JSON session"),
+    ("e", "export what is shown: JSON session, HAR, JSONL, curl"),
     ("c", "copy the selected request as curl"),
     ("l", "show or hide the app's output"),
     ("t", "show or hide the timeline"),
@@ -111,25 +114,138 @@ class DiffScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
-class ExportScreen(ModalScreen[Path | None]):
-    """Asks where to write the export; Enter writes, Esc cancels."""
+@dataclass(frozen=True)
+class ExportChoice:
+    """Where to write the export, and in which format."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    path: Path
+    format: Format
 
-    def __init__(self, default: Path, count: int) -> None:
+
+#: The formats in the order the export screen offers them: the two most asked for first.
+_FORMAT_ORDER: tuple[Format, ...] = ("json", "har", "jsonl", "curl")
+
+
+class ExportScreen(ModalScreen[ExportChoice | None]):
+    """Asks where to write the export and in which format.
+
+    The format follows the file name's extension as it is typed (``.har`` is HAR), and picking
+    a format (up and down, or a click) rewrites the extension, so the name and the format never
+    disagree. Enter writes, Esc cancels. Focus stays in the file name: every key edits it, and
+    the arrows, which a one-line input has no use for, pick the format.
+    """
+
+    BINDINGS = [
+        # Priority: the input would take these keys first (the arrows to scroll, which it cannot).
+        Binding("enter", "write", "Write", priority=True),
+        Binding("escape", "cancel", "Cancel", priority=True),
+        Binding("down", "next_format", "Next format", key_display="↓", priority=True),
+        Binding("up", "previous_format", "Previous format", key_display="↑", priority=True),
+    ]
+
+    def __init__(
+        self,
+        default: Path,
+        count: int,
+        *,
+        total: int | None = None,
+        filter_text: str = "",
+        format: Format = "json",
+        base: Path | None = None,
+    ) -> None:
         super().__init__()
         self.default = default
         self.count = count
+        self.total = count if total is None else total
+        self.filter_text = filter_text
+        self.format: Format = format_for(default) or format
+        self.base = base if base is not None else default.parent
 
     def compose(self) -> ComposeResult:
         with Vertical(id="export-box"):
-            yield Label(f"Export {self.count:,} connection{'s' if self.count != 1 else ''} to:")
+            yield Label(self._what(), id="export-what")
             yield Input(str(self.default), id="export-path")
-            yield Label("Enter to write, Esc to cancel", classes="hint")
+            yield Label("", id="export-where", classes="hint")
+            with RadioSet(id="export-format"):
+                for fmt in _FORMAT_ORDER:
+                    label = f"{TITLES[fmt]} ({EXTENSIONS[fmt]})"
+                    yield RadioButton(label, value=fmt == self.format, id=f"format-{fmt}")
+            yield Label(DESCRIPTIONS[self.format], id="export-about", classes="hint")
+        yield Footer()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        value = event.value.strip()
-        self.dismiss(Path(value).expanduser() if value else None)
+    def on_mount(self) -> None:
+        radios = self.query_one(RadioSet)
+        radios.can_focus = False  # the arrows belong to the screen, typing to the file name
+        self.query_one(Input).focus()
+        self._check_path(self.query_one(Input).value)
+
+    def _what(self) -> str:
+        count = f"{self.count:,} connection{'s' if self.count != 1 else ''}"
+        if self.filter_text:
+            return f"Export the {count} the filter shows ({self.filter_text}), of {self.total:,}"
+        return f"Export all {count}"
+
+    @property
+    def path(self) -> Path | None:
+        """The file name typed, relative to the dashboard's folder; None when empty."""
+        value = self.query_one(Input).value.strip()
+        return self.base / Path(value).expanduser() if value else None
+
+    # The name and the format follow each other --------------------------------------------------
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        named = format_for(event.value.strip())
+        if named is not None and named != self.format:
+            self.query_one(f"#format-{named}", RadioButton).value = True  # the RadioSet says so
+        self._check_path(event.value)
+
+    def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
+        event.stop()
+        fmt = next(f for f in _FORMAT_ORDER if event.pressed.id == f"format-{f}")
+        self.format = fmt
+        self.query_one("#export-about", Label).update(DESCRIPTIONS[fmt])
+        field = self.query_one(Input)
+        renamed = with_format(field.value.strip(), fmt)
+        if renamed and renamed != field.value.strip():
+            field.value = renamed
+            field.cursor_position = len(renamed)
+
+    def _check_path(self, value: str) -> None:
+        """Say, as the name is typed, what writing there would do that the user may not expect."""
+        path = self.path if value.strip() else None
+        if path is None:
+            warning = "type a file name"
+        elif path.is_dir():
+            warning = "that is a folder: add a file name"
+        elif path.exists():
+            warning = "the file exists and will be replaced"
+        elif not path.parent.is_dir():
+            warning = f"there is no folder {path.parent}"
+        else:
+            warning = ""
+        where = self.query_one("#export-where", Label)
+        where.update(warning)
+        where.display = bool(warning)
+
+    # Keys ----------------------------------------------------------------------------------------
+
+    def action_next_format(self) -> None:
+        self._step(1)
+
+    def action_previous_format(self) -> None:
+        self._step(-1)
+
+    def _step(self, by: int) -> None:
+        index = (_FORMAT_ORDER.index(self.format) + by) % len(_FORMAT_ORDER)
+        self.query_one(f"#format-{_FORMAT_ORDER[index]}", RadioButton).value = True
+
+    def action_write(self) -> None:
+        path = self.path
+        if path is None or path.is_dir():
+            self.app.bell()
+            return
+        self.dismiss(ExportChoice(path, self.format))
 
     def action_cancel(self) -> None:
         self.dismiss(None)
