@@ -499,3 +499,77 @@ def test_record_listen_writes_an_empty_session_when_nothing_came(workdir: Path) 
     assert code == 0
     assert len(asgispy.load(workdir / "empty.json")) == 0
     assert any("wrote 0 connections to empty.json" in line for line in recorder.err)
+
+
+def test_record_listen_forwards_each_connection_to_an_otlp_endpoint(workdir: Path) -> None:
+    from tests.otlp_endpoint import OtlpEndpoint
+
+    (workdir / "recapp.py").write_text(APP + SPIED)
+    address = f"unix:{workdir / 'otlp.sock'}"
+    with OtlpEndpoint() as endpoint:
+        recorder = Recorder(
+            ["--listen", address, "-o", "traced.json", "--otlp", endpoint.base_url, "--otlp-service", "shop"],
+            workdir,
+        )
+        try:
+            recorder.wait_for(recorder.err, r"recording apps")
+            server = SpiedServer(workdir, spied_env(ASGISPY_ADDRESS=address))
+            try:
+                traffic(server.port)
+                # Live: the spans arrive while the recorder still runs, not only at its end.
+                live = endpoint.wait_for_spans(3)
+                assert {span.name for span in live} >= {"GET", "POST"}
+            finally:
+                server.stop()
+            recorder.wait_for(recorder.err, r"recapp-spied .*: gone")
+        finally:
+            code = recorder.finish(signal.SIGINT)
+        assert code == 0, recorder.err
+        session = asgispy.load(workdir / "traced.json")
+        spans = {span.id: span for span in endpoint.wait_for_spans(len(session))}
+    assert set(spans) == {conn.id for conn in session}
+    for conn in session:
+        span = spans[conn.id]
+        assert span.resource["service.name"] == "shop"
+        assert abs(span.start - conn.started * 1e9) <= 1_000  # its own time, to the microsecond
+        if conn.type == "http":
+            assert span.attributes["url.path"] == conn.path
+            assert span.attributes["http.response.status_code"] == conn.status
+    sent = rf"otlp: sent {len(session)} spans to {re.escape(endpoint.base_url)}"
+    assert any(re.search(sent, line) for line in recorder.err), recorder.err
+
+
+def test_record_keeps_the_session_when_the_otlp_endpoint_is_down(workdir: Path) -> None:
+    from tests.otlp_endpoint import OtlpEndpoint
+
+    (workdir / "recapp.py").write_text(APP + SPIED)
+    address = f"unix:{workdir / 'down.sock'}"
+    with OtlpEndpoint(listening=False) as endpoint:
+        recorder = Recorder(
+            [
+                "--listen",
+                address,
+                "-o",
+                "kept.json",
+                "-q",
+                "--otlp",
+                endpoint.base_url,
+                "--otlp-timeout",
+                "1",
+            ],
+            workdir,
+        )
+        try:
+            recorder.wait_for(recorder.err, r"recording apps")
+            server = SpiedServer(workdir, spied_env(ASGISPY_ADDRESS=address))
+            try:
+                traffic(server.port)
+                recorder.wait_for(recorder.err, r"otlp: .*(refused|down|cannot)")
+            finally:
+                server.stop()
+        finally:
+            code = recorder.finish(signal.SIGINT)
+    assert code == 0, recorder.err
+    session = asgispy.load(workdir / "kept.json")
+    assert {c.path for c in session if c.type == "http"} == {"/items", "/upload"}
+    assert any(re.search(r"otlp: sent 0 spans .*dropped", line) for line in recorder.err), recorder.err

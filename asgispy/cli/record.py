@@ -97,6 +97,9 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
         metavar="N",
         help="connections kept for the session file; the oldest go first (default: 100000)",
     )
+    from asgispy.cli.export import add_otlp_arguments
+
+    add_otlp_arguments(parser)
     return parser
 
 
@@ -134,11 +137,16 @@ def run(args: argparse.Namespace) -> int:
     if not os.access(output.parent, os.W_OK):
         print(f"asgispy record: cannot write to {output.parent}", file=sys.stderr)
         return 2
+    from asgispy.cli.export import otlp_settings
+
+    otlp = otlp_settings("record", args)
+    if isinstance(otlp, int):
+        return otlp
     if args.uvicorn_timeout_graceful_shutdown is None:
         # A request still running at Ctrl-C would otherwise hold uvicorn (and the file) forever.
         args.uvicorn_timeout_graceful_shutdown = GRACEFUL_SHUTDOWN
     _configure_logging()
-    return asyncio.run(_Recorder(args, output).run())
+    return asyncio.run(_Recorder(args, output, otlp).run())
 
 
 def _default_output(jsonl: bool) -> str:
@@ -156,7 +164,7 @@ def _configure_logging() -> None:
 
 
 class _Recorder:
-    def __init__(self, args: argparse.Namespace, output: Path) -> None:
+    def __init__(self, args: argparse.Namespace, output: Path, otlp: dict[str, Any] | None = None) -> None:
         from asgispy.store.store import Store
 
         self.args = args
@@ -170,6 +178,7 @@ class _Recorder:
         self.log: EventLog | None = None
         self.listening = args.listen is not None
         self.producer_seen: dict[str, bool] = {}
+        self.otlp = otlp
 
     async def run(self) -> int:
         from asgispy.store.collector import Collector, CollectorError
@@ -191,6 +200,13 @@ class _Recorder:
         except (CollectorError, ValueError) as exc:
             print(f"asgispy record: {exc}", file=sys.stderr)
             return 1
+        forwarder = None
+        if self.otlp is not None:
+            # Spans leave as each connection ends, batched, from a thread of the forwarder's own:
+            # a slow or dead endpoint costs dropped spans (counted), never the session file.
+            from asgispy.exports.otlp import OtlpForwarder
+
+            forwarder = OtlpForwarder(self.store, **self.otlp)
         try:
             if args.jsonl:
                 self.log = EventLog(self.store, self.output)
@@ -219,7 +235,13 @@ class _Recorder:
             if self.log is not None:
                 flusher.cancel()
         stopped_by_us = self.stop_requested.is_set()
-        self._finish(empty_ok=not stopped_by_us and code != 0)
+        try:
+            self._finish(empty_ok=not stopped_by_us and code != 0)
+        finally:
+            if forwarder is not None:
+                # After the collector stopped: what was cut off, and the lifespan shutdown, go too.
+                summary = await loop.run_in_executor(None, forwarder.close)
+                print(f"asgispy: {summary}", file=sys.stderr)
         return 0 if stopped_by_us else code
 
     async def _serve_app(self, collector: Any) -> int:

@@ -1,0 +1,863 @@
+"""OpenTelemetry traces of recorded connections, sent over OTLP/HTTP (the ``otlp`` extra).
+
+Teams whose apps run on many hosts already look at traces in an OpenTelemetry Collector,
+Jaeger or Grafana Tempo; this puts what asgispy recorded there too. Each connection becomes one
+span that follows the HTTP semantic conventions, with its recorded start and end; each ASGI
+message becomes an event on it, at the time it happened. docs/otlp.md has the whole mapping.
+
+Two ways in:
+
+- :func:`send_session` sends recorded connections (a saved session) in batches and returns how
+  many spans the endpoint took (``asgispy export SESSION --otlp URL``);
+- :class:`OtlpForwarder` follows a live :class:`~asgispy.store.store.Store` and sends each
+  connection once it ends, batched, within a memory bound (``asgispy record --otlp URL``).
+
+This module maps the model to plain :class:`SpanPlan` values without the OpenTelemetry SDK;
+:mod:`asgispy.exports.otlp_sdk`, imported only when something is sent, turns plans into SDK
+spans. So ``import asgispy`` never loads OpenTelemetry, and a missing extra is reported as
+:class:`OtlpMissing` (with the pip command) only by the function that needed it.
+
+Secrets: header values are masked again here with :mod:`asgispy.capture.redact`'s default
+list (a session recorded with ``redact=[]`` still sends none), and query parameters with
+secret-looking names are replaced with ``REDACTED``, as the semantic conventions ask.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
+
+from asgispy.capture import codec
+from asgispy.capture.redact import DEFAULT_REDACT, REDACTED, Redactor
+from asgispy.exports.line import format_size
+from asgispy.store.model import Connection, Event, ProducerInfo
+
+if TYPE_CHECKING:
+    from asgispy.exports.otlp_sdk import Pipeline
+    from asgispy.store.store import Change, Store
+
+__all__ = [
+    "DEFAULT_BODY_LIMIT",
+    "DEFAULT_MAX_EVENTS",
+    "INSTALL_HINT",
+    "OtlpError",
+    "OtlpForwarder",
+    "OtlpMissing",
+    "SpanPlan",
+    "check_installed",
+    "parse_headers",
+    "send_session",
+    "service_name_for",
+    "span_plan",
+    "traces_url",
+]
+
+logger = logging.getLogger("asgispy")
+
+INSTALL_HINT = "pip install 'asgispy[otlp]'"
+#: Bytes of a payload sent with ``bodies=True`` (``--otlp-bodies``); the rest is cut.
+DEFAULT_BODY_LIMIT = 1024
+#: Messages sent as events of one span: the first ones and the last; the count of the others
+#: goes in ``asgispy.events.omitted`` (backends struggle with spans of thousands of events).
+DEFAULT_MAX_EVENTS = 1000
+#: Seconds one export (with the SDK's own retries) may take before it counts as failed.
+DEFAULT_TIMEOUT = 10.0
+TRACES_PATH = "/v1/traces"
+
+AttributeValue = str | bool | int | float | list[str]
+Attributes = dict[str, AttributeValue]
+
+_METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"})
+#: Query parameters the semantic conventions ask to mask, beyond the header list's patterns.
+_QUERY_SECRETS = frozenset({"awsaccesskeyid", "signature", "sig", "x-goog-signature"})
+_QUERY_REDACTED = "REDACTED"
+_REDACTED_TEXT = REDACTED.decode()
+_PAYLOAD_FIELDS = ("body", "bytes", "text")
+_HEADER_VALUE_LIMIT = 4096
+_DEFAULT_REDACTOR = Redactor(DEFAULT_REDACT)
+
+
+class OtlpMissing(ImportError):
+    """The ``otlp`` extra (the OpenTelemetry SDK and its OTLP/HTTP exporter) is not installed."""
+
+    def __init__(self, missing: str = "") -> None:
+        detail = f" ({missing})" if missing else ""
+        super().__init__(f"sending to OpenTelemetry needs the otlp extra{detail}: {INSTALL_HINT}")
+
+
+class OtlpError(RuntimeError):
+    """The endpoint could not be reached, or did not accept the spans; ``sent`` got through."""
+
+    def __init__(self, message: str, sent: int = 0) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+def check_installed() -> None:
+    """Raise :class:`OtlpMissing` (which names the pip command) unless the extra is installed."""
+    _sdk()
+
+
+def _sdk() -> Any:
+    """The SDK side, imported on first use; :class:`OtlpMissing` when the extra is absent."""
+    try:
+        from asgispy.exports import otlp_sdk
+    except ImportError as exc:
+        raise OtlpMissing(getattr(exc, "name", None) or str(exc)) from exc
+    return otlp_sdk
+
+
+# Options ---------------------------------------------------------------------------------------
+
+
+def traces_url(url: str) -> str:
+    """The OTLP/HTTP traces URL for what the user gave: a base URL (``http://host:4318``, or one
+    ending in ``/``) gets ``v1/traces`` appended; any other path is taken as the full URL.
+
+    Raises ValueError for anything that is not an http(s) URL with a host.
+    """
+    text = url.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"{url!r} is not an OTLP/HTTP URL: give http://HOST:PORT (4318 is OTLP/HTTP's usual port)"
+        )
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"{url!r}: {exc}") from None
+    path = parts.path
+    if not path or path.endswith("/"):
+        path = path.rstrip("/") + TRACES_PATH
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def parse_headers(items: Iterable[str]) -> dict[str, str]:
+    """``["Authorization=Bearer x", "X-Scope-OrgID=a"]`` (``--otlp-header K=V``) as a dict.
+
+    Raises ValueError for an item without ``=`` or with an empty name.
+    """
+    headers: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"{item!r} is not NAME=VALUE")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+# The mapping -----------------------------------------------------------------------------------
+
+
+@dataclass
+class SpanPlan:
+    """One connection as the span it becomes, in plain values (no SDK needed to build or read it).
+
+    Times are nanoseconds since the epoch. ``error`` is the status description when the span's
+    status is ERROR (maybe empty), None when it stays UNSET. ``traceparent``/``tracestate`` are
+    the incoming W3C trace context, when the request carried one. ``weight`` is a rough count of
+    the bytes the span holds, for memory bounds.
+    """
+
+    name: str
+    kind: Literal["server", "internal"]
+    start: int
+    end: int
+    attributes: Attributes
+    events: list[tuple[str, int, Attributes]] = field(default_factory=list)
+    error: str | None = None
+    traceparent: str | None = None
+    tracestate: str | None = None
+    weight: int = 0
+
+
+def span_plan(
+    conn: Connection,
+    *,
+    bodies: bool = False,
+    body_limit: int = DEFAULT_BODY_LIMIT,
+    max_events: int = DEFAULT_MAX_EVENTS,
+    redactor: Redactor | None = None,
+) -> SpanPlan:
+    """The span ``conn`` becomes: name, kind, times, attributes, one event per message, status.
+
+    ``bodies``: each payload (body, bytes or text) goes in its event, cut to ``body_limit``
+    bytes. ``redactor`` masks header values (default: asgispy's default secret list).
+    """
+    redactor = redactor if redactor is not None else _DEFAULT_REDACTOR
+    start = _ns(conn.started)
+    attributes: Attributes = {
+        "asgispy.connection.id": conn.id,
+        "asgispy.connection.type": conn.type,
+        "asgispy.outcome": conn.outcome,
+    }
+    traceparent = tracestate = None
+    if conn.type in ("http", "websocket"):
+        kind: Literal["server", "internal"] = "server"
+        name = _web_attributes(conn, attributes, redactor)
+        request = conn.request_headers
+        traceparent = _first(request, b"traceparent")
+        tracestate = _first(request, b"tracestate")
+    else:
+        kind = "internal"
+        name = conn.type
+    if conn.handler and conn.handler.get("endpoint"):
+        attributes["code.function.name"] = str(conn.handler["endpoint"])
+    if conn.close_code is not None:
+        attributes["asgispy.websocket.close_code"] = conn.close_code
+    if conn.ttfb is not None:
+        attributes["asgispy.ttfb"] = conn.ttfb
+    if conn.events_dropped:
+        attributes["asgispy.events.dropped"] = conn.events_dropped
+    if conn.notes:
+        attributes["asgispy.notes"] = [str(n) for n in conn.notes]
+
+    chosen = _chosen_events(conn.events, max_events)
+    if len(chosen) < len(conn.events):
+        attributes["asgispy.events.omitted"] = len(conn.events) - len(chosen)
+    # A broken rule goes on the message at fault; one with no such message sent (an unfinished
+    # response, or a message past the events sent) goes in an event of its own at the end.
+    events_at: dict[int, list[str]] = {}
+    loose: list[str] = []
+    if conn.violations:
+        attributes["asgispy.violations"] = list(dict.fromkeys(v.rule for v in conn.violations))
+        sent = set(chosen)
+        for v in conn.violations:
+            text = f"{v.rule} ({v.severity}): {v.message}"
+            if v.event in sent:
+                events_at.setdefault(v.event, []).append(text)
+            else:
+                loose.append(text)
+    events: list[tuple[str, int, Attributes]] = []
+    error: str | None = None
+    last = start
+    for index in chosen:
+        event = conn.events[index]
+        when = start + _ns(event.t)
+        last = max(last, when)
+        event_name, event_attributes, failure = _event(event, bodies, body_limit)
+        if index in events_at:
+            event_attributes["asgispy.violations"] = events_at[index]
+        if failure is not None and error is None:
+            error = failure
+        events.append((event_name, when, event_attributes))
+    end = start + _ns(conn.duration) if conn.duration is not None else last
+    end = max(end, last)
+    if loose:
+        events.append(("asgispy.violation", end, {"asgispy.violations": loose}))
+
+    error = _status(conn, attributes, events, end, error)
+    plan = SpanPlan(name, kind, start, end, attributes, events, error, traceparent, tracestate)
+    plan.weight = 512 + _weight(attributes) + sum(64 + _weight(a) for _, _, a in events)
+    return plan
+
+
+def _ns(seconds: float) -> int:
+    return round(seconds * 1e9)
+
+
+def _chosen_events(events: list[Event], limit: int) -> list[int]:
+    """Indexes of the events to send: all, or the first ``limit - 1`` and the last."""
+    count = len(events)
+    if count <= limit:
+        return list(range(count))
+    if limit <= 0:
+        return []
+    return [*range(limit - 1), count - 1]
+
+
+def _first(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _web_attributes(conn: Connection, attributes: Attributes, redactor: Redactor) -> str:
+    """HTTP semantic-convention attributes of an HTTP or WebSocket connection; returns the span name."""
+    scope = conn.scope
+    websocket = conn.type == "websocket"
+    method = "GET" if websocket else (conn.method or "GET").upper()
+    if method in _METHODS:
+        attributes["http.request.method"] = method
+    else:
+        attributes["http.request.method"] = "_OTHER"
+        attributes["http.request.method_original"] = conn.method or ""
+        method = "HTTP"
+    scheme = scope.get("scheme")
+    attributes["url.scheme"] = str(scheme) if scheme else ("ws" if websocket else "http")
+    attributes["url.path"] = conn.path
+    if conn.query_string:
+        attributes["url.query"] = _scrub_query(conn.query_string.decode("latin-1"), redactor)
+    route = conn.route
+    if route:
+        attributes["http.route"] = str(route)
+    if conn.status is not None:
+        attributes["http.response.status_code"] = conn.status
+    request = conn.request_headers
+    host = _first(request, b"host")
+    address, port = _split_host(host) if host else (None, None)
+    server = scope.get("server")
+    if address is None and isinstance(server, (tuple, list)) and server and server[0]:
+        address = str(server[0])
+        port = server[1] if len(server) > 1 and isinstance(server[1], int) else None
+    if address:
+        attributes["server.address"] = address
+        if port is not None:
+            attributes["server.port"] = port
+    client = scope.get("client")
+    if isinstance(client, (tuple, list)) and client and client[0]:
+        attributes["client.address"] = str(client[0])
+        if len(client) > 1 and isinstance(client[1], int):
+            attributes["client.port"] = client[1]
+    version = scope.get("http_version")
+    attributes["network.protocol.name"] = "http"
+    if isinstance(version, str) and version:
+        attributes["network.protocol.version"] = version
+    agent = _first(request, b"user-agent")
+    if agent:
+        attributes["user_agent.original"] = agent
+    if not websocket:
+        attributes["http.request.body.size"] = conn.request_bytes
+        attributes["http.response.body.size"] = conn.response_bytes
+    _header_attributes(attributes, "http.request.header.", request, redactor)
+    _header_attributes(attributes, "http.response.header.", conn.response_headers, redactor)
+    target = f" {route}" if route else ""
+    return f"WEBSOCKET{target}" if websocket else f"{method}{target}"
+
+
+def _split_host(value: str) -> tuple[str | None, int | None]:
+    """``example.com:8000`` -> ("example.com", 8000); ``[::1]:80`` -> ("::1", 80)."""
+    value = value.strip()
+    if not value:
+        return None, None
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif value.count(":") == 1:
+        host, _, port_text = value.partition(":")
+    else:
+        host, port_text = value, ""
+    port = int(port_text) if port_text.isdigit() else None
+    return host or None, port
+
+
+def _header_attributes(
+    attributes: Attributes, prefix: str, headers: list[tuple[bytes, bytes]], redactor: Redactor
+) -> None:
+    """``http.request.header.<name>``: every value of that header, secrets masked."""
+    grouped: dict[str, list[str]] = {}
+    for name, value in redactor.headers(headers):
+        text = _REDACTED_TEXT if value == REDACTED else value.decode("latin-1")
+        grouped.setdefault(prefix + name.decode("latin-1").lower(), []).append(text[:_HEADER_VALUE_LIMIT])
+    attributes.update(grouped)
+
+
+def _scrub_query(query: str, redactor: Redactor) -> str:
+    """The query string with the values of secret-looking parameters replaced by ``REDACTED``."""
+    parts = query.split("&")
+    changed = False
+    for i, part in enumerate(parts):
+        name, sep, value = part.partition("=")
+        if not sep or not value:
+            continue
+        plain = unquote_plus(name)
+        if plain.lower() in _QUERY_SECRETS or redactor.is_secret(plain.encode("utf-8", "replace")):
+            parts[i] = f"{name}={_QUERY_REDACTED}"
+            changed = True
+    return "&".join(parts) if changed else query
+
+
+def _event(event: Event, bodies: bool, body_limit: int) -> tuple[str, Attributes, str | None]:
+    """An event's name, its attributes and summary, and a failure it reports (``*.failed``)."""
+    message = event.peek()
+    kind = event.type
+    attributes: Attributes = {"asgispy.direction": event.direction}
+    if event.wait is not None:
+        attributes["asgispy.wait"] = event.wait
+    words: list[str] = []
+    failure: str | None = None
+    if type(message) is dict:
+        if event.status is not None and kind.endswith("response.start"):
+            attributes["http.response.status_code"] = event.status
+            words.append(str(event.status))
+        subprotocol = message.get("subprotocol")
+        if kind == "websocket.accept" and isinstance(subprotocol, str):
+            attributes["asgispy.websocket.subprotocol"] = subprotocol
+            words.append(f"subprotocol {subprotocol}")
+        for name in _PAYLOAD_FIELDS:
+            value = message.get(name)
+            if value is None:
+                continue
+            size = event.field_size(name)
+            cut = bool(event.cut and name in event.cut)
+            attributes["asgispy.payload.kind"] = name
+            attributes["asgispy.payload.size"] = size
+            words.append(f"{name} {format_size(size)}" + (" (cut when recorded)" if cut else ""))
+            if cut:
+                attributes["asgispy.payload.cut"] = True
+            if bodies and isinstance(value, (bytes, str)):
+                text, encoded, shortened = _payload(value, body_limit)
+                attributes["asgispy.payload"] = text
+                if encoded:
+                    attributes["asgispy.payload.encoding"] = "base64"
+                if shortened or cut:
+                    attributes["asgispy.payload.truncated"] = True
+        if "more_body" in message:
+            more = bool(message.get("more_body"))
+            attributes["asgispy.more_body"] = more
+            if more:
+                words.append("more_body")
+        if kind.startswith("websocket.") and event.code is not None:
+            attributes["asgispy.websocket.close_code"] = event.code
+            words.append(f"code {event.code}")
+            reason = message.get("reason")
+            if isinstance(reason, str) and reason:
+                attributes["asgispy.websocket.close_reason"] = reason
+                words.append(repr(reason))
+        if kind.endswith(".failed"):
+            said = message.get("message")
+            failure = str(said) if said is not None else ""
+            if failure:
+                attributes["asgispy.failure.message"] = failure
+                words.append(failure)
+            failure = failure or kind
+    if words:
+        attributes["asgispy.summary"] = " ".join(words)
+    return kind, attributes, failure
+
+
+def _payload(value: bytes | str, limit: int) -> tuple[str, bool, bool]:
+    """(text to send, whether it is base64, whether it was shortened to ``limit`` bytes)."""
+    limit = max(limit, 0)
+    if isinstance(value, str):
+        data = value.encode("utf-8", "replace")
+        if len(data) <= limit:
+            return data.decode("utf-8"), False, False
+        return data[:limit].decode("utf-8", "ignore"), False, True
+    kept = value[:limit]
+    shortened = len(value) > limit
+    # A cut can split a UTF-8 character: up to three bytes less may still be clean text.
+    for trim in range(4 if shortened else 1):
+        text = codec.bytes_text(kept[: len(kept) - trim])
+        if text is not None:
+            return text, False, shortened or trim > 0
+    return base64.b64encode(kept).decode("ascii"), True, shortened
+
+
+def _status(
+    conn: Connection,
+    attributes: Attributes,
+    events: list[tuple[str, int, Attributes]],
+    end: int,
+    failure: str | None,
+) -> str | None:
+    """ERROR for what did not end well (the semantic conventions' rules for server spans: a 5xx,
+    an exception; asgispy's own: cancelled, cut off, a lifespan that failed); None otherwise."""
+    if conn.outcome == "exception":
+        error = conn.error
+        kind = error.type if error is not None else "exception"
+        attributes["error.type"] = kind
+        if error is not None:
+            events.append(
+                (
+                    "exception",
+                    end,
+                    {
+                        "exception.type": error.type,
+                        "exception.message": error.message,
+                        "exception.stacktrace": error.traceback,
+                    },
+                )
+            )
+            return f"{error.type}: {error.message}" if error.message else error.type
+        return kind
+    if conn.outcome in ("cancelled", "cut off"):
+        attributes["error.type"] = conn.outcome.replace(" ", "_")
+        return "cancelled before it returned" if conn.outcome == "cancelled" else "its process went away"
+    if failure is not None:
+        attributes["error.type"] = "failed"
+        return failure
+    status = conn.status
+    if conn.type == "http" and status is not None and status >= 500:
+        attributes["error.type"] = str(status)
+        return ""
+    return None
+
+
+def _weight(attributes: Attributes) -> int:
+    total = 0
+    for key, value in attributes.items():
+        total += 48 + len(key)
+        if isinstance(value, str):
+            total += len(value)
+        elif isinstance(value, list):
+            total += sum(16 + len(v) for v in value)
+    return total
+
+
+# Sending a session -----------------------------------------------------------------------------
+
+
+def send_session(
+    connections: Iterable[Connection],
+    url: str,
+    *,
+    producers: Mapping[str, ProducerInfo] | None = None,
+    bodies: bool = False,
+    body_limit: int = DEFAULT_BODY_LIMIT,
+    headers: Mapping[str, str] | None = None,
+    service_name: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    compression: str = "gzip",
+    batch_size: int = 512,
+    max_events: int = DEFAULT_MAX_EVENTS,
+    redact: Iterable[str] = DEFAULT_REDACT,
+) -> int:
+    """Send each connection as a span to the OTLP/HTTP endpoint at ``url``; returns how many it took.
+
+    ``producers`` (a session's) name the resources: ``service.name`` is ``service_name``, else
+    ``$OTEL_SERVICE_NAME``, else the recording app's name, else "asgispy". ``headers`` go with
+    every request (authentication). A URL where nothing listens fails at once; then spans go
+    ``batch_size`` at a time, and the first batch the endpoint does not take (refused, or no
+    answer within ``timeout`` seconds, the SDK's retries included) stops it with
+    :class:`OtlpError` (its ``sent`` says what got through). :class:`OtlpMissing` without the extra;
+    ValueError for a URL that is not http(s).
+    """
+    endpoint = traces_url(url)
+    sdk = _sdk()
+    connections = list(connections)
+    if not connections:
+        return 0
+    unreachable = _unreachable(endpoint, min(timeout, 5.0))
+    if unreachable is not None:
+        raise OtlpError(f"cannot send spans to {endpoint}: {_explain(unreachable, endpoint)}")
+    redactor = Redactor(redact)
+    pipeline: Pipeline = sdk.Pipeline(
+        endpoint,
+        headers=dict(headers or {}),
+        timeout=timeout,
+        compression=compression,
+        service_name=service_name,
+        max_events=max_events,
+        body_limit=body_limit,
+    )
+    sent = 0
+    try:
+        for conn in connections:
+            plan = span_plan(
+                conn, bodies=bodies, body_limit=body_limit, max_events=max_events, redactor=redactor
+            )
+            pipeline.emit(plan, producers.get(conn.producer) if producers else None)
+            if pipeline.collected >= batch_size:
+                sent += _flush(pipeline, endpoint, sent)
+        if pipeline.collected:
+            sent += _flush(pipeline, endpoint, sent)
+    finally:
+        pipeline.close(1.0)
+    return sent
+
+
+def _unreachable(endpoint: str, timeout: float) -> str | None:
+    """Why nothing listens at ``endpoint`` (no such host, connection refused), or None.
+
+    The SDK retries a refused connection for most of its timeout; a saved session is better
+    told at once that the URL is wrong. Skipped when a proxy would carry the request.
+    """
+    import urllib.request
+
+    parts = urlsplit(endpoint)
+    host = parts.hostname or ""
+    if urllib.request.getproxies() and not urllib.request.proxy_bypass(host):
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return reason[:1].lower() + reason[1:]
+    return None
+
+
+def _flush(pipeline: Pipeline, endpoint: str, sent: int) -> int:
+    count, reason = pipeline.flush()
+    if reason is not None:
+        raise OtlpError(f"cannot send spans to {endpoint}: {_explain(reason, endpoint)}", sent)
+    return count
+
+
+def _explain(reason: str, endpoint: str) -> str:
+    if urlsplit(endpoint).port == 4317:
+        return f"{reason} (4317 is OTLP/gRPC's port; asgispy speaks OTLP/HTTP, usually on 4318)"
+    return reason
+
+
+# Forwarding live -------------------------------------------------------------------------------
+
+
+class OtlpForwarder:
+    """Sends each connection of a live store to an OTLP/HTTP endpoint once it ends.
+
+    ::
+
+        forwarder = OtlpForwarder(store, "http://localhost:4318", bodies=False)
+        ...                        # the collector feeds the store
+        print(forwarder.close())   # "otlp: sent 120 spans to http://localhost:4318/v1/traces"
+
+    It subscribes to ``store``; the store's callback (on the collector's event loop) only queues
+    the ended connection, so the loop never waits for the network. A thread of its own builds
+    the spans and hands them to the SDK's ``BatchSpanProcessor``, which sends them in batches
+    of ``batch_size`` at least every ``delay`` seconds, each export bounded by ``timeout``.
+
+    Memory is bounded: at most ``max_queue`` connections wait or are in flight, and their spans
+    hold at most about ``max_bytes``; past that, newly ended connections are dropped and
+    counted, never waited for. When the endpoint is down or refuses the spans, one warning says
+    so (and one more when it answers again): through ``warn`` when given, else the "asgispy"
+    logger. The store, and so the session file, loses nothing either way.
+
+    ``sent`` and ``dropped`` count spans. ``close(timeout)`` stops following the store, sends
+    what is queued within ``timeout`` seconds (dropping the rest), and returns a one-line
+    summary. Call it once the collector has stopped, so that connections still open then
+    (cut off) and the lifespan shutdown are sent too. The other options are
+    :func:`send_session`'s. Raises :class:`OtlpMissing` without the extra, ValueError for a bad URL.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        url: str,
+        *,
+        bodies: bool = False,
+        body_limit: int = DEFAULT_BODY_LIMIT,
+        headers: Mapping[str, str] | None = None,
+        service_name: str | None = None,
+        timeout: float = 5.0,
+        compression: str = "gzip",
+        max_queue: int = 1024,
+        max_bytes: int = 32 * 1024 * 1024,
+        batch_size: int = 256,
+        delay: float = 1.0,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        redact: Iterable[str] = DEFAULT_REDACT,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self.url = traces_url(url)
+        sdk = _sdk()
+        self.store = store
+        self.bodies = bodies
+        self.body_limit = body_limit
+        self.max_events = max_events
+        self.max_queue = max(max_queue, 1)
+        self.max_bytes = max_bytes
+        self._redactor = Redactor(redact)
+        self._warn = warn
+        self.sent = 0
+        self.dropped = 0
+        self._offered = 0
+        self.last_error: str | None = None
+        self._down = False
+        self._behind_warned = False
+        self._dropped_while_down = 0
+        self._pending: collections.deque[Connection] = collections.deque()
+        self._held = 0  # connections waiting or in flight
+        self._held_bytes = 0  # weight of the spans in flight
+        self._weights: dict[int, int] = {}
+        self._seen: dict[str, None] = {}
+        self._cond = threading.Condition()
+        self._closing = False
+        self._deadline = float("inf")
+        self._summary: str | None = None
+        self._pipeline: Pipeline = sdk.Pipeline(
+            self.url,
+            headers=dict(headers or {}),
+            timeout=timeout,
+            compression=compression,
+            service_name=service_name,
+            max_events=max_events,
+            body_limit=body_limit,
+            batch=(self.max_queue, max(min(batch_size, self.max_queue), 1), delay),
+            report=self._exported,
+        )
+        self._worker = threading.Thread(target=self._work, name="asgispy-otlp", daemon=True)
+        self._worker.start()
+        self._unsubscribe = store.subscribe(self._on_change)
+
+    # The store's side (the collector's event loop): queue, never wait -------------------------
+
+    def _on_change(self, change: Change) -> None:
+        conn = change.connection
+        if change.kind != "close" or conn is None or conn.outcome == "open":
+            return
+        try:
+            self._offer(conn)
+        except Exception:  # never let a view break the collector
+            logger.debug("otlp: could not queue %s", conn.id, exc_info=True)
+
+    def _offer(self, conn: Connection) -> None:
+        seen = self._seen
+        if conn.id in seen:
+            return  # sent again after a producer reconnected
+        seen[conn.id] = None
+        if len(seen) > 100_000:
+            del seen[next(iter(seen))]
+        with self._cond:
+            if self._closing:
+                return
+            self._offered += 1
+            if self._held >= self.max_queue:
+                self.dropped += 1
+                if self._down:
+                    self._dropped_while_down += 1
+                elif self.sent and not self._behind_warned:  # (before any answer, it may be down)
+                    self._behind_warned = True
+                    self._say(
+                        f"otlp: {self.url} takes spans slower than connections end; "
+                        "dropping some (the session file keeps them all)"
+                    )
+                return
+            self._held += 1
+            self._pending.append(conn)
+            self._cond.notify_all()
+
+    # The worker: spans built off the event loop, within the byte budget ------------------------
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                if not self._pending or time.monotonic() > self._deadline:
+                    return
+                conn = self._pending.popleft()
+            try:
+                self._send(conn)
+            except Exception:
+                logger.debug("otlp: could not make a span of %s", conn.id, exc_info=True)
+                with self._cond:
+                    self._held -= 1
+                    self.dropped += 1
+
+    def _send(self, conn: Connection) -> None:
+        plan = span_plan(
+            conn,
+            bodies=self.bodies,
+            body_limit=self.body_limit,
+            max_events=self.max_events,
+            redactor=self._redactor,
+        )
+        with self._cond:
+            # Wait for room while spans are in flight (a slow or absent endpoint); meanwhile new
+            # connections find the queue full and are dropped, so memory stays bounded.
+            while self._held_bytes and self._held_bytes + plan.weight > self.max_bytes:
+                if time.monotonic() > self._deadline:
+                    raise TimeoutError("closed before there was room")
+                self._cond.wait(0.1)
+            self._held_bytes += plan.weight
+        state = self.store.producers.get(conn.producer)
+
+        def started(span_id: int) -> None:
+            self._weights[span_id] = plan.weight
+
+        try:
+            self._pipeline.emit(plan, state.info if state is not None else None, started)
+        except BaseException:
+            with self._cond:
+                self._held_bytes -= plan.weight
+            raise
+
+    # The exporter's side (the SDK's batch thread) ---------------------------------------------
+
+    def _exported(self, span_ids: list[int], ok: bool, reason: str | None) -> None:
+        count = len(span_ids)
+        weight = sum(self._weights.pop(i, 0) for i in span_ids)
+        message = None
+        with self._cond:
+            self._held -= count
+            self._held_bytes -= weight
+            if ok:
+                self.sent += count
+                if self._down:
+                    self._down = False
+                    message = (
+                        f"otlp: spans reach {self.url} again "
+                        f"({self._dropped_while_down} dropped while it did not answer)"
+                    )
+            else:
+                self.dropped += count
+                self.last_error = reason
+                if not self._down:
+                    self._down = True
+                    self._dropped_while_down = 0
+                    why = _explain(reason or "no answer", self.url)
+                    message = (
+                        f"otlp: cannot send spans to {self.url}: {why}; "
+                        "dropping them until it answers (the session file keeps everything)"
+                    )
+                self._dropped_while_down += count
+            self._cond.notify_all()
+        if message is not None:
+            self._say(message)
+
+    def _say(self, message: str) -> None:
+        try:
+            if self._warn is not None:
+                self._warn(message)
+            else:
+                logger.warning("%s", message)
+        except Exception:
+            logger.debug("otlp: the warning callback failed", exc_info=True)
+
+    # Closing ----------------------------------------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        """Connections ended but not yet sent (waiting, or in a batch on its way)."""
+        return self._held
+
+    def close(self, timeout: float = 5.0) -> str:
+        """Stop following the store, send what is queued within ``timeout`` seconds, and return
+        the one-line summary (the same on every later call)."""
+        if self._summary is not None:
+            return self._summary
+        self._unsubscribe()
+        started = time.monotonic()
+        with self._cond:
+            self._closing = True
+            self._deadline = started + timeout
+            self._cond.notify_all()
+        self._worker.join(max(self._deadline - time.monotonic(), 0.0))
+        in_time = self._pipeline.close(max(self._deadline - time.monotonic(), 0.05))
+        with self._cond:
+            if not in_time and self.last_error is None:
+                self.last_error = f"no answer within {timeout:g} s of closing"
+            self.dropped = self._offered - self.sent  # dropped, failed, or left at the deadline
+            self._summary = self.summary()
+        return self._summary
+
+    def summary(self) -> str:
+        """``otlp: sent 118 spans to URL, 2 dropped (connection refused)``."""
+        text = f"otlp: sent {self.sent} span{'s' if self.sent != 1 else ''} to {self.url}"
+        if self.dropped:
+            why = f" ({self.last_error})" if self.last_error else ""
+            text += f", {self.dropped} dropped{why}"
+        return text
+
+    def __enter__(self) -> OtlpForwarder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def service_name_for(producer: ProducerInfo | None, explicit: str | None) -> str:
+    """``service.name``: as asked, else ``$OTEL_SERVICE_NAME``, else the app's name, else "asgispy"."""
+    return explicit or os.environ.get("OTEL_SERVICE_NAME") or (producer.app if producer else "") or "asgispy"
