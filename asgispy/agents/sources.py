@@ -1,0 +1,171 @@
+"""Where ``asgispy mcp`` gets its connections: a session file, or apps streaming to a collector.
+
+An agent cannot restart the server it was given, so neither source gives up: a session file
+that changes (a test run wrote it again, ``asgispy record --jsonl`` grew it) is read again
+on the next call, and a collector whose address is taken keeps trying while the tools say
+why nothing arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from asgispy.agents.tools import Watch
+from asgispy.capture.sessionfile import SessionFileError
+from asgispy.store.collector import Collector, CollectorError
+from asgispy.store.load import load
+from asgispy.store.store import Store
+from asgispy.wire.address import ENV_ADDRESS, ENV_TOKEN, default_address
+
+__all__ = ["FileSource", "LiveSource"]
+
+logger = logging.getLogger("asgispy.mcp")
+
+#: Seconds between attempts to listen on an address another viewer holds.
+LISTEN_RETRY = 2.0
+
+
+class FileSource:
+    """A saved session, read again whenever the file changes (size or modification time)."""
+
+    def __init__(self, path: str | os.PathLike[str], watch: Watch, max_connections: int = 50_000) -> None:
+        self.path = Path(path)
+        self.watch = watch
+        self.max_connections = max_connections
+        self.problem: str | None = None
+        self.loaded: float | None = None
+        self._stamp: tuple[int, int] | None = None
+        self._store = Store(max_connections=max_connections)
+        watch.follow(self._store)
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def refresh(self) -> None:
+        try:
+            st = os.stat(self.path)
+        except OSError as exc:
+            reason = exc.strerror or exc
+            self.problem = f"cannot read {self.path}: {reason}; it is read as soon as it is there"
+            return
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp == self._stamp:
+            return
+        try:
+            session = load(self.path)
+        except (OSError, SessionFileError) as exc:
+            # Maybe caught mid-write: keep what was read last, and try again on the next call.
+            self.problem = f"{exc}; showing what was read before"
+            return
+        store = Store(max_connections=max(self.max_connections, len(session)))
+        self.watch.follow(store)
+        store.add_session(session)
+        self.watch.keep_only(store)
+        self._store = store
+        self._stamp = stamp
+        self.loaded = st.st_mtime
+        self.problem = None
+        logger.info("read %s: %d connections", self.path, len(session))
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": "file", "path": str(self.path)}
+        if self.loaded is not None:
+            import datetime
+
+            out["written"] = datetime.datetime.fromtimestamp(self.loaded).isoformat(timespec="seconds")
+        out["reread"] = "whenever the file changes"
+        if self.problem:
+            out["problem"] = self.problem
+        return out
+
+    def hint(self) -> str | None:
+        if self.problem:
+            return self.problem
+        return f"these are the connections saved in {self.path}: new ones appear when it is written again"
+
+
+class LiveSource:
+    """A collector that apps using ``Spy(app)`` stream to, listening for as long as the server runs."""
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+        self.problem: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def store(self) -> Store:
+        return self.collector.store
+
+    def refresh(self) -> None:
+        """Nothing to do: the collector feeds the store as frames arrive."""
+
+    async def start(self) -> None:
+        """Listen; an address already taken is tried again in the background until it is free."""
+        try:
+            await self.collector.start()
+        except CollectorError as exc:
+            self._failed(exc)
+            self._task = asyncio.create_task(self._retry())
+
+    def _failed(self, exc: CollectorError) -> None:
+        self.problem = f"not listening yet: {exc} (trying again every {LISTEN_RETRY:g} s)"
+        logger.warning("asgispy mcp: %s", self.problem)
+
+    async def _retry(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(LISTEN_RETRY)
+            try:
+                await self.collector.start()
+            except CollectorError as exc:
+                self.problem = f"not listening yet: {exc} (trying again every {LISTEN_RETRY:g} s)"
+                continue
+            self.problem = None
+            logger.info("asgispy mcp: listening on %s", ", ".join(map(str, self.collector.addresses)))
+            return
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.collector.stop()
+
+    def _where(self) -> list[str]:
+        return [str(a) for a in (self.collector.addresses or self.collector.requested)]
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": "live", "listening": self._where() if not self.problem else []}
+        if self.problem:
+            out["problem"] = self.problem
+        out["producers_connected"] = self.collector.producers_connected
+        return out
+
+    def hint(self) -> str | None:
+        if self.problem:
+            return self.problem
+        if self.collector.producers_connected:
+            return None
+        address = self._where()[0]
+        env = "" if address == str(default_address()) else f"{ENV_ADDRESS}={address} "
+        if self.collector.token:
+            env += f"{ENV_TOKEN}=<the token this server was given> "
+        gone = [s.info for s in self.store.producers.values() if not s.connected]
+        if gone:
+            last = gone[-1]
+            return (
+                f"the app that streamed here ({last.app or 'an app'}, pid {last.pid}) has disconnected and "
+                f"no other is connected: start it again (with {env.strip() or 'the same environment'})"
+            )
+        start = f"with {env.strip()}" if env else "as usual (Spy streams to this address by default)"
+        return (
+            "no app streams here yet: wrap the ASGI app (from asgispy import Spy; app = Spy(app)) and "
+            f"start it {start}"
+        )
