@@ -109,15 +109,14 @@ def request_host(conn: Connection) -> str:
     host = _header(conn.request_headers, b"host")
     if host:
         return host.decode("latin-1")
-    server = conn.scope.get("server")
+    server = conn.server
     scheme = str(conn.scope.get("scheme") or "http")
-    if isinstance(server, (tuple, list)) and len(server) >= 1 and server[0]:
-        name = str(server[0])
+    if server is not None and server.host:
+        name = server.host
         if ":" in name and not name.startswith("["):
             name = f"[{name}]"  # IPv6
-        port = server[1] if len(server) > 1 else None
-        if isinstance(port, int) and port != _DEFAULT_PORTS.get(scheme):
-            return f"{name}:{port}"
+        if server.port is not None and server.port != _DEFAULT_PORTS.get(scheme):
+            return f"{name}:{server.port}"
         return name
     return "localhost"
 
@@ -437,19 +436,17 @@ def _entry(
 def _client_port(conn: Connection) -> int | None:
     """The client's port: HAR's ``connection`` is the TCP connection, which keep-alive requests
     share (an ASGI connection id is one request), and readers take it for a port number."""
-    client = conn.scope.get("client")
-    if isinstance(client, (tuple, list)) and len(client) > 1 and type(client[1]) is int:
-        return client[1]
-    return None
+    client = conn.client
+    return client.port if client is not None else None
 
 
 def _server_address(conn: Connection) -> str | None:
     """The server's IP address; None for a Unix socket path or a name, which are no IP."""
-    server = conn.scope.get("server")
-    if not (isinstance(server, (tuple, list)) and server and isinstance(server[0], str)):
+    server = conn.server
+    if server is None:
         return None
     try:
-        return str(ipaddress.ip_address(server[0]))
+        return str(ipaddress.ip_address(server.host))
     except ValueError:
         return None
 

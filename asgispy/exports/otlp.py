@@ -306,19 +306,18 @@ def _web_attributes(conn: Connection, attributes: Attributes, redactor: Redactor
     request = conn.request_headers
     host = _first(request, b"host")
     address, port = _split_host(host) if host else (None, None)
-    server = scope.get("server")
-    if address is None and isinstance(server, (tuple, list)) and server and server[0]:
-        address = str(server[0])
-        port = server[1] if len(server) > 1 and isinstance(server[1], int) else None
+    server = conn.server
+    if address is None and server is not None and server.host:
+        address, port = server.host, server.port
     if address:
         attributes["server.address"] = address
         if port is not None:
             attributes["server.port"] = port
-    client = scope.get("client")
-    if isinstance(client, (tuple, list)) and client and client[0]:
-        attributes["client.address"] = str(client[0])
-        if len(client) > 1 and isinstance(client[1], int):
-            attributes["client.port"] = client[1]
+    client = conn.client
+    if client is not None and client.host:
+        attributes["client.address"] = client.host
+        if client.port is not None:
+            attributes["client.port"] = client.port
     version = scope.get("http_version")
     attributes["network.protocol.name"] = "http"
     if isinstance(version, str) and version:

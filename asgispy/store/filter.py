@@ -216,10 +216,10 @@ def _pairs(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
 
 
 def _server(conn: Connection) -> str:
-    server = conn.scope.get("server")
-    if isinstance(server, (list, tuple)) and server and server[0] is not None:
-        return f"{server[0]}:{server[1]}" if len(server) > 1 and server[1] is not None else str(server[0])
-    return ""
+    server = conn.server
+    if server is None:
+        return ""
+    return f"{server.host}:{server.port}" if server.port is not None else server.host
 
 
 def _duration(conn: Connection) -> float | None:

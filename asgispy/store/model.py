@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from asgispy.capture import codec, pack
 from asgispy.store.checker import Checker, Violation
@@ -20,7 +20,7 @@ from asgispy.types import Direction, Outcome
 if TYPE_CHECKING:
     from asgispy.store.layers import Layer
 
-__all__ = ["Connection", "ErrorInfo", "Event", "ProducerInfo", "Session", "encoded_size"]
+__all__ = ["Connection", "Endpoint", "ErrorInfo", "Event", "ProducerInfo", "Session", "encoded_size"]
 
 _PAYLOAD_FIELDS = ("body", "bytes", "text")
 #: Connection.add's default: the event's message has not been decoded by the caller.
@@ -502,6 +502,16 @@ class Connection:
         return self.handler.get("route") if self.handler else None
 
     @property
+    def client(self) -> Endpoint | None:
+        """The scope's ``client`` as (host, port), whatever shape the server gave it."""
+        return _endpoint(self.scope.get("client"))
+
+    @property
+    def server(self) -> Endpoint | None:
+        """The scope's ``server`` as (host, port); port None for a Unix socket."""
+        return _endpoint(self.scope.get("server"))
+
+    @property
     def request_headers(self) -> list[tuple[bytes, bytes]]:
         return _headers(self.scope.get("headers"))
 
@@ -648,6 +658,24 @@ def _fields(doc: Any) -> dict[str, Any]:
         # A message with a key JSON objects cannot hold is stored as [key, value] pairs.
         return {p[0]: p[1] for p in doc["$dict"] if type(p) is list and len(p) == 2 and type(p[0]) is str}
     return doc
+
+
+class Endpoint(NamedTuple):
+    """A scope's ``client`` or ``server``. The spec says a (host, port) pair of str and int; in
+    the wild Daphne gives a list and Granian the port as a string (docs/servers.md), so the
+    scope keeps what the server gave and views read this instead."""
+
+    host: str
+    port: int | None
+
+
+def _endpoint(value: Any) -> Endpoint | None:
+    if not isinstance(value, (tuple, list)) or not value or value[0] is None:
+        return None
+    port = value[1] if len(value) > 1 else None
+    if isinstance(port, str) and port.isdigit():
+        port = int(port)
+    return Endpoint(str(value[0]), port if type(port) is int else None)
 
 
 def _int_or_none(value: Any) -> int | None:

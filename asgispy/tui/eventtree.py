@@ -128,9 +128,11 @@ def scope_label(conn: Connection) -> Text:
             " ".join(p for p in (f"{conn.type}/{version}" if version else conn.type, conn.method or "") if p)
         )
         parts.append(f"{scheme}://{host}{scope.get('root_path') or ''}{conn.target}")
-        client = scope.get("client")
-        if isinstance(client, (list, tuple)) and len(client) == 2:
-            parts.append(f"client {client[0]}:{client[1]}")
+        client = conn.client
+        if client is not None:
+            parts.append(
+                f"client {client.host}:{client.port}" if client.port is not None else f"client {client.host}"
+            )
         parts.append(f"{len(conn.request_headers)} headers")
     else:
         parts.append(conn.type)
