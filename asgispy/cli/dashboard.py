@@ -36,8 +36,16 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
     return parser
 
 
-def add_listen_arguments(parser: argparse.ArgumentParser, help: str) -> None:
-    parser.add_argument("--listen", action="append", metavar="ADDRESS", default=[], help=help)
+def add_listen_arguments(parser: Any, help: str, *, address_optional: bool = False) -> None:
+    """``--listen ADDRESS`` (repeatable), ``--token`` and ``--allow-remote``, on ``parser`` or a group.
+
+    ``address_optional``: a bare ``--listen`` stands for the default socket (``""`` in the list,
+    and the list is None when ``--listen`` is not given at all).
+    """
+    if address_optional:
+        parser.add_argument("--listen", action="append", nargs="?", const="", metavar="ADDRESS", help=help)
+    else:
+        parser.add_argument("--listen", action="append", metavar="ADDRESS", default=[], help=help)
     parser.add_argument(
         "--token", default=None, help="a secret producers must present (required to listen beyond loopback)"
     )

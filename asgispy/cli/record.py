@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from asgispy.cli.dashboard import add_listen_arguments
 from asgispy.cli.serving import add_server_arguments, check_app_string
 
 __all__ = ["EventLog", "add_parser", "run"]
@@ -53,24 +54,11 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
     )
     add_server_arguments(parser, optional=True)
     collecting = parser.add_argument_group("recording apps that already use Spy(app) (instead of APP)")
-    collecting.add_argument(
-        "--listen",
-        action="append",
-        nargs="?",
-        const="",
-        metavar="ADDRESS",
-        help=(
-            "collect from every process using Spy(app) at ADDRESS (unix:PATH or tcp://HOST:PORT; "
-            "repeatable); without ADDRESS, the per-user socket Spy streams to by default"
-        ),
-    )
-    collecting.add_argument(
-        "--token", default=None, help="a secret producers must present (required beyond loopback)"
-    )
-    collecting.add_argument(
-        "--allow-remote",
-        action="store_true",
-        help="allow a TCP address beyond loopback (anyone who can reach it sees the traffic; needs --token)",
+    add_listen_arguments(
+        collecting,
+        "collect from every process using Spy(app) at ADDRESS (unix:PATH or tcp://HOST:PORT; "
+        "repeatable); without ADDRESS, the per-user socket Spy streams to by default",
+        address_optional=True,
     )
     group = parser.add_argument_group("recording")
     group.add_argument(
