@@ -617,8 +617,9 @@ def test_closing_takes_bounded_time_when_the_endpoint_never_answers(collector: C
         forwarder = OtlpForwarder(collector.store, url, timeout=600, delay=0.05)
         with serve(Spy(demo_app, address=collector.address)) as server:
             traffic(server.url, ["/health", "/api/items"])
-        settled(collector, 3)
+        ended = settled(collector, 3)
         collector.stop()
         summary = forwarder.close(timeout=0.5)
-    assert (forwarder.sent, forwarder.dropped) == (0, 3)
+    seen = [(c.id, c.type, c.path, c.outcome) for c in ended]
+    assert (forwarder.sent, forwarder.dropped) == (0, 3), seen
     assert summary == f"otlp: sent 0 spans to {url}/v1/traces, 3 dropped (no answer within 0.5 s of closing)"
