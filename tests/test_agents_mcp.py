@@ -389,6 +389,67 @@ def test_a_live_request_is_waited_for_and_shown(sockdir: Path, tmp_path: Path) -
     run(body)
 
 
+# Beside the dashboard ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_an_agent_follows_the_dashboards_event_log(sockdir: Path, tmp_path: Path) -> None:
+    """One address has one listener, so the dashboard keeps it and writes ``--jsonl FILE``; the
+    agent's server follows that file: the developer and the agent see the same requests live."""
+    import argparse
+
+    from asgispy.cli import dashboard
+
+    parser = argparse.ArgumentParser()
+    dashboard.add_parser(parser.add_subparsers(dest="command"), "attach", "attach")
+    address = f"unix:{sockdir}/dash.sock"
+    log = tmp_path / "traffic.jsonl"
+    board = dashboard.attached_dashboard(
+        parser.parse_args(["attach", "--listen", address, "--jsonl", str(log)]), refresh_interval=0.05
+    )
+    async with board.run_test(size=(120, 30)):
+        with anyio.fail_after(20):
+            while not board.status.flags.listening.startswith("unix:"):
+                await anyio.sleep(0.05)
+        with serve(Spy(app, address=address), UVICORN_H11) as server:
+            async with agent("--session", str(log), stderr=tmp_path / "err") as a:
+                results: dict[str, Any] = {}
+
+                async def wait() -> None:
+                    results["wait"] = await a.call("wait_for_connections", filter="path:/echo", timeout=20)
+
+                def request() -> httpx.Response:
+                    return httpx.post(server.url("/echo"), json={"seen": "by both"}, timeout=10)
+
+                async with anyio.create_task_group() as group:
+                    group.start_soon(wait)
+                    response = await anyio.to_thread.run_sync(request)
+                assert response.json() == {"seen": "by both"}
+                (seen,) = results["wait"]["connections"]
+                assert seen["method"] == "POST" and seen["status"] == 200
+                detail = await a.call("get_connection", id=seen["id"])
+                assert detail["events"][0]["body_json"] == {"seen": "by both"}
+                # The very connection the dashboard shows.
+                assert board.store.get(seen["id"]) is not None
+    # The dashboard closed its log: an end line, and it loads as a session.
+    assert log.read_bytes().rstrip().endswith(b"}") and b'"type":"end"' in log.read_bytes()
+    session = asgispy.load(log)
+    assert [c.path for c in session if c.type == "http"] == ["/echo"]
+    lifespan = next(c for c in session if c.type == "lifespan")
+    assert lifespan.outcome == "completed" and not lifespan.violations
+    assert [e.type for e in lifespan.events] == [
+        "lifespan.startup",
+        "lifespan.startup.complete",
+        "lifespan.shutdown",
+        "lifespan.shutdown.complete",
+    ]
+
+
 # The command line ---------------------------------------------------------------------------------
 
 

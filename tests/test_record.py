@@ -21,8 +21,8 @@ from websockets.sync.client import connect as ws_connect
 import asgispy
 from asgispy.capture.sessionfile import SessionFileError
 from asgispy.cli.main import build_parser
-from asgispy.cli.record import EventLog
 from asgispy.cli.serving import server_command, server_environment
+from asgispy.exports.eventlog import EventLog
 from asgispy.store.store import Store
 from tests.test_collector import connection_doc, event_doc
 
@@ -322,6 +322,26 @@ def test_an_event_log_cut_short_still_loads(tmp_path: Path) -> None:
     with pytest.raises(SessionFileError, match=r"cut\.jsonl:\d+: not JSON"):
         asgispy.load(path)
     log.close()
+
+
+def test_an_event_log_keeps_every_event_of_a_batch(tmp_path: Path) -> None:
+    """The collector adds a frame's events to the store at once, with one change: the log
+    writes each of them, at its own index, not only the last."""
+    from asgispy.store.model import Event
+
+    store = Store()
+    path = tmp_path / "batch.jsonl"
+    log = EventLog(store, path)
+    store.open(connection_doc("abc123", 1, events=1))
+    store.events("abc123-1", [Event.from_document(event_doc(i)) for i in range(1, 4)], 1)
+    store.events("abc123-1", [Event.from_document(event_doc(4))], 4)
+    store.close("abc123-1", {"outcome": "completed", "duration": 0.01})
+    log.close()
+    lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    assert [line["index"] for line in lines if line.get("type") == "event"] == [1, 2, 3, 4]
+    (conn,) = asgispy.load(path)
+    assert [e.document() for e in conn.events] == [e.document() for e in store.get("abc123-1").events]
+    assert len(conn.events) == 5 and conn.outcome == "completed"
 
 
 def test_record_with_layers_keeps_what_each_middleware_did(workdir: Path) -> None:

@@ -32,8 +32,22 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
 
         serving.add_server_arguments(parser)
         add_listen_arguments(parser, "where the dashboard listens for the app (default: a socket of its own)")
+    if name != "open":
+        add_event_log_argument(parser)
     add_limit_arguments(parser)
     return parser
+
+
+def add_event_log_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--jsonl",
+        metavar="FILE",
+        default=None,
+        help=(
+            "also write every event to FILE as it arrives (JSON lines), for a coding agent "
+            "(`asgispy mcp --session FILE`) or `asgispy open`"
+        ),
+    )
 
 
 def add_listen_arguments(parser: Any, help: str, *, address_optional: bool = False) -> None:
@@ -116,6 +130,7 @@ def attached_dashboard(args: argparse.Namespace, **options: Any) -> Dashboard:
     store = Store(max_connections=args.max_connections)
     collector = Collector(store, args.listen, token=args.token, allow_remote=args.allow_remote)
     options.setdefault("source", "attach")
+    options.setdefault("event_log", getattr(args, "jsonl", None))
     return Dashboard(store, live=collector, **options)
 
 
@@ -136,6 +151,8 @@ def _run_live(command: str, build: Callable[[], Dashboard]) -> int:
     try:
         app = build()
     except (CollectorError, AddressError) as exc:
+        return _fail(f"{command}: {exc}")
+    except OSError as exc:  # --jsonl FILE cannot be written
         return _fail(f"{command}: {exc}")
     code = app.run() or 0
     if app.live_error:
@@ -161,6 +178,7 @@ def served_dashboard(args: argparse.Namespace, **options: Any) -> Dashboard:
         return ChildProcess(serving.server_command(args), env=env)
 
     options.setdefault("source", args.app)
+    options.setdefault("event_log", getattr(args, "jsonl", None))
     return Dashboard(store, live=collector, child=child, **options)
 
 

@@ -8,6 +8,7 @@ until you quit. ``--headless`` prints one line per connection instead of a scree
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -40,6 +41,9 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
     parser.add_argument(
         "--layers", action="store_true", help="record every layer of the demo's middleware stack too"
     )
+    from asgispy.cli.dashboard import add_event_log_argument
+
+    add_event_log_argument(parser)
     return parser
 
 
@@ -54,18 +58,27 @@ def run(args: argparse.Namespace) -> int:
     if args.headless:
         from asgispy.demo.headless import run_headless
 
+        if args.jsonl:
+            print(
+                "asgispy demo: --jsonl is for the dashboard; headless, -o FILE writes the session",
+                file=sys.stderr,
+            )
+            return 2
+
         rounds = 1 if args.rounds is None else args.rounds
         return run_headless(
             port=args.port, rounds=rounds, output=args.output, delay=args.delay, layers=args.layers
         )
-    import sys
-
     from asgispy.store.collector import CollectorError
     from asgispy.wire.address import AddressError
 
     try:
         app = demo_dashboard(
-            args.port, 0 if args.rounds is None else args.rounds, args.delay, layers=args.layers
+            args.port,
+            0 if args.rounds is None else args.rounds,
+            args.delay,
+            layers=args.layers,
+            event_log=args.jsonl,
         )
     except (CollectorError, AddressError, OSError) as exc:
         print(f"asgispy demo: {exc}", file=sys.stderr)

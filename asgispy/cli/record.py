@@ -23,12 +23,12 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from asgispy.cli.dashboard import add_listen_arguments
 from asgispy.cli.serving import add_server_arguments, check_app_string
 
-__all__ = ["EventLog", "add_parser", "run"]
+__all__ = ["add_parser", "run"]
 
 logger = logging.getLogger("asgispy")
 
@@ -163,7 +163,7 @@ class _Recorder:
         self.printed: set[str] = set()
         self.stop_requested: asyncio.Event | None = None
         self.signals = 0
-        self.log: EventLog | None = None
+        self.log: Any = None  # an EventLog with --jsonl
         self.listening = args.listen is not None
         self.producer_seen: dict[str, bool] = {}
         self.otlp = otlp
@@ -197,8 +197,9 @@ class _Recorder:
             forwarder = OtlpForwarder(self.store, **self.otlp)
         try:
             if args.jsonl:
-                self.log = EventLog(self.store, self.output)
-                flusher = asyncio.ensure_future(self._flush_log(self.log))
+                from asgispy.exports.eventlog import EventLog
+
+                self.log = EventLog(self.store, self.output, flush_every=FLUSH_EVERY)
             if not args.quiet:
                 self.store.subscribe(self._print)
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -220,8 +221,6 @@ class _Recorder:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             await collector.stop()
-            if self.log is not None:
-                flusher.cancel()
         stopped_by_us = self.stop_requested.is_set()
         try:
             self._finish(empty_ok=not stopped_by_us and code != 0)
@@ -249,13 +248,6 @@ class _Recorder:
         # The server has exited: take in what its workers sent last, then let go of them.
         await collector.wait_disconnected(2.0)
         return code
-
-    @staticmethod
-    async def _flush_log(log: EventLog) -> None:
-        # Lines reach the disk within a fraction of a second, without a write call per event.
-        while True:
-            await asyncio.sleep(FLUSH_EVERY)
-            log.flush()
 
     def _on_signal(self) -> None:
         assert self.stop_requested is not None
@@ -339,81 +331,3 @@ class _Recorder:
             notes.append(f"the {store.evicted} oldest connections were not kept (use --jsonl for long runs)")
         extra = f" ({'; '.join(notes)})" if notes else ""
         print(f"asgispy: wrote {what} to {self.output}{extra}", file=sys.stderr)
-
-
-class EventLog:
-    """Appends every change of a store to a JSON-lines file, as it happens.
-
-    The first line names the format; each further line is one change, in the shape of the
-    wire's frames (docs/protocol.md). ``asgispy.load`` reads it back.
-    """
-
-    FORMAT = "asgispy-events"
-    VERSION = 1
-
-    def __init__(self, store: Any, path: str | os.PathLike[str]) -> None:
-        import orjson
-
-        from asgispy import __version__
-
-        self._dumps = orjson.dumps
-        self._option = orjson.OPT_APPEND_NEWLINE
-        self.store = store
-        self.path = Path(path)
-        self.file: IO[bytes] = open(self.path, "wb")  # noqa: SIM115 - closed in close()
-        self.connections = 0
-        self._producers: dict[str, tuple[bool, int]] = {}
-        header = {
-            "format": self.FORMAT,
-            "version": self.VERSION,
-            "asgispy": __version__,
-            "created": time.time(),
-        }
-        self._write(header)
-        self._unsubscribe = store.subscribe(self._on_change)
-
-    def _write(self, obj: dict[str, Any]) -> None:
-        self.file.write(self._dumps(obj, option=self._option))
-
-    def flush(self) -> None:
-        if not self.file.closed:
-            self.file.flush()
-
-    def _on_change(self, change: Any) -> None:
-        kind = change.kind
-        conn = change.connection
-        if kind == "event" and conn is not None:
-            event = conn.events[-1]
-            self._write(
-                {"type": "event", "id": conn.id, "index": len(conn.events) - 1, "event": event.document()}
-            )
-        elif kind == "open" and conn is not None:
-            self.connections += 1
-            self._write({"type": "open", "connection": conn.document()})
-        elif kind == "close" and conn is not None:
-            end = conn.document()
-            frame = {"type": "close", "id": conn.id}
-            for key in ("outcome", "duration", "error", "handler", "notes", "events_dropped"):
-                frame[key] = end[key]
-            self._write(frame)
-        elif kind == "producer" and change.producer is not None:
-            self._producer(change.producer)
-
-    def _producer(self, tag: str) -> None:
-        state = self.store.producers.get(tag)
-        if state is None:
-            return
-        known = self._producers.get(tag)
-        if known is None:
-            self._write({"type": "producer", "tag": tag, **state.info.document()})
-        if state.dropped and (known is None or known[1] != state.dropped):
-            self._write({"type": "dropped", "producer": tag, "total": state.dropped})
-        self._producers[tag] = (state.connected, state.dropped)
-
-    def close(self) -> None:
-        self._unsubscribe()
-        self._write({"type": "end", "created": time.time(), "dropped": self.store.dropped})
-        self.file.flush()
-        with contextlib.suppress(OSError):
-            os.fsync(self.file.fileno())
-        self.file.close()

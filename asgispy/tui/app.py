@@ -25,6 +25,7 @@ from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets import Footer
 
+from asgispy.exports.eventlog import EventLog
 from asgispy.exports.formats import EXTENSIONS, TITLES, Format
 from asgispy.store.store import Change, Store
 from asgispy.tui.child import ChildProcess
@@ -97,9 +98,16 @@ class Dashboard(App[int]):
         export_dir: Path | None = None,
         refresh_interval: float = 0.1,
         show_log: bool = False,
+        event_log: str | Path | None = None,
     ) -> None:
         super().__init__()
         self.store = store
+        #: ``--jsonl FILE``: every change also goes to an event log, which another process (a
+        #: coding agent's ``asgispy mcp --session FILE``) follows. Opened first: a bad path fails
+        #: here, before anything starts.
+        self.event_log: EventLog | None = None
+        if event_log is not None:
+            self.event_log = EventLog(store, event_log, flush_every=0.2)
         self._widgets: dict[type[Widget], Widget] = {}
         self.source = source
         self.live = live
@@ -365,6 +373,10 @@ class Dashboard(App[int]):
         if self.live is not None and self.live_error is None:
             with contextlib.suppress(Exception):  # the screen is going away: nothing left to tell
                 await self.live.stop()
+        if self.event_log is not None:
+            # After the collector stopped: what it marked cut off is in the log too.
+            with contextlib.suppress(OSError):
+                self.event_log.close()
 
     async def action_quit(self) -> None:
         await self.shutdown()
