@@ -683,9 +683,13 @@ def ws_round_trip(url: str) -> Any:
         return ws.recv(timeout=10)
 
 
+RECORDED_SERVERS = (GRANIAN, GUNICORN, DAPHNE, HYPERCORN)
+
+
 @pytest.mark.anyio
-async def test_attach_dashboard_shows_every_worker(sockdir: Path) -> None:
-    """``asgispy attach``'s own dashboard and collector, Granian's two workers streaming to it."""
+@pytest.mark.parametrize("kind", RECORDED_SERVERS, ids=lambda kind: kind.id)
+async def test_attach_dashboard_shows_every_worker(kind: ServerKind, sockdir: Path) -> None:
+    """``asgispy attach``'s own dashboard and collector, each server's workers streaming to it."""
     from asgispy.cli import dashboard
     from tests.test_tui_sessions import screen_text
 
@@ -695,12 +699,14 @@ async def test_attach_dashboard_shows_every_worker(sockdir: Path) -> None:
     app = dashboard.attached_dashboard(
         parser.parse_args(["attach", "--listen", address]), refresh_interval=0.05
     )
+    workers = f"{kind.workers} producer{'s' if kind.workers > 1 else ''} attached"
     async with app.run_test(size=(140, 40)):
         await until(lambda: app.status.flags.listening.startswith("unix:"), "the dashboard to listen")
-        server = ServerProcess(GRANIAN, address, sockdir)
+        server = ServerProcess(kind, address, sockdir)
         try:
             await asyncio.to_thread(server.wait_ready)
-            await until(lambda: len(app.store.producers) == 2, "both workers")
+            if kind.lifespan:  # each worker streams from its lifespan on; else from its first request
+                await until(lambda: len(app.store.producers) == kind.workers, "every worker")
             async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
                 assert (await client.get(f"/echo?{QUERY}", headers=key_headers("query"))).status_code == 200
                 assert (await client.get("/raise", headers=key_headers("raise"))).status_code == 500
@@ -709,8 +715,9 @@ async def test_attach_dashboard_shows_every_worker(sockdir: Path) -> None:
                 lambda: sum(c.type != "lifespan" and c.outcome != "open" for c in app.store) == 3,
                 "three connections",
             )
+            await until(lambda: len(app.store.producers) == kind.workers, "every worker")
             pids = [str(p.info.pid) for p in app.store.producers.values()]
-            texts = ("/echo?q=%C3%A9t%C3%A9", "/raise", "ERR", "/ws", "101", "2 producers attached", *pids)
+            texts = ("/echo?q=%C3%A9t%C3%A9", "/raise", "ERR", "/ws", "101", workers, *pids)
             try:
                 await until(lambda: all(t in screen_text(app) for t in texts), f"{texts} on the screen")
             except AssertionError as exc:
@@ -720,12 +727,14 @@ async def test_attach_dashboard_shows_every_worker(sockdir: Path) -> None:
             server.kill()
 
         def shut_down() -> bool:
-            return sum(c.type == "lifespan" and c.outcome == "completed" for c in app.store) == 2
+            gone = not any(state.connected for state in app.store.producers.values())
+            return gone and not any(c.outcome == "open" for c in app.store)
 
-        await until(shut_down, "both workers' lifespan shutdown")
-
-
-RECORDED_SERVERS = (GRANIAN, GUNICORN, DAPHNE, HYPERCORN)
+        await until(shut_down, "every worker gone, its connections ended")
+        lifespans = [c for c in app.store if c.type == "lifespan"]
+        assert len(lifespans) == (kind.workers if kind.lifespan else 0)
+        completed = sum(c.outcome == "completed" for c in lifespans)
+        assert completed == (len(lifespans) - 1 if kind.shutdown_race else len(lifespans))
 
 
 class Lines:
