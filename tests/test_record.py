@@ -593,3 +593,36 @@ def test_record_keeps_the_session_when_the_otlp_endpoint_is_down(workdir: Path) 
     session = asgispy.load(workdir / "kept.json")
     assert {c.path for c in session if c.type == "http"} == {"/items", "/upload"}
     assert any(re.search(r"otlp: sent 0 spans .*dropped", line) for line in recorder.err), recorder.err
+
+
+def test_record_app_forwards_to_otlp_with_the_lifespan_last(workdir: Path) -> None:
+    """``record APP --otlp URL``: the spans of a served app, its lifespan shutdown included
+    (sent after the server stopped, before the recorder exits)."""
+    from tests.otlp_endpoint import OtlpEndpoint
+
+    with OtlpEndpoint() as endpoint:
+        otlp = ["--otlp", endpoint.base_url, "--otlp-bodies"]
+        recorder = Recorder(
+            ["recapp:app", "--app-dir", str(workdir), "--port", "0", "-o", "o.json", "-q", *otlp], workdir
+        )
+        try:
+            traffic(recorder.port)
+        finally:
+            code = recorder.finish(signal.SIGTERM)
+        assert code == 0, recorder.err
+        session = asgispy.load(workdir / "o.json")
+        spans = {span.id: span for span in endpoint.wait_for_spans(len(session))}
+    assert set(spans) == {c.id for c in session} and len(session) == 4
+    lifespan = spans[next(c.id for c in session if c.type == "lifespan")]
+    assert lifespan.kind == "internal"
+    assert [e.name for e in lifespan.events] == [
+        "lifespan.startup",
+        "lifespan.startup.complete",
+        "lifespan.shutdown",
+        "lifespan.shutdown.complete",
+    ]
+    upload = spans[next(c.id for c in session if c.path == "/upload")]
+    assert upload.attributes["http.request.method"] == "POST"
+    assert upload.attributes["http.response.status_code"] == 201
+    bodies = [e.attributes for e in upload.events if e.name == "http.response.body"]
+    assert any("got hello" in str(attributes.values()) for attributes in bodies), bodies
