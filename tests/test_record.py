@@ -626,3 +626,57 @@ def test_record_app_forwards_to_otlp_with_the_lifespan_last(workdir: Path) -> No
     assert upload.attributes["http.response.status_code"] == 201
     bodies = [e.attributes for e in upload.events if e.name == "http.response.body"]
     assert any("got hello" in str(attributes.values()) for attributes in bodies), bodies
+
+
+def test_an_event_log_is_followed_as_it_grows(tmp_path: Path) -> None:
+    """A reader following a log another process writes: each read takes only the whole lines
+    written since; a line being written waits; the end cuts off; a replaced file says so."""
+    from asgispy.agents.sources import FileSource
+    from asgispy.agents.tools import Watch
+    from asgispy.store.load import EventLogReader, LogReplaced
+    from asgispy.store.model import ProducerInfo
+
+    writer = Store()
+    path = tmp_path / "live.jsonl"
+    log = EventLog(writer, path)
+    writer.attach(ProducerInfo("abc123", "h", 1, "a:b", 0.0))
+    writer.open(connection_doc("abc123", 1, events=1))
+    log.flush()
+    following = Store()
+    reader = EventLogReader(path, following)
+    assert reader.read() == 2  # the producer and the open connection (after the header)
+    writer.event("abc123-1", event_doc(1), 1)
+    writer.open(connection_doc("abc123", 2, events=2, outcome="completed"))
+    log.flush()
+    assert reader.read() == 3  # an event, an open and a close
+    assert [len(c.events) for c in following] == [2, 2]
+
+    # Caught mid-line (a writer's buffer ends inside one): that line waits for the next read.
+    half = tmp_path / "half.jsonl"
+    line = b'{"type":"event","id":"abc123-1","index":2,"event":' + orjson.dumps(event_doc(2)) + b"}\n"
+    half.write_bytes(path.read_bytes() + line[:30])
+    partial = Store()
+    halves = EventLogReader(half, partial)
+    assert halves.read() == 5 and len(partial.get("abc123-1").events) == 2
+    with open(half, "ab") as f:
+        f.write(line[30:])
+    assert halves.read() == 1 and len(partial.get("abc123-1").events) == 3
+
+    # An agent's file source follows the same file, never reading it all again.
+    source = FileSource(path, Watch())
+    source.refresh()
+    first = source.store
+    assert len(first) == 2 and first.get("abc123-1").outcome == "open"
+    log.close()  # the writer stops: its end line cuts off what is still open
+    source.refresh()
+    assert source.store is first and first.get("abc123-1").outcome == "cut off"
+    assert reader.read() == 1 and reader.ended
+
+    # Written again from scratch (a new recording at the same path): read from the start.
+    replacement = tmp_path / "new.jsonl"
+    EventLog(Store(), replacement).close()
+    os.replace(replacement, path)
+    with pytest.raises(LogReplaced):
+        reader.read()
+    source.refresh()
+    assert source.store is not first and len(source.store) == 0 and source.problem is None

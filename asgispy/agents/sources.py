@@ -18,7 +18,7 @@ from typing import Any
 from asgispy.agents.tools import Watch
 from asgispy.capture.sessionfile import SessionFileError
 from asgispy.store.collector import Collector, CollectorError
-from asgispy.store.load import load
+from asgispy.store.load import EventLogReader, LogReplaced, is_event_log, load
 from asgispy.store.store import Store
 from asgispy.wire.address import ENV_ADDRESS, ENV_TOKEN, default_address
 
@@ -31,7 +31,12 @@ LISTEN_RETRY = 2.0
 
 
 class FileSource:
-    """A saved session, read again whenever the file changes (size or modification time)."""
+    """A saved session, read again whenever the file changes (size or modification time).
+
+    An event log (``--jsonl``, which a dashboard or ``asgispy record`` may still be writing) is
+    followed instead: each change applies only the lines added since, so a long recording
+    costs an agent's call what was new, not the whole file again.
+    """
 
     def __init__(self, path: str | os.PathLike[str], watch: Watch, max_connections: int = 50_000) -> None:
         self.path = Path(path)
@@ -40,6 +45,7 @@ class FileSource:
         self.problem: str | None = None
         self.loaded: float | None = None
         self._stamp: tuple[int, int] | None = None
+        self._reader: EventLogReader | None = None
         self._store = Store(max_connections=max_connections)
         watch.follow(self._store)
 
@@ -57,6 +63,9 @@ class FileSource:
         stamp = (st.st_mtime_ns, st.st_size)
         if stamp == self._stamp:
             return
+        if self._reader is not None or is_event_log(self.path):
+            self._follow(stamp, st.st_mtime)
+            return
         try:
             session = load(self.path)
         except (OSError, SessionFileError) as exc:
@@ -72,6 +81,32 @@ class FileSource:
         self.loaded = st.st_mtime
         self.problem = None
         logger.info("read %s: %d connections", self.path, len(session))
+
+    def _follow(self, stamp: tuple[int, int], written: float) -> None:
+        reader = self._reader
+        try:
+            if reader is None:
+                raise LogReplaced(str(self.path))
+            reader.read()
+        except LogReplaced:
+            # New, replaced or truncated: read it from the start into a store of its own.
+            store = Store(max_connections=self.max_connections)
+            self.watch.follow(store)
+            reader = EventLogReader(self.path, store)
+            try:
+                reader.read()
+            except (OSError, SessionFileError) as exc:
+                self.watch.follow(self._store)
+                self.problem = f"{exc}; showing what was read before"
+                return
+            self.watch.keep_only(store)
+            self._store, self._reader = store, reader
+        except (OSError, SessionFileError) as exc:
+            self.problem = f"{exc}; showing what was read before"
+            return
+        self._stamp = stamp
+        self.loaded = written
+        self.problem = None
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": "file", "path": str(self.path)}

@@ -10,7 +10,15 @@ import orjson
 from asgispy.capture.sessionfile import SessionFileError, read_session
 from asgispy.store.model import ProducerInfo, Session
 
-__all__ = ["EVENT_LOG_FORMAT", "SessionFileError", "load", "load_event_log"]
+__all__ = [
+    "EVENT_LOG_FORMAT",
+    "EventLogReader",
+    "LogReplaced",
+    "SessionFileError",
+    "is_event_log",
+    "load",
+    "load_event_log",
+]
 
 #: The first line of a file ``asgispy record --jsonl`` writes names this format.
 EVENT_LOG_FORMAT = "asgispy-events"
@@ -22,7 +30,7 @@ def load(path: str | os.PathLike[str]) -> Session:
 
     Raises SessionFileError, with the reason, for a file that is not a readable session.
     """
-    if _is_event_log(path):
+    if is_event_log(path):
         return load_event_log(path)
     doc = read_session(path)
     try:
@@ -31,7 +39,8 @@ def load(path: str | os.PathLike[str]) -> Session:
         raise SessionFileError(f"{path}: malformed session: {exc}") from exc
 
 
-def _is_event_log(path: str | os.PathLike[str]) -> bool:
+def is_event_log(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` starts as an event log (``--jsonl``) rather than a JSON session."""
     try:
         with open(path, "rb") as f:
             head = f.read(256)
@@ -49,38 +58,111 @@ def load_event_log(path: str | os.PathLike[str]) -> Session:
     """
     from asgispy.store.store import Store
 
-    try:
-        with open(path, "rb") as f:
-            lines = f.read().split(b"\n")
-    except OSError as exc:
-        raise SessionFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    header = _line(path, 1, lines[0])
-    if header.get("format") != EVENT_LOG_FORMAT:
-        raise SessionFileError(f"{path} is not an asgispy event log")
-    version = header.get("version")
-    if not isinstance(version, int) or version > EVENT_LOG_VERSION:
-        raise SessionFileError(
-            f"{path} is event log version {version!r}; this asgispy reads up to {EVENT_LOG_VERSION}"
-        )
     store = Store(max_connections=1 << 62, max_bytes=1 << 62)
-    last = len(lines) - 1
-    for number, raw in enumerate(lines[1:], start=2):
-        if not raw.strip():
-            continue
-        try:
-            frame = _line(path, number, raw)
-            _apply(store, frame)
-        except SessionFileError:
-            if number - 1 == last:
-                break  # the line the recorder was writing when it stopped
-            raise
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise SessionFileError(f"{path}:{number}: malformed change: {exc}") from exc
+    reader = EventLogReader(path, store)
+    reader.read()
+    reader.read_tail()
     for tag in list(store.producers):
         store.detach(tag)
     session = store.session()
-    session.created = float(header.get("created", 0) or 0)
+    session.created = reader.created
     return session
+
+
+class LogReplaced(Exception):
+    """The followed file was replaced or truncated: read it from the start, into a new store."""
+
+
+class EventLogReader:
+    """Applies an event log to ``store``, and on each later :meth:`read` only what was written
+    since: for a log another process is still writing (``record --jsonl``, a dashboard's
+    ``--jsonl``), which a reader such as ``asgispy mcp --session`` follows without reading it
+    all again. Only whole lines are taken; one being written waits for the next read.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], store: Any) -> None:
+        self.path = path
+        self.store = store
+        self.offset = 0
+        self.lines = 0
+        self.created = 0.0
+        self.ended = False
+        self._identity: tuple[int, int] | None = None
+
+    def read(self) -> int:
+        """Apply the whole lines written since the last read; how many. Raises
+        SessionFileError for a file that is not an event log or a malformed line, and
+        :class:`LogReplaced` when the file is no longer the one being followed."""
+        path = self.path
+        try:
+            with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                identity = (st.st_dev, st.st_ino)
+                if self._identity is None:
+                    self._identity = identity
+                elif identity != self._identity or st.st_size < self.offset:
+                    raise LogReplaced(str(path))
+                f.seek(self.offset)
+                data = f.read()
+        except OSError as exc:
+            raise SessionFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        end = data.rfind(b"\n")
+        if end < 0:
+            return 0
+        self.offset += end + 1
+        applied = 0
+        for raw in data[:end].split(b"\n"):
+            self.lines += 1
+            number = self.lines
+            if number == 1:
+                self._header(raw)
+                continue
+            if not raw.strip():
+                continue
+            frame = _line(path, number, raw)
+            try:
+                _apply(self.store, frame)
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                raise SessionFileError(f"{path}:{number}: malformed change: {exc}") from exc
+            if frame.get("type") == "end":
+                self.ended = True  # the writer stopped: what it never saw end is cut off
+                for tag in list(self.store.producers):
+                    self.store.detach(tag)
+            applied += 1
+        return applied
+
+    def read_tail(self) -> None:
+        """Apply a last line with no newline after it, when it is whole: the file is complete,
+        only its final newline is missing. One cut short (the writer was killed) is skipped."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                tail = f.read()
+        except OSError as exc:
+            raise SessionFileError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
+        if not tail.strip():
+            return
+        if self.lines == 0:
+            self._header(tail)  # a log of its header alone: a wrong one is still an error
+            self.lines, self.offset = 1, self.offset + len(tail)
+            return
+        try:
+            _apply(self.store, _line(self.path, self.lines + 1, tail))
+        except (SessionFileError, ValueError, TypeError, KeyError, AttributeError):
+            return  # the line the writer was writing when it stopped
+        self.lines += 1
+        self.offset += len(tail)
+
+    def _header(self, raw: bytes) -> None:
+        header = _line(self.path, 1, raw)
+        if header.get("format") != EVENT_LOG_FORMAT:
+            raise SessionFileError(f"{self.path} is not an asgispy event log")
+        version = header.get("version")
+        if not isinstance(version, int) or version > EVENT_LOG_VERSION:
+            raise SessionFileError(
+                f"{self.path} is event log version {version!r}; this asgispy reads up to {EVENT_LOG_VERSION}"
+            )
+        self.created = float(header.get("created", 0) or 0)
 
 
 def _line(path: str | os.PathLike[str], number: int, raw: bytes) -> dict[str, Any]:
