@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -77,6 +78,7 @@ class Recorder:
         )
         self.out: list[str] = []
         self.err: list[str] = []
+        self.code: int | None = None
         assert self.process.stdout is not None and self.process.stderr is not None
         self.readers = [
             threading.Thread(target=self._read, args=(self.process.stdout, self.out), daemon=True),
@@ -521,30 +523,37 @@ def test_record_listen_writes_an_empty_session_when_nothing_came(workdir: Path) 
     assert any("wrote 0 connections to empty.json" in line for line in recorder.err)
 
 
+@contextlib.contextmanager
+def listening(workdir: Path, *args: str) -> Iterator[tuple[Recorder, SpiedServer]]:
+    """``asgispy record --listen ADDRESS ARGS``, and an app process using Spy streaming to it.
+    On the way out the app stops (its lifespan ends, and the recorder says it is gone), then
+    the recorder gets Ctrl-C; its exit status is ``recorder.code``."""
+    (workdir / "recapp.py").write_text(APP + SPIED)
+    address = f"unix:{workdir / 'listen.sock'}"
+    recorder = Recorder(["--listen", address, *args], workdir)
+    try:
+        recorder.wait_for(recorder.err, r"recording apps")
+        server = SpiedServer(workdir, spied_env(ASGISPY_ADDRESS=address))
+        try:
+            yield recorder, server
+        finally:
+            server.stop()
+        recorder.wait_for(recorder.err, r"recapp-spied .*: gone")
+    finally:
+        recorder.code = recorder.finish(signal.SIGINT)
+
+
 def test_record_listen_forwards_each_connection_to_an_otlp_endpoint(workdir: Path) -> None:
     from tests.otlp_endpoint import OtlpEndpoint
 
-    (workdir / "recapp.py").write_text(APP + SPIED)
-    address = f"unix:{workdir / 'otlp.sock'}"
     with OtlpEndpoint() as endpoint:
-        recorder = Recorder(
-            ["--listen", address, "-o", "traced.json", "--otlp", endpoint.base_url, "--otlp-service", "shop"],
-            workdir,
-        )
-        try:
-            recorder.wait_for(recorder.err, r"recording apps")
-            server = SpiedServer(workdir, spied_env(ASGISPY_ADDRESS=address))
-            try:
-                traffic(server.port)
-                # Live: the spans arrive while the recorder still runs, not only at its end.
-                live = endpoint.wait_for_spans(3)
-                assert {span.name for span in live} >= {"GET", "POST"}
-            finally:
-                server.stop()
-            recorder.wait_for(recorder.err, r"recapp-spied .*: gone")
-        finally:
-            code = recorder.finish(signal.SIGINT)
-        assert code == 0, recorder.err
+        otlp = ["--otlp", endpoint.base_url, "--otlp-service", "shop"]
+        with listening(workdir, "-o", "traced.json", *otlp) as (recorder, server):
+            traffic(server.port)
+            # Live: the spans arrive while the recorder still runs, not only at its end.
+            live = endpoint.wait_for_spans(3)
+            assert {span.name for span in live} >= {"GET", "POST"}
+        assert recorder.code == 0, recorder.err
         session = asgispy.load(workdir / "traced.json")
         spans = {span.id: span for span in endpoint.wait_for_spans(len(session))}
     assert set(spans) == {conn.id for conn in session}
@@ -562,34 +571,12 @@ def test_record_listen_forwards_each_connection_to_an_otlp_endpoint(workdir: Pat
 def test_record_keeps_the_session_when_the_otlp_endpoint_is_down(workdir: Path) -> None:
     from tests.otlp_endpoint import OtlpEndpoint
 
-    (workdir / "recapp.py").write_text(APP + SPIED)
-    address = f"unix:{workdir / 'down.sock'}"
     with OtlpEndpoint(listening=False) as endpoint:
-        recorder = Recorder(
-            [
-                "--listen",
-                address,
-                "-o",
-                "kept.json",
-                "-q",
-                "--otlp",
-                endpoint.base_url,
-                "--otlp-timeout",
-                "1",
-            ],
-            workdir,
-        )
-        try:
-            recorder.wait_for(recorder.err, r"recording apps")
-            server = SpiedServer(workdir, spied_env(ASGISPY_ADDRESS=address))
-            try:
-                traffic(server.port)
-                recorder.wait_for(recorder.err, r"otlp: .*(refused|down|cannot)")
-            finally:
-                server.stop()
-        finally:
-            code = recorder.finish(signal.SIGINT)
-    assert code == 0, recorder.err
+        otlp = ["--otlp", endpoint.base_url, "--otlp-timeout", "1"]
+        with listening(workdir, "-o", "kept.json", "-q", *otlp) as (recorder, server):
+            traffic(server.port)
+            recorder.wait_for(recorder.err, r"otlp: .*(refused|down|cannot)")
+    assert recorder.code == 0, recorder.err
     session = asgispy.load(workdir / "kept.json")
     assert {c.path for c in session if c.type == "http"} == {"/items", "/upload"}
     assert any(re.search(r"otlp: sent 0 spans .*dropped", line) for line in recorder.err), recorder.err
