@@ -7,8 +7,9 @@ drives the dashboard with Pilot and saves SVGs: the main screen, an event tree w
 body, a WebSocket conversation, an error with its traceback, the filter in use, the export of
 what it shows, the timeline of a stream held back, and server-sent events. Then records a small
 app that breaks the ASGI protocol under a real uvicorn and saves the violation as the dashboard
-shows it, and a FastAPI app in layers mode: a streamed response held back by one middleware and
-compressed by GZip.
+shows it, a FastAPI app in layers mode: a streamed response held back by one middleware and
+compressed by GZip, and ``asgispy attach`` with the demo served by Granian, Hypercorn and
+gunicorn at once.
 """
 
 from __future__ import annotations
@@ -110,7 +111,91 @@ async def shoot(out: Path, size: tuple[int, int]) -> list[Path]:
         save("sse")
     written.append(await shoot_violation(out, size))
     written.append(await shoot_layers(out, size))
+    written.append(await shoot_servers(out, size))
     return written
+
+
+#: The demo app wrapped in Spy, as a user's module would be, for servers other than uvicorn.
+SPIED_DEMO = (
+    "from asgispy import Spy\nfrom asgispy.demo.app import app as demo\n\napp = Spy(demo, name='shop:app')\n"
+)
+#: Servers the attach screenshot runs at once, each streaming to the same dashboard.
+SERVERS = {
+    "granian": "granian --interface asgi --host 127.0.0.1 --port {port} --workers 2 shop:app",
+    "hypercorn": "hypercorn -b 127.0.0.1:{port} --log-level warning shop:app",
+    "gunicorn": "gunicorn -k uvicorn.workers.UvicornWorker -w 2 -b 127.0.0.1:{port} shop:app",
+}
+
+
+async def shoot_servers(out: Path, size: tuple[int, int]) -> Path:
+    """``asgispy attach`` with Granian, Hypercorn and gunicorn serving the demo under Spy, every
+    worker of each streaming to the one dashboard."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import tempfile
+
+    import httpx
+
+    from asgispy.cli import dashboard
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+
+    workdir = Path(tempfile.mkdtemp(prefix="asgispy-shot-"))
+    (workdir / "shop.py").write_text(SPIED_DEMO)
+    address = f"unix:{workdir}/attach.sock"
+    parser = argparse.ArgumentParser()
+    dashboard.add_parser(parser.add_subparsers(dest="command"), "attach", "attach")
+    app = dashboard.attached_dashboard(
+        parser.parse_args(["attach", "--listen", address]), refresh_interval=0.05
+    )
+    env = dict(os.environ, ASGISPY_ADDRESS=address, PYTHONWARNINGS="ignore::DeprecationWarning")
+    env["PYTHONPATH"] = os.pathsep.join([str(workdir), str(Path(__file__).resolve().parent.parent)])
+    children: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    async with app.run_test(size=size) as pilot:
+        await until(lambda: app.status.flags.listening.startswith("unix:"))
+        try:
+            for name, command in SERVERS.items():
+                port = free_port()
+                argv = [sys.executable, "-m", *command.format(port=port).split()]
+                child = subprocess.Popen(
+                    argv,
+                    cwd=workdir,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+                children[name] = (child, port)
+            await until(lambda: len(app.store.producers) == 5)
+            async with httpx.AsyncClient(timeout=5) as client:
+                for name, (_, port) in children.items():
+                    base = f"http://127.0.0.1:{port}"
+                    await client.get(f"{base}/api/items?via={name}")
+                    await client.post(f"{base}/api/items", json={"name": f"from {name}", "price": 3})
+                    await client.get(f"{base}/api/items/1?via={name}")
+            await until(lambda: sum(c.type == "http" and c.outcome != "open" for c in app.store) == 9)
+            granian = next(c for c in app.store if c.target == "/api/items?via=granian")
+            assert app.connections.select_id(granian.id)
+            await pilot.press("enter")
+            await pilot.pause(0.5)
+            return Path(app.save_screenshot("servers.svg", str(out)))
+        finally:
+            for child, _ in children.values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGINT)
+            for child, _ in children.values():
+                try:
+                    child.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(child.pid, signal.SIGKILL)
+            import shutil
+
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def shoot_layers(out: Path, size: tuple[int, int]) -> Path:
