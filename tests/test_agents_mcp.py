@@ -389,6 +389,29 @@ def test_a_live_request_is_waited_for_and_shown(sockdir: Path, tmp_path: Path) -
     run(body)
 
 
+def test_a_folder_of_sessions_is_one_source_read_again_as_files_come(recorded: Path, tmp_path: Path) -> None:
+    from asgispy.agents.sources import FolderSource
+
+    folder = tmp_path / "sessions"
+    folder.mkdir()
+    source = FolderSource(folder, Watch())
+    source.refresh()
+    assert len(source.store) == 0 and "no session file" in str(source.hint())
+    (folder / "first.json").write_bytes(recorded.read_bytes())
+    source.refresh()
+    ids = [c.id for c in source.store]
+    assert len(ids) == 7 and all(i.startswith("first:") for i in ids)
+    (folder / "second.json").write_bytes(recorded.read_bytes())  # the very same ids inside
+    (folder / "notes.json").write_text("{not a session")
+    source.refresh()
+    assert len(source.store) == 14 and source.files == 2
+    assert "notes.json" in str(source.problem) and source.describe()["problem"] == source.problem
+    assert {c.id.split(":")[0] for c in source.store} == {"first", "second"}
+    (folder / "first.json").unlink()
+    source.refresh()
+    assert {c.id.split(":")[0] for c in source.store} == {"second"}
+
+
 # Beside the dashboard ---------------------------------------------------------------------------
 
 

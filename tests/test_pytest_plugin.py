@@ -137,3 +137,55 @@ def test_not_recorded_without_the_fixture():
     result = run(pytester)
     result.assert_outcomes(passed=2)
     assert not (Path(pytester.path) / ".asgispy").exists()
+
+
+def test_an_agent_reads_the_failing_tests_traffic_from_the_folder(project: pytest.Pytester) -> None:
+    """``pytest --asgispy`` leaves one session per failing test; ``asgispy mcp --session DIR``
+    serves them all at once, each connection's id naming the test it came from."""
+    pytest.importorskip("mcp")
+    import json
+    import sys
+
+    import anyio
+    from mcp import ClientSession, StdioServerParameters, stdio_client
+
+    run(project, "--asgispy").assert_outcomes(passed=1, failed=2)
+    folder = project.path / ".asgispy"
+    files = sorted(path.stem for path in folder.glob("*.json"))
+    assert len(files) == 2
+
+    async def body() -> dict[str, dict[str, object]]:
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "asgispy", "mcp", "--session", str(folder)], cwd=str(folder)
+        )
+        with (project.path / "mcp.err").open("w") as errlog:
+            async with (
+                stdio_client(params, errlog=errlog) as (read, write),
+                ClientSession(read, write, read_timeout_seconds=30) as session,
+            ):
+                await session.initialize()
+                calls = {
+                    "info": ("get_session_info", {}),
+                    "broken": ("list_connections", {"filter": "path:/broken"}),
+                }
+                results = {}
+                for key, (tool, arguments) in calls.items():
+                    result = await session.call_tool(tool, arguments)
+                    assert not result.is_error, result.content
+                    results[key] = json.loads(result.content[0].text)  # type: ignore[union-attr]
+                (first, _) = results["broken"]["connections"]
+                detail = await session.call_tool("get_connection", {"id": first["id"]})
+                results["detail"] = json.loads(detail.content[0].text)  # type: ignore[union-attr]
+                return results
+
+    results = anyio.run(body)
+    assert results["info"]["source"] == {
+        "kind": "folder",
+        "path": str(folder),
+        "files": 2,
+        "reread": "whenever a session file in it comes, goes or changes",
+    }
+    broken = results["broken"]["connections"]
+    assert sorted(c["id"].split(":")[0] for c in broken) == files
+    assert all(c["status"] == 500 for c in broken)
+    assert results["detail"]["status"] == 500 and "the kettle is on fire" in json.dumps(results["detail"])

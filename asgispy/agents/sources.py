@@ -22,7 +22,7 @@ from asgispy.store.load import EventLogReader, LogReplaced, is_event_log, load
 from asgispy.store.store import Store
 from asgispy.wire.address import ENV_ADDRESS, ENV_TOKEN, default_address
 
-__all__ = ["FileSource", "LiveSource"]
+__all__ = ["FileSource", "FolderSource", "LiveSource"]
 
 logger = logging.getLogger("asgispy.mcp")
 
@@ -123,6 +123,85 @@ class FileSource:
         if self.problem:
             return self.problem
         return f"these are the connections saved in {self.path}: new ones appear when it is written again"
+
+
+class FolderSource:
+    """Every session in a folder (``pytest --asgispy`` leaves one per failing test in
+    ``.asgispy/``), as one store, read again whenever a file comes, goes or changes.
+
+    A connection's id is prefixed with its file's name (``test_checkout_fails:3f2a1c-4``): the
+    agent sees which test or recording it came from, and two files can never clash.
+    """
+
+    PATTERNS = ("*.json", "*.jsonl")
+
+    def __init__(self, path: str | os.PathLike[str], watch: Watch, max_connections: int = 50_000) -> None:
+        self.path = Path(path)
+        self.watch = watch
+        self.max_connections = max_connections
+        self.problem: str | None = None
+        self.files = 0
+        self._stamp: tuple[tuple[str, int, int], ...] | None = None
+        self._store = Store(max_connections=max_connections)
+        watch.follow(self._store)
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def _listing(self) -> tuple[tuple[str, int, int], ...]:
+        found = []
+        for pattern in self.PATTERNS:
+            for file in self.path.glob(pattern):
+                with contextlib.suppress(OSError):
+                    st = file.stat()
+                    found.append((file.name, st.st_mtime_ns, st.st_size))
+        return tuple(sorted(found))
+
+    def refresh(self) -> None:
+        try:
+            listing = self._listing()
+        except OSError as exc:
+            self.problem = f"cannot read the folder {self.path}: {exc.strerror or exc}"
+            return
+        if listing == self._stamp:
+            return
+        store = Store(max_connections=self.max_connections)
+        self.watch.follow(store)
+        unreadable = []
+        for name, _, _ in listing:
+            try:
+                session = load(self.path / name)
+            except (OSError, SessionFileError) as exc:
+                unreadable.append(f"{name} ({exc})")  # caught mid-write, or not a session
+                continue
+            prefix = Path(name).stem
+            for conn in session.connections:
+                conn.id = f"{prefix}:{conn.id}"
+            store.add_session(session)
+        self.watch.keep_only(store)
+        self._store, self._stamp, self.files = store, listing, len(listing) - len(unreadable)
+        self.problem = ("not read: " + "; ".join(unreadable)) if unreadable else None
+        logger.info("read %d session files in %s: %d connections", self.files, self.path, len(store))
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": "folder", "path": str(self.path), "files": self.files}
+        out["reread"] = "whenever a session file in it comes, goes or changes"
+        if self.problem:
+            out["problem"] = self.problem
+        return out
+
+    def hint(self) -> str | None:
+        if self.problem:
+            return self.problem
+        if not self.files:
+            return (
+                f"no session file in {self.path} yet: `pytest --asgispy` writes one per failing test "
+                "there (with --asgispy-dir), `asgispy record -o` and `spy.export()` one each"
+            )
+        return (
+            f"these are the connections of the {self.files} session files in {self.path}; ids say which file"
+        )
 
 
 class LiveSource:

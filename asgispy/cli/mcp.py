@@ -34,7 +34,10 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
         "--session",
         metavar="FILE",
         default=None,
-        help="serve a saved session (JSON or --jsonl), read again whenever it changes, instead of listening",
+        help=(
+            "serve a saved session (JSON or --jsonl), followed as it changes, instead of listening; "
+            "or a folder of them (pytest --asgispy's .asgispy/)"
+        ),
     )
     add_listen_arguments(
         parser, "where to listen for apps using Spy (repeatable; default: the per-user socket)"
@@ -67,7 +70,7 @@ def _sdk_problem() -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     if args.session and (args.listen or args.token or args.allow_remote):
-        return _fail("--session reads a file; --listen, --token and --allow-remote are for live apps")
+        return _fail("--session reads files; --listen, --token and --allow-remote are for live apps")
     problem = _sdk_problem()
     if problem:
         return _fail(problem)
@@ -98,7 +101,7 @@ async def _main(args: argparse.Namespace) -> int:
     import signal
 
     from asgispy.agents.server import serve_stdio
-    from asgispy.agents.sources import FileSource, LiveSource
+    from asgispy.agents.sources import FileSource, FolderSource, LiveSource
     from asgispy.agents.tools import Inspector, Watch
     from asgispy.store.collector import Collector, CollectorError
     from asgispy.store.store import Store
@@ -106,8 +109,11 @@ async def _main(args: argparse.Namespace) -> int:
 
     watch = Watch()
     live: LiveSource | None = None
-    source: FileSource | LiveSource
-    if args.session:
+    source: FileSource | FolderSource | LiveSource
+    if args.session and os.path.isdir(args.session):
+        source = FolderSource(args.session, watch, args.max_connections)
+        source.refresh()
+    elif args.session:
         source = FileSource(args.session, watch, args.max_connections)
         source.refresh()
         if source.problem and source.path.exists():
