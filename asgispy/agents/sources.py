@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,36 @@ logger = logging.getLogger("asgispy.mcp")
 LISTEN_RETRY = 2.0
 
 
-class FileSource:
+class _SavedSource:
+    """What the file and the folder sources share: a store put in place whole when what they
+    read is new, the watch numbering only the connections that are new in it."""
+
+    def __init__(self, path: str | os.PathLike[str], watch: Watch, max_connections: int = 50_000) -> None:
+        self.path = Path(path)
+        self.watch = watch
+        self.max_connections = max_connections
+        self.problem: str | None = None
+        self._store = Store(max_connections=max_connections)
+        watch.follow(self._store)
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def _replace(self, store: Store, fill: Callable[[], object]) -> None:
+        """Fill ``store`` and put it in place of the current one; if filling raises, the current
+        one stays (and the exception goes on)."""
+        self.watch.follow(store)
+        try:
+            fill()
+        except BaseException:
+            self.watch.follow(self._store)
+            raise
+        self.watch.keep_only(store)
+        self._store = store
+
+
+class FileSource(_SavedSource):
     """A saved session, read again whenever the file changes (size or modification time).
 
     An event log (``--jsonl``, which a dashboard or ``asgispy record`` may still be writing) is
@@ -39,19 +69,10 @@ class FileSource:
     """
 
     def __init__(self, path: str | os.PathLike[str], watch: Watch, max_connections: int = 50_000) -> None:
-        self.path = Path(path)
-        self.watch = watch
-        self.max_connections = max_connections
-        self.problem: str | None = None
+        super().__init__(path, watch, max_connections)
         self.loaded: float | None = None
         self._stamp: tuple[int, int] | None = None
         self._reader: EventLogReader | None = None
-        self._store = Store(max_connections=max_connections)
-        watch.follow(self._store)
-
-    @property
-    def store(self) -> Store:
-        return self._store
 
     def refresh(self) -> None:
         try:
@@ -73,10 +94,7 @@ class FileSource:
             self.problem = f"{exc}; showing what was read before"
             return
         store = Store(max_connections=max(self.max_connections, len(session)))
-        self.watch.follow(store)
-        store.add_session(session)
-        self.watch.keep_only(store)
-        self._store = store
+        self._replace(store, lambda: store.add_session(session))
         self._stamp = stamp
         self.loaded = st.st_mtime
         self.problem = None
@@ -91,16 +109,13 @@ class FileSource:
         except LogReplaced:
             # New, replaced or truncated: read it from the start into a store of its own.
             store = Store(max_connections=self.max_connections)
-            self.watch.follow(store)
             reader = EventLogReader(self.path, store)
             try:
-                reader.read()
+                self._replace(store, reader.read)
             except (OSError, SessionFileError) as exc:
-                self.watch.follow(self._store)
                 self.problem = f"{exc}; showing what was read before"
                 return
-            self.watch.keep_only(store)
-            self._store, self._reader = store, reader
+            self._reader = reader
         except (OSError, SessionFileError) as exc:
             self.problem = f"{exc}; showing what was read before"
             return
@@ -125,7 +140,7 @@ class FileSource:
         return f"these are the connections saved in {self.path}: new ones appear when it is written again"
 
 
-class FolderSource:
+class FolderSource(_SavedSource):
     """Every session in a folder (``pytest --asgispy`` leaves one per failing test in
     ``.asgispy/``), as one store, read again whenever a file comes, goes or changes.
 
@@ -136,18 +151,9 @@ class FolderSource:
     PATTERNS = ("*.json", "*.jsonl")
 
     def __init__(self, path: str | os.PathLike[str], watch: Watch, max_connections: int = 50_000) -> None:
-        self.path = Path(path)
-        self.watch = watch
-        self.max_connections = max_connections
-        self.problem: str | None = None
+        super().__init__(path, watch, max_connections)
         self.files = 0
         self._stamp: tuple[tuple[str, int, int], ...] | None = None
-        self._store = Store(max_connections=max_connections)
-        watch.follow(self._store)
-
-    @property
-    def store(self) -> Store:
-        return self._store
 
     def _listing(self) -> tuple[tuple[str, int, int], ...]:
         found = []
@@ -167,20 +173,22 @@ class FolderSource:
         if listing == self._stamp:
             return
         store = Store(max_connections=self.max_connections)
-        self.watch.follow(store)
-        unreadable = []
-        for name, _, _ in listing:
-            try:
-                session = load(self.path / name)
-            except (OSError, SessionFileError) as exc:
-                unreadable.append(f"{name} ({exc})")  # caught mid-write, or not a session
-                continue
-            prefix = Path(name).stem
-            for conn in session.connections:
-                conn.id = f"{prefix}:{conn.id}"
-            store.add_session(session)
-        self.watch.keep_only(store)
-        self._store, self._stamp, self.files = store, listing, len(listing) - len(unreadable)
+        unreadable: list[str] = []
+
+        def fill() -> None:
+            for name, _, _ in listing:
+                try:
+                    session = load(self.path / name)
+                except (OSError, SessionFileError) as exc:
+                    unreadable.append(f"{name} ({exc})")  # caught mid-write, or not a session
+                    continue
+                prefix = Path(name).stem
+                for conn in session.connections:
+                    conn.id = f"{prefix}:{conn.id}"
+                store.add_session(session)
+
+        self._replace(store, fill)
+        self._stamp, self.files = listing, len(listing) - len(unreadable)
         self.problem = ("not read: " + "; ".join(unreadable)) if unreadable else None
         logger.info("read %d session files in %s: %d connections", self.files, self.path, len(store))
 
