@@ -23,10 +23,13 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgispy.cli.dashboard import add_listen_arguments
 from asgispy.cli.serving import add_server_arguments, check_app_string
+
+if TYPE_CHECKING:
+    from asgispy.exports.eventlog import EventLog
 
 __all__ = ["add_parser", "run"]
 
@@ -163,7 +166,7 @@ class _Recorder:
         self.printed: set[str] = set()
         self.stop_requested: asyncio.Event | None = None
         self.signals = 0
-        self.log: Any = None  # an EventLog with --jsonl
+        self.log: EventLog | None = None
         self.listening = args.listen is not None
         self.producer_seen: dict[str, bool] = {}
         self.otlp = otlp

@@ -25,13 +25,11 @@ class EventLog:
     wire's frames (docs/protocol.md). ``asgispy.load`` reads it back.
     """
 
-    FORMAT = "asgispy-events"
-    VERSION = 1
-
     def __init__(self, store: Any, path: str | os.PathLike[str], *, flush_every: float | None = None) -> None:
         import orjson
 
         from asgispy import __version__
+        from asgispy.store.load import EVENT_LOG_FORMAT, EVENT_LOG_VERSION
 
         self._dumps = orjson.dumps
         self._option = orjson.OPT_APPEND_NEWLINE
@@ -46,8 +44,8 @@ class EventLog:
         #: Events written so far of each connection still open (closed ones are dropped).
         self._written: dict[str, int] = {}
         header = {
-            "format": self.FORMAT,
-            "version": self.VERSION,
+            "format": EVENT_LOG_FORMAT,
+            "version": EVENT_LOG_VERSION,
             "asgispy": __version__,
             "created": time.time(),
         }

@@ -88,6 +88,8 @@ class EventLogReader:
         self.created = 0.0
         self.ended = False
         self._identity: tuple[int, int] | None = None
+        #: What the last read found after the last newline: a line still being written.
+        self._tail = b""
 
     def read(self) -> int:
         """Apply the whole lines written since the last read; how many. Raises
@@ -107,6 +109,7 @@ class EventLogReader:
         except OSError as exc:
             raise SessionFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
         end = data.rfind(b"\n")
+        self._tail = data[end + 1 :]
         if end < 0:
             return 0
         self.offset += end + 1
@@ -132,14 +135,10 @@ class EventLogReader:
         return applied
 
     def read_tail(self) -> None:
-        """Apply a last line with no newline after it, when it is whole: the file is complete,
-        only its final newline is missing. One cut short (the writer was killed) is skipped."""
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                tail = f.read()
-        except OSError as exc:
-            raise SessionFileError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
+        """Apply the last line :meth:`read` left, one with no newline after it, when it is whole:
+        the file is complete, only its final newline is missing. One cut short (the writer was
+        killed) is skipped."""
+        tail = self._tail
         if not tail.strip():
             return
         if self.lines == 0:
