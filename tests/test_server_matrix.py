@@ -544,7 +544,7 @@ def test_views_read_every_servers_addresses(run: Recording) -> None:
     """Whatever shape the server gave client and server (a list, a port as a string), the views
     read host and port: the HAR's connection (the client port) and the OTLP span."""
     from asgispy.exports.har import to_har
-    from asgispy.exports.otlp import span_plan
+    from asgispy.exports.otlp_spans import span_plan
 
     query = run.one("query")
     client, server = query.client, query.server

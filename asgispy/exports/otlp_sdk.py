@@ -1,7 +1,7 @@
 """The OpenTelemetry SDK side of :mod:`asgispy.exports.otlp`: plans made spans, and sent.
 
 Imported only when something is sent over OTLP (it needs the ``otlp`` extra). A
-:class:`Pipeline` turns each :class:`~asgispy.exports.otlp.SpanPlan` into an SDK span with its
+:class:`Pipeline` turns each :class:`~asgispy.exports.otlp_spans.SpanPlan` into an SDK span with its
 recorded times, on tracer providers of its own (one per recording process, whose resource
 names it), never the global one: an app's own tracing is left alone. Spans go out through the
 OTLP/HTTP protobuf exporter, wrapped to count what the endpoint took and to remember why it
@@ -28,7 +28,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from asgispy import __version__
-from asgispy.exports.otlp import SpanPlan, service_name_for
+from asgispy.exports.otlp_spans import SpanPlan, service_name_for
 from asgispy.store.model import ProducerInfo
 
 __all__ = ["Pipeline"]
