@@ -15,6 +15,9 @@ Direction = Literal["receive", "send"]
 RECEIVE: Direction = "receive"
 SEND: Direction = "send"
 
+#: The message fields that carry a payload (bytes or text), which are cut at ``max_body``.
+PAYLOAD_FIELDS = ("body", "bytes", "text")
+
 #: How a connection ended. "open" while the app is still running it; "cut off" when the
 #: process that recorded it went away before it ended.
 Outcome = Literal["open", "completed", "exception", "cancelled", "cut off"]

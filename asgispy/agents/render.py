@@ -17,13 +17,13 @@ from typing import Any
 
 import orjson
 
-from asgispy.capture.codec import Opaque, bytes_text
+from asgispy.capture.codec import Opaque, text_prefix
 from asgispy.capture.redact import DEFAULT_REDACT, REDACTED, Redactor
 from asgispy.store.model import Event
+from asgispy.types import PAYLOAD_FIELDS
 
-__all__ = ["BINARY_PREVIEW", "PAYLOAD_FIELDS", "event_fields", "headers", "ms", "plain", "redactor"]
+__all__ = ["BINARY_PREVIEW", "event_fields", "headers", "ms", "plain", "redactor"]
 
-PAYLOAD_FIELDS = ("body", "bytes", "text")
 #: The most bytes of a binary payload shown (as base64): an agent learns little more from more.
 BINARY_PREVIEW = 256
 #: Events waiting less than this long inside receive() or send() do not show their wait.
@@ -107,15 +107,6 @@ def plain(value: Any, bound: int, _depth: int = 0) -> Any:
     return clip(repr(value), bound)
 
 
-def _utf8_prefix(data: bytes) -> str | None:
-    """``data`` as text, allowing it to end inside a character (a cut may fall there)."""
-    for end in range(len(data), max(len(data) - 4, -1), -1):
-        text = bytes_text(data[:end])
-        if text is not None:
-            return text
-    return None
-
-
 def _json_of(text: str) -> tuple[bool, Any]:
     """The parsed JSON of ``text`` when it is an object or an array (a bare ``42`` stays text)."""
     start = text.lstrip()[:1]
@@ -143,7 +134,7 @@ def payload(name: str, value: bytes | str, size: int, bound: int) -> dict[str, A
         shown = len(text)
     else:
         head = value[:bound]
-        text = _utf8_prefix(head)
+        text = text_prefix(head)
         if text is not None:
             shown = len(text.encode("utf-8"))
         else:

@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Opaque", "bytes_text", "decode", "encode", "opaque_parts"]
+__all__ = ["Opaque", "bytes_text", "decode", "encode", "opaque_parts", "text_prefix"]
 
 MAX_DEPTH = 24
 MAX_REPR = 300
@@ -61,6 +61,16 @@ def bytes_text(data: bytes) -> str | None:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+def text_prefix(data: bytes) -> str | None:
+    """``data`` as text when it is clean UTF-8 but for its end, which may stop inside a
+    character (a body cut to a bound): up to three bytes less are tried; else None."""
+    for end in range(len(data), max(len(data) - 4, -1), -1):
+        text = bytes_text(data[:end])
+        if text is not None:
+            return text
+    return None
 
 
 def _encode_bytes(data: bytes) -> dict[str, str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from asgispy.capture import codec, pack
 from asgispy.capture.redact import Redactor
-from asgispy.types import Direction, Message, Outcome, Scope
+from asgispy.types import PAYLOAD_FIELDS, Direction, Message, Outcome, Scope
 
 __all__ = [
     "ConnectionRecord",
@@ -37,7 +37,6 @@ __all__ = [
 RecordedEvent = list[Any]
 
 _CAPTURE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_PAYLOAD_FIELDS = ("body", "bytes", "text")
 
 
 def snapshot_message(message: Message, max_body: int) -> tuple[dict[str, Any], dict[str, int] | None, int]:
@@ -53,7 +52,7 @@ def _snapshot_copy(copy: dict[str, Any], max_body: int) -> tuple[dict[str, Any],
             copy["headers"] = headers.copy()
     cut = None
     size = 0
-    for field in _PAYLOAD_FIELDS:
+    for field in PAYLOAD_FIELDS:
         if field not in copy:
             continue
         value = copy[field]

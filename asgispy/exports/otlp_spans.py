@@ -23,6 +23,7 @@ from asgispy.capture import codec
 from asgispy.capture.redact import DEFAULT_REDACT, REDACTED, Redactor
 from asgispy.exports.line import format_size
 from asgispy.store.model import Connection, Event, ProducerInfo
+from asgispy.types import PAYLOAD_FIELDS
 
 __all__ = [
     "DEFAULT_BODY_LIMIT",
@@ -46,7 +47,6 @@ _METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "P
 _QUERY_SECRETS = frozenset({"awsaccesskeyid", "signature", "sig", "x-goog-signature"})
 _QUERY_REDACTED = "REDACTED"
 _REDACTED_TEXT = REDACTED.decode()
-_PAYLOAD_FIELDS = ("body", "bytes", "text")
 _HEADER_VALUE_LIMIT = 4096
 _DEFAULT_REDACTOR = Redactor(DEFAULT_REDACT)
 
@@ -286,7 +286,7 @@ def _event(event: Event, bodies: bool, body_limit: int) -> tuple[str, Attributes
         if kind == "websocket.accept" and isinstance(subprotocol, str):
             attributes["asgispy.websocket.subprotocol"] = subprotocol
             words.append(f"subprotocol {subprotocol}")
-        for name in _PAYLOAD_FIELDS:
+        for name in PAYLOAD_FIELDS:
             value = message.get(name)
             if value is None:
                 continue
@@ -339,10 +339,9 @@ def _payload(value: bytes | str, limit: int) -> tuple[str, bool, bool]:
     kept = value[:limit]
     shortened = len(value) > limit
     # A cut can split a UTF-8 character: up to three bytes less may still be clean text.
-    for trim in range(4 if shortened else 1):
-        text = codec.bytes_text(kept[: len(kept) - trim])
-        if text is not None:
-            return text, False, shortened or trim > 0
+    text = codec.text_prefix(kept) if shortened else codec.bytes_text(kept)
+    if text is not None:
+        return text, False, shortened
     return base64.b64encode(kept).decode("ascii"), True, shortened
 
 

@@ -15,14 +15,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from asgispy.capture import codec, pack
 from asgispy.store.checker import Checker, Violation
 from asgispy.store.streams import StreamRecord, parse_stream, stream_kind
-from asgispy.types import Direction, Outcome
+from asgispy.types import PAYLOAD_FIELDS, Direction, Outcome
 
 if TYPE_CHECKING:
     from asgispy.store.layers import Layer
 
 __all__ = ["Connection", "Endpoint", "ErrorInfo", "Event", "ProducerInfo", "Session", "encoded_size"]
 
-_PAYLOAD_FIELDS = ("body", "bytes", "text")
 #: Connection.add's default: the event's message has not been decoded by the caller.
 _UNREAD: Any = object()
 _RESPONSE_STARTS = frozenset({"http.response.start", "websocket.http.response.start", "websocket.accept"})
@@ -161,7 +160,7 @@ class Event:
             self.status = status if type(status) is int else None
             self.code = code if type(code) is int else None
             size = 0
-            for name in _PAYLOAD_FIELDS:
+            for name in PAYLOAD_FIELDS:
                 if name in message:
                     size += self._size(message, name)
             self.payload_size = size
