@@ -20,7 +20,8 @@ from websockets.sync.client import connect as ws_connect
 
 import asgispy
 from asgispy import Spy
-from asgispy.agents.tools import Watch, list_connections
+from asgispy.agents.tools import list_connections
+from asgispy.agents.watch import Watch
 from asgispy.capture.sessionfile import session_document, write_session
 from asgispy.store.store import Store
 from tests.servers import UVICORN_H11, serve

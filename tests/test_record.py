@@ -619,7 +619,7 @@ def test_an_event_log_is_followed_as_it_grows(tmp_path: Path) -> None:
     """A reader following a log another process writes: each read takes only the whole lines
     written since; a line being written waits; the end cuts off; a replaced file says so."""
     from asgispy.agents.sources import FileSource
-    from asgispy.agents.tools import Watch
+    from asgispy.agents.watch import Watch
     from asgispy.store.load import EventLogReader, LogReplaced
     from asgispy.store.model import ProducerInfo
 

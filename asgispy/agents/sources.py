@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from asgispy.agents.tools import Watch
+from asgispy.agents.watch import Watch
 from asgispy.capture.sessionfile import SessionFileError
 from asgispy.store.collector import Collector, CollectorError
 from asgispy.store.load import EventLogReader, LogReplaced, is_event_log, load

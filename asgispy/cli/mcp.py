@@ -102,7 +102,8 @@ async def _main(args: argparse.Namespace) -> int:
 
     from asgispy.agents.server import serve_stdio
     from asgispy.agents.sources import FileSource, FolderSource, LiveSource
-    from asgispy.agents.tools import Inspector, Watch
+    from asgispy.agents.tools import Inspector
+    from asgispy.agents.watch import Watch
     from asgispy.store.collector import Collector, CollectorError
     from asgispy.store.store import Store
     from asgispy.wire.address import AddressError
