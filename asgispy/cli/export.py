@@ -18,10 +18,10 @@ from typing import Any
 
 __all__ = ["add_otlp_arguments", "add_parser", "otlp_settings", "run"]
 
-FORMATS = ("json", "jsonl", "har", "curl")
-
 
 def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser:
+    from asgispy.exports.formats import FORMATS
+
     parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help, description=__doc__)
     parser.add_argument("session", metavar="SESSION", help="a session file (JSON, or --jsonl event log)")
     parser.add_argument(

@@ -10,11 +10,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
-import orjson
-
-from asgispy.store.model import Session
+if TYPE_CHECKING:
+    from asgispy.store.model import Session
 
 __all__ = [
     "DESCRIPTIONS",
@@ -28,7 +27,8 @@ __all__ = [
     "with_format",
 ]
 
-Format = Literal["json", "jsonl", "har", "curl"]
+#: In the order they are offered: the two most asked for first.
+Format = Literal["json", "har", "jsonl", "curl"]
 FORMATS: tuple[Format, ...] = get_args(Format)
 
 #: The extension each format gets when a name is made for it.
@@ -87,6 +87,8 @@ def export_bytes(session: Session, fmt: Format, *, comment: str | None = None) -
     ``comment`` goes into the HAR log (where it came from); the other formats have no place
     for it. JSON and JSON lines load back with ``asgispy.load``.
     """
+    import orjson
+
     connections = session.connections
     if fmt == "json":
         data = orjson.dumps(session.document(), option=orjson.OPT_INDENT_2) + b"\n"

@@ -13,7 +13,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Label, RadioButton, RadioSet, Static
 
-from asgispy.exports.formats import DESCRIPTIONS, EXTENSIONS, TITLES, Format, format_for, with_format
+from asgispy.exports.formats import DESCRIPTIONS, EXTENSIONS, FORMATS, TITLES, Format, format_for, with_format
 
 __all__ = ["DiffScreen", "ExportChoice", "ExportScreen", "HelpScreen"]
 
@@ -122,10 +122,6 @@ class ExportChoice:
     format: Format
 
 
-#: The formats in the order the export screen offers them: the two most asked for first.
-_FORMAT_ORDER: tuple[Format, ...] = ("json", "har", "jsonl", "curl")
-
-
 class ExportScreen(ModalScreen[ExportChoice | None]):
     """Asks where to write the export and in which format.
 
@@ -167,7 +163,7 @@ class ExportScreen(ModalScreen[ExportChoice | None]):
             yield Input(str(self.default), id="export-path")
             yield Label("", id="export-where", classes="hint")
             with RadioSet(id="export-format"):
-                for fmt in _FORMAT_ORDER:
+                for fmt in FORMATS:
                     label = f"{TITLES[fmt]} ({EXTENSIONS[fmt]})"
                     yield RadioButton(label, value=fmt == self.format, id=f"format-{fmt}")
             yield Label(DESCRIPTIONS[self.format], id="export-about", classes="hint")
@@ -202,7 +198,7 @@ class ExportScreen(ModalScreen[ExportChoice | None]):
 
     def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
         event.stop()
-        fmt = next(f for f in _FORMAT_ORDER if event.pressed.id == f"format-{f}")
+        fmt = next(f for f in FORMATS if event.pressed.id == f"format-{f}")
         self.format = fmt
         self.query_one("#export-about", Label).update(DESCRIPTIONS[fmt])
         field = self.query_one(Input)
@@ -237,8 +233,8 @@ class ExportScreen(ModalScreen[ExportChoice | None]):
         self._step(-1)
 
     def _step(self, by: int) -> None:
-        index = (_FORMAT_ORDER.index(self.format) + by) % len(_FORMAT_ORDER)
-        self.query_one(f"#format-{_FORMAT_ORDER[index]}", RadioButton).value = True
+        index = (FORMATS.index(self.format) + by) % len(FORMATS)
+        self.query_one(f"#format-{FORMATS[index]}", RadioButton).value = True
 
     def action_write(self) -> None:
         path = self.path
