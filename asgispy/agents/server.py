@@ -22,6 +22,7 @@ from pydantic import Field
 from asgispy import __version__
 from asgispy.agents import tools
 from asgispy.agents.tools import DEFAULT_MAX_BODY, Inspector
+from asgispy.store.filter import language
 
 __all__ = ["INSTRUCTIONS", "build_server", "serve_stdio"]
 
@@ -34,15 +35,7 @@ wait_for_connections with a filter for it, then get_connection(id) for headers, 
 list_connections and get_violations look over everything recorded; get_session_info says where \
 the traffic comes from and why nothing arrives. Secret header values are masked."""
 
-FILTER = (
-    "asgispy filter: space-separated terms that must all match; 'or' between alternatives; '-' "
-    "before a term negates it. Fields: method:POST, status:404|4xx|>=400|200-299, path:/api/* "
-    "(substring; a glob with *), query:, route:, endpoint:, host:, type:http|websocket|lifespan, "
-    "outcome:exception|cancelled|open|cut-off, header:name=value (request or response), body:text, "
-    "duration:>100ms, size:>10k, ttfb:>200ms, rule:http.*, id:, layer:. Keywords: error (raised or "
-    "5xx), violation, cut, open. Bare words search method, path, status, route and request header "
-    "values. Empty: everything."
-)
+FILTER = "asgispy filter: " + language()
 SAME_FILTER = (
     "The list_connections filter language, e.g. 'method:POST path:/api/items' or 'status:5xx or error'."
 )

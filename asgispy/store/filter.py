@@ -29,7 +29,7 @@ from typing import Any
 from asgispy.capture import codec
 from asgispy.store.model import Connection, Event
 
-__all__ = ["FIELDS", "Filter", "FilterError", "parse"]
+__all__ = ["FIELDS", "Filter", "FilterError", "language", "parse"]
 
 Predicate = Callable[[Connection], bool]
 
@@ -546,6 +546,18 @@ _KEYWORDS: dict[str, tuple[Predicate, str]] = {
         "broke a rule of the ASGI spec (any severity; see docs/rules.md)",
     ),
 }
+
+
+def language() -> str:
+    """The filter language in one paragraph, made from the fields' and keywords' own
+    descriptions, for help that cannot drift from what parses (an agent's tool description)."""
+    fields = "; ".join(f"{name}: {text}" for name, (_, text) in FIELDS.items())
+    words = "; ".join(f"{word}: {text}" for word, (_, text) in _KEYWORDS.items())
+    return (
+        "space-separated terms that must all match; 'or' between alternatives; '-' before a term "
+        f"negates it. Fields: {fields}. Keywords: {words}. Other words are searched in the method, "
+        "path and query, route, endpoint, status, type and request header values. Empty: everything."
+    )
 
 
 def _bad_value(token: _Token, expected: str) -> FilterError:
