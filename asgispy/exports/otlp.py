@@ -406,6 +406,10 @@ class OtlpForwarder:
         weight = sum(self._weights.pop(i, 0) for i in span_ids)
         message = None
         with self._cond:
+            if self._summary is not None:
+                # A batch the SDK gave up on while shutting down, after close() counted it as
+                # dropped: the summary already said so, and the counts must agree with it.
+                return
             self._held -= count
             self._held_bytes -= weight
             if ok:
