@@ -34,6 +34,8 @@ pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "Bearer s3cret-token"
 COOKIE = "session=c00kie-value"
+API_KEY = "k3y-value"
+SHOUT = "/shout?api_key=REDACTED&lang=en"  # as an agent is shown it
 BIG = 20_000
 RECORDED = 8192  # Spy's max_body for the recording: /big is kept in part
 TOOLS = {
@@ -96,7 +98,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
         assert echoed.json() == {"name": "ada"}
         assert client.get(server.url("/boom")).status_code == 500
-        assert client.get(server.url("/shout")).status_code == 200
+        assert client.get(server.url(f"/shout?api_key={API_KEY}&lang=en")).status_code == 200
         with ws_connect(server.ws_url("/ws"), open_timeout=10) as ws:
             ws.send("hi")
             assert ws.recv(timeout=10) == "HI"
@@ -190,14 +192,14 @@ def test_a_session_file_is_listed_filtered_and_opened(recorded: Path, tmp_path: 
             assert items["method"] == "GET" and items["status"] == 200 and items["resp_bytes"] == 52
             assert "outcome" not in items and "violations" not in items
             assert everything["/boom"]["outcome"] == "raised RuntimeError: boom: the kettle is empty"
-            assert everything["/shout"]["violations"] == 1
+            assert everything[SHOUT]["violations"] == 1
             assert everything["/ws"]["frames_in"] == 1 and everything["/ws"]["close_code"] == 1000
             assert everything["/big"]["cut"] is True
 
             failed = await a.call("list_connections", filter="status:5xx or error")
             assert [c["path"] for c in failed["connections"]] == ["/boom"]
             newest = await a.call("list_connections", filter="-type:lifespan", limit=2)
-            assert newest["matched"] == 6 and [c["path"] for c in newest["connections"]] == ["/shout", "/ws"]
+            assert newest["matched"] == 6 and [c["path"] for c in newest["connections"]] == [SHOUT, "/ws"]
             assert "4 older" in newest["more"]
 
             detail = await a.call("get_connection", id=items["id"])
@@ -217,7 +219,7 @@ def test_a_session_file_is_listed_filtered_and_opened(recorded: Path, tmp_path: 
 
             violations = await a.call("get_violations")
             (broke,) = violations["connections"]
-            assert broke["id"] == everything["/shout"]["id"] and "/shout" in broke["line"]
+            assert broke["id"] == everything[SHOUT]["id"] and SHOUT in broke["line"]
             assert broke["violations"][0]["rule"] == "http.header-case"
             assert broke["violations"][0]["event"] == 1  # the response start, after the request
             assert "lowercased" in violations["rules"]["http.header-case"]
@@ -248,7 +250,7 @@ def test_bodies_are_cut_to_a_bound_that_says_so(recorded: Path, tmp_path: Path) 
 
 def test_secret_headers_are_masked_even_when_the_recording_kept_them(recorded: Path, tmp_path: Path) -> None:
     raw = recorded.read_text()
-    assert "s3cret-token" in raw and "c00kie-value" in raw  # recorded with redact=[]
+    assert "s3cret-token" in raw and "c00kie-value" in raw and API_KEY in raw  # recorded with redact=[]
     echo_id = next(c.id for c in asgispy.load(recorded).connections if c.path == "/echo")
 
     async def body() -> None:
@@ -264,6 +266,16 @@ def test_secret_headers_are_masked_even_when_the_recording_kept_them(recorded: P
             assert curl.startswith("# authorization was redacted") and "http://127.0.0.1:9/echo" in curl
             for text in (json.dumps(detail), curl):
                 assert "s3cret" not in text and "c00kie" not in text
+
+            # A secret-looking query parameter is masked wherever the request is shown.
+            listed = by_path(await a.call("list_connections"))
+            shout = await a.call("get_connection", id=listed[SHOUT]["id"])
+            assert shout["path"] == SHOUT and shout["scope"]["query_string"] == "api_key=REDACTED&lang=en"
+            line = (await a.call("get_violations"))["connections"][0]["line"]
+            replay = (await a.call("get_curl", id=listed[SHOUT]["id"], base_url="http://127.0.0.1:9"))["curl"]
+            assert SHOUT in line and f"http://127.0.0.1:9{SHOUT}" in replay
+            for text in (json.dumps(listed), json.dumps(shout), line, replay):
+                assert API_KEY not in text
 
     run(body)
 

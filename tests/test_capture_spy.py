@@ -22,6 +22,7 @@ import pytest
 import asgispy
 from asgispy import Spy
 from asgispy.capture.codec import Opaque
+from asgispy.capture.redact import Redactor
 from tests.apps.raw import AppError, edge_app
 from tests.apps.recording import Harness
 
@@ -365,6 +366,25 @@ def test_custom_redact_list(harness: MakeHarness) -> None:
     run(h.spy, http_scope(headers=headers), [REQUEST])
     conn = h.check(secrets=(b"TENANT-7", b"SIG-V1")).connections[0]
     assert conn.request_headers[2] == (b"authorization", b"Bearer shown")  # the user chose what to mask
+
+
+@pytest.mark.parametrize(
+    ("query", "shown"),
+    [
+        ("q=tea&page=2", "q=tea&page=2"),
+        ("access_token=t0k&q=tea", "access_token=REDACTED&q=tea"),
+        ("api%5Fkey=k&API-KEY=k2&flag&empty=", "api%5Fkey=REDACTED&API-KEY=REDACTED&flag&empty="),
+        (
+            "X-Amz-Signature=abc&AWSAccessKeyId=AKIA&sig=s",
+            "X-Amz-Signature=REDACTED&AWSAccessKeyId=REDACTED&sig=REDACTED",
+        ),
+        ("password=a=b&token=x&token=y", "password=REDACTED&token=REDACTED&token=REDACTED"),
+    ],
+)
+def test_secret_query_values_are_masked_for_what_leaves_the_machine(query: str, shown: str) -> None:
+    """Names are read as the app would (percent-decoded, any case); what has no value stays."""
+    assert Redactor().query(query) == shown
+    assert Redactor(["x-tenant"]).query("token=x&tenant=y") == "token=x&tenant=y"  # the user's list
 
 
 def test_max_events_counts_what_it_does_not_keep(tmp_path: Path) -> None:

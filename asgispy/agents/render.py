@@ -7,7 +7,8 @@ text is plain text (bytes read as UTF-8, else Latin-1), tuples are lists, header
 
 Header values are masked here again, with the default secret names, whatever the
 recording did: ``Spy(app, redact=[])`` keeps them in a session file, and an agent's
-transcript is no place for a bearer token.
+transcript is no place for a bearer token. So are the values of secret-looking query
+parameters (``access_token=``, ``api_key=``, signatures), which no recording masks.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import orjson
 
 from asgispy.capture.codec import Opaque, text_prefix
 from asgispy.capture.redact import DEFAULT_REDACT, REDACTED, Redactor
-from asgispy.store.model import Event
+from asgispy.store.model import Connection, Event
 from asgispy.types import PAYLOAD_FIELDS
 
-__all__ = ["BINARY_PREVIEW", "event_fields", "headers", "ms", "plain", "redactor"]
+__all__ = ["BINARY_PREVIEW", "event_fields", "headers", "ms", "plain", "redactor", "target"]
 
 #: The most bytes of a binary payload shown (as base64): an agent learns little more from more.
 BINARY_PREVIEW = 256
@@ -62,6 +63,12 @@ def _name_bytes(name: Any) -> bytes | None:
     return None
 
 
+def target(conn: Connection) -> str:
+    """Path and query as a client wrote them, secret query values masked."""
+    query = conn.query_string
+    return f"{conn.path}?{redactor.query(query.decode('latin-1'))}" if query else conn.path
+
+
 def headers(value: Any, bound: int) -> Any:
     """Header pairs as ``[name, value]`` text, secret values masked. What is not a header pair
     (an app's mistake, which the checker reports) is shown as it is, not dropped."""
@@ -98,7 +105,13 @@ def plain(value: Any, bound: int, _depth: int = 0) -> Any:
         out: dict[str, Any] = {}
         for key, item in value.items():
             name = key if isinstance(key, str) else str(plain(key, bound, _depth + 1))
-            out[name] = headers(item, bound) if name == "headers" else plain(item, bound, _depth + 1)
+            if name == "headers":
+                out[name] = headers(item, bound)
+            elif name == "query_string" and isinstance(item, (bytes, str)):
+                text = item.decode("latin-1") if isinstance(item, bytes) else item
+                out[name] = clip(redactor.query(text), bound)
+            else:
+                out[name] = plain(item, bound, _depth + 1)
         return out
     if isinstance(value, (list, tuple)):
         return [plain(item, bound, _depth + 1) for item in value]

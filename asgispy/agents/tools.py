@@ -17,7 +17,7 @@ import datetime
 import time
 from typing import Any, Literal, Protocol
 
-from asgispy.agents.render import event_fields, ms, plain, redactor
+from asgispy.agents.render import event_fields, ms, plain, redactor, target
 from asgispy.agents.watch import Watch
 from asgispy.exports.line import outcome_word, summary_line
 from asgispy.store.checker import Violation
@@ -88,7 +88,7 @@ def summary(conn: Connection) -> dict[str, Any]:
     if conn.type in ("http", "websocket"):
         if conn.method:
             out["method"] = conn.method
-        out["path"] = conn.target
+        out["path"] = target(conn)
         if conn.status is not None:
             out["status"] = conn.status
     if conn.duration is not None:
@@ -227,7 +227,7 @@ def get_violations(
         "connections": [
             {
                 "id": c.id,
-                "line": summary_line(c, with_time=False),
+                "line": summary_line(_masked(c), with_time=False),
                 "violations": [_violation(v) for v in broken],
             }
             for c, broken in shown
@@ -254,9 +254,15 @@ def curl_command(store: Store, id: str, base_url: str | None = None) -> dict[str
 
 def _masked(conn: Connection) -> Connection:
     """The connection with secret request header values masked (it already is, unless recorded
-    with ``Spy(redact=[])`` or narrower)."""
+    with ``Spy(redact=[])`` or narrower), and secret query values too (no recording masks them)."""
     scope = conn.scope
     masked = redactor.message(scope)
+    query = scope.get("query_string") if isinstance(scope, dict) else None
+    if isinstance(query, bytes):
+        text = query.decode("latin-1")
+        hidden = redactor.query(text)
+        if hidden != text:
+            masked = {**masked, "query_string": hidden.encode("latin-1")}
     if masked is scope:
         return conn
     events = [(e.direction, e.t, e.peek(), e.cut, e.wait) for e in conn.events]

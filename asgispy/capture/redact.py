@@ -11,10 +11,17 @@ import fnmatch
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import unquote_plus
 
-__all__ = ["DEFAULT_REDACT", "REDACTED", "Redactor"]
+__all__ = ["DEFAULT_REDACT", "QUERY_REDACTED", "REDACTED", "Redactor"]
 
 REDACTED = b"[redacted]"
+
+#: What a secret query parameter's value becomes: URL-safe, unlike ``[redacted]``.
+QUERY_REDACTED = "REDACTED"
+
+#: Query parameters that carry signatures (pre-signed URLs) whatever the header list says.
+_QUERY_SECRETS = frozenset({"awsaccesskeyid", "signature", "sig", "x-goog-signature"})
 
 #: Header names (case-insensitive; ``*`` globs allowed) whose values are masked by default.
 DEFAULT_REDACT: tuple[str, ...] = (
@@ -103,6 +110,24 @@ class Redactor:
         if out is None:
             return headers
         return tuple(out) if type(headers) is tuple else out
+
+    def query(self, query: str) -> str:
+        """The query string with the values of secret-looking parameters (by the header
+        patterns, ``access_token`` or ``api_key`` say, and signature names) masked; the same
+        string when none is. For what leaves the machine: OTLP spans, answers to agents."""
+        if "=" not in query:
+            return query
+        parts = query.split("&")
+        changed = False
+        for i, part in enumerate(parts):
+            name, sep, value = part.partition("=")
+            if not sep or not value or value == QUERY_REDACTED:
+                continue
+            plain = unquote_plus(name)
+            if plain.lower() in _QUERY_SECRETS or self.is_secret(plain.encode("utf-8", "replace")):
+                parts[i] = f"{name}={QUERY_REDACTED}"
+                changed = True
+        return "&".join(parts) if changed else query
 
     def message(self, message: Any) -> Any:
         """A shallow copy of a scope or message with its header values masked where needed."""

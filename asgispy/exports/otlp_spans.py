@@ -17,7 +17,6 @@ import base64
 import os
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import unquote_plus
 
 from asgispy.capture import codec
 from asgispy.capture.redact import DEFAULT_REDACT, REDACTED, Redactor
@@ -44,8 +43,6 @@ Attributes = dict[str, AttributeValue]
 
 _METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"})
 #: Query parameters the semantic conventions ask to mask, beyond the header list's patterns.
-_QUERY_SECRETS = frozenset({"awsaccesskeyid", "signature", "sig", "x-goog-signature"})
-_QUERY_REDACTED = "REDACTED"
 _REDACTED_TEXT = REDACTED.decode()
 _HEADER_VALUE_LIMIT = 4096
 _DEFAULT_REDACTOR = Redactor(DEFAULT_REDACT)
@@ -190,7 +187,7 @@ def _web_attributes(conn: Connection, attributes: Attributes, redactor: Redactor
     attributes["url.scheme"] = str(scheme) if scheme else ("ws" if websocket else "http")
     attributes["url.path"] = conn.path
     if conn.query_string:
-        attributes["url.query"] = _scrub_query(conn.query_string.decode("latin-1"), redactor)
+        attributes["url.query"] = redactor.query(conn.query_string.decode("latin-1"))
     route = conn.route
     if route:
         attributes["http.route"] = str(route)
@@ -252,21 +249,6 @@ def _header_attributes(
         text = _REDACTED_TEXT if value == REDACTED else value.decode("latin-1")
         grouped.setdefault(prefix + name.decode("latin-1").lower(), []).append(text[:_HEADER_VALUE_LIMIT])
     attributes.update(grouped)
-
-
-def _scrub_query(query: str, redactor: Redactor) -> str:
-    """The query string with the values of secret-looking parameters replaced by ``REDACTED``."""
-    parts = query.split("&")
-    changed = False
-    for i, part in enumerate(parts):
-        name, sep, value = part.partition("=")
-        if not sep or not value:
-            continue
-        plain = unquote_plus(name)
-        if plain.lower() in _QUERY_SECRETS or redactor.is_secret(plain.encode("utf-8", "replace")):
-            parts[i] = f"{name}={_QUERY_REDACTED}"
-            changed = True
-    return "&".join(parts) if changed else query
 
 
 def _event(event: Event, bodies: bool, body_limit: int) -> tuple[str, Attributes, str | None]:
