@@ -395,6 +395,8 @@ def test_a_live_request_is_waited_for_and_shown(sockdir: Path, tmp_path: Path) -
                 async with agent("--listen", address, stderr=tmp_path / "err2") as b:
                     taken = await b.call("get_session_info")
                     assert "already listens" in taken["source"]["problem"]
+                    assert "--jsonl FILE" in taken["source"]["problem"]
+                    assert "`asgispy mcp --session FILE`" in taken["source"]["problem"]
                     assert taken["source"]["listening"] == []
                     assert "already listens" in (await b.call("wait_for_connections", timeout=0))["hint"]
         assert "listening on " + address in (tmp_path / "err").read_text()

@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from asgispy.capture import pack
-from asgispy.store.collector import Collector, CollectorError
+from asgispy.store.collector import AddressTaken, Collector, CollectorError
 from asgispy.store.store import Store
 from asgispy.wire.address import Address, default_address, parse_address
 from asgispy.wire.protocol import (
@@ -507,7 +507,7 @@ def test_a_stale_socket_is_replaced_and_a_live_one_is_not(sockdir: Path) -> None
     with CollectorThread([f"unix:{path}"]) as first:
         assert RawProducer(first.address, "one001").reply["type"] == "welcome"
         second = Collector(Store(), [f"unix:{path}"])
-        with pytest.raises(CollectorError, match="already listens"):
+        with pytest.raises(AddressTaken, match="already listens"):
             asyncio.run(second.start())
         # The live collector still serves.
         assert RawProducer(first.address, "two002").reply["type"] == "welcome"
@@ -518,6 +518,16 @@ def test_tcp_binds_loopback_and_reports_its_port() -> None:
         bound = collector.collector.addresses[0]
         assert bound.scheme == "tcp" and bound.host == "127.0.0.1" and bound.port > 0
         assert RawProducer(str(bound), "tcp001").reply["type"] == "welcome"
+
+
+def test_a_tcp_port_in_use_is_told_apart_from_other_failures() -> None:
+    """A port another listener holds may come free (the MCP server waits for it); the reason says which."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        with pytest.raises(AddressTaken, match=f"cannot listen on tcp://127.0.0.1:{port}"):
+            asyncio.run(Collector(Store(), [f"tcp://127.0.0.1:{port}"]).start())
 
 
 def test_tcp_beyond_loopback_needs_the_explicit_flag_and_a_token() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from asgispy.agents.watch import Watch
 from asgispy.capture.sessionfile import SessionFileError
-from asgispy.store.collector import Collector, CollectorError
+from asgispy.store.collector import AddressTaken, Collector, CollectorError
 from asgispy.store.load import EventLogReader, LogReplaced, is_event_log, load
 from asgispy.store.store import Store
 from asgispy.wire.address import ENV_ADDRESS, ENV_TOKEN, default_address
@@ -237,7 +237,7 @@ class LiveSource:
             self._task = asyncio.create_task(self._retry())
 
     def _failed(self, exc: CollectorError) -> None:
-        self.problem = f"not listening yet: {exc} (trying again every {LISTEN_RETRY:g} s)"
+        self.problem = _not_listening(exc)
         logger.warning("asgispy mcp: %s", self.problem)
 
     async def _retry(self) -> None:
@@ -246,7 +246,7 @@ class LiveSource:
             try:
                 await self.collector.start()
             except CollectorError as exc:
-                self.problem = f"not listening yet: {exc} (trying again every {LISTEN_RETRY:g} s)"
+                self.problem = _not_listening(exc)
                 continue
             self.problem = None
             logger.info("asgispy mcp: listening on %s", ", ".join(map(str, self.collector.addresses)))
@@ -291,3 +291,14 @@ class LiveSource:
             "no app streams here yet: wrap the ASGI app (from asgispy import Spy; app = Spy(app)) and "
             f"start it {start}"
         )
+
+
+def _not_listening(exc: CollectorError) -> str:
+    """Why the live source has no traffic, and, when a viewer holds the address, the way round."""
+    text = f"not listening yet: {exc} (trying again every {LISTEN_RETRY:g} s)"
+    if isinstance(exc, AddressTaken):
+        text += (
+            ". An app streams to one address: if an asgispy dashboard or recorder has it, give that "
+            "one --jsonl FILE and serve the agent with `asgispy mcp --session FILE` instead"
+        )
+    return text

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hmac
 import logging
 import os
@@ -53,7 +54,7 @@ from asgispy.wire.protocol import (
     welcome_frame,
 )
 
-__all__ = ["Collector", "CollectorError"]
+__all__ = ["AddressTaken", "Collector", "CollectorError"]
 
 logger = logging.getLogger("asgispy.collector")
 
@@ -63,6 +64,10 @@ HELLO_TIMEOUT = 10.0
 
 class CollectorError(RuntimeError):
     """The collector cannot listen where it was asked to (taken, unsafe, or not allowed)."""
+
+
+class AddressTaken(CollectorError):
+    """Another listener, most often another asgispy viewer, has the address: it may free it."""
 
 
 class Collector:
@@ -160,7 +165,8 @@ class Collector:
         try:
             server = await loop.create_server(self._make_link, address.host, address.port)
         except OSError as exc:
-            raise CollectorError(f"cannot listen on {address}: {exc.strerror or exc}") from exc
+            kind = AddressTaken if exc.errno == errno.EADDRINUSE else CollectorError
+            raise kind(f"cannot listen on {address}: {exc.strerror or exc}") from exc
         self._servers.append(server)
         port = server.sockets[0].getsockname()[1] if server.sockets else address.port
         bound = address.with_port(port)
@@ -446,4 +452,4 @@ def _remove_stale_socket(path: Path) -> None:
         raise CollectorError(f"cannot check {path}: {exc}") from exc
     finally:
         probe.close()
-    raise CollectorError(f"another asgispy viewer already listens on unix:{path}")
+    raise AddressTaken(f"another asgispy viewer already listens on unix:{path}")
