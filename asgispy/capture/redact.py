@@ -2,7 +2,7 @@
 
 Redaction happens when a record is encoded (for export or for the wire), never on the
 request path: the in-memory record keeps what the app saw, only its serialised form is
-masked.
+masked. Query strings are masked only where traffic leaves the machine (:meth:`Redactor.query`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ REDACTED = b"[redacted]"
 #: What a secret query parameter's value becomes: URL-safe, unlike ``[redacted]``.
 QUERY_REDACTED = "REDACTED"
 
-#: Query parameters that carry signatures (pre-signed URLs) whatever the header list says.
+#: Query parameters that carry signatures (pre-signed URLs), masked whatever the header list
+#: says: OpenTelemetry's HTTP semantic conventions name these.
 _QUERY_SECRETS = frozenset({"awsaccesskeyid", "signature", "sig", "x-goog-signature"})
 
 #: Header names (case-insensitive; ``*`` globs allowed) whose values are masked by default.
@@ -112,9 +113,10 @@ class Redactor:
         return tuple(out) if type(headers) is tuple else out
 
     def query(self, query: str) -> str:
-        """The query string with the values of secret-looking parameters (by the header
-        patterns, ``access_token`` or ``api_key`` say, and signature names) masked; the same
-        string when none is. For what leaves the machine: OTLP spans, answers to agents."""
+        """The query string with secret values masked: parameters whose names the header
+        patterns match (``access_token``, ``api_key``...) or that carry a signature. The same
+        string when none is. For what leaves the machine (OTLP spans, answers to agents); the
+        recording keeps the query as the app saw it."""
         if "=" not in query:
             return query
         parts = query.split("&")

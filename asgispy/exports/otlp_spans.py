@@ -42,7 +42,6 @@ AttributeValue = str | bool | int | float | list[str]
 Attributes = dict[str, AttributeValue]
 
 _METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"})
-#: Query parameters the semantic conventions ask to mask, beyond the header list's patterns.
 _REDACTED_TEXT = REDACTED.decode()
 _HEADER_VALUE_LIMIT = 4096
 _DEFAULT_REDACTOR = Redactor(DEFAULT_REDACT)
