@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "CLEAN_LIFESPAN",
     "HYPERCORN",
     "SERVERS",
     "UVICORN_H11",
@@ -46,6 +47,15 @@ __all__ = [
 ]
 
 HOST = "127.0.0.1"
+
+#: The messages of a lifespan that starts and stops cleanly, in order: what a recording of an
+#: app that a server started and stopped holds for its lifespan connection.
+CLEAN_LIFESPAN = [
+    "lifespan.startup",
+    "lifespan.startup.complete",
+    "lifespan.shutdown",
+    "lifespan.shutdown.complete",
+]
 
 Lifespan = Literal["on", "off", "auto"]
 

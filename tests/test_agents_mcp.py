@@ -24,7 +24,7 @@ from asgispy.agents.tools import list_connections
 from asgispy.agents.watch import Watch
 from asgispy.capture.sessionfile import session_document, write_session
 from asgispy.store.store import Store
-from tests.servers import UVICORN_H11, serve
+from tests.servers import CLEAN_LIFESPAN, UVICORN_H11, serve
 
 mcp = pytest.importorskip("mcp")
 from mcp import ClientSession, StdioServerParameters, stdio_client  # noqa: E402
@@ -480,12 +480,7 @@ async def test_an_agent_follows_the_dashboards_event_log(sockdir: Path, tmp_path
     assert [c.path for c in session if c.type == "http"] == ["/echo"]
     lifespan = next(c for c in session if c.type == "lifespan")
     assert lifespan.outcome == "completed" and not lifespan.violations
-    assert [e.type for e in lifespan.events] == [
-        "lifespan.startup",
-        "lifespan.startup.complete",
-        "lifespan.shutdown",
-        "lifespan.shutdown.complete",
-    ]
+    assert [e.type for e in lifespan.events] == CLEAN_LIFESPAN
 
 
 # The command line ---------------------------------------------------------------------------------

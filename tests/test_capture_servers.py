@@ -26,6 +26,7 @@ from tests.apps.raw import BINARY, LATIN1_VALUE, edge_app, seed_app
 from tests.apps.recording import Harness
 from tests.apps.starlette_app import app as starlette_app
 from tests.servers import (
+    CLEAN_LIFESPAN,
     HYPERCORN,
     UVICORN_H11,
     UVICORN_HTTPTOOLS,
@@ -129,12 +130,7 @@ def test_framework_apps(
 
     lifespan = session.connections[0]
     assert lifespan.type == "lifespan" and lifespan.outcome == "completed"
-    assert [e.type for e in lifespan.events] == [
-        "lifespan.startup",
-        "lifespan.startup.complete",
-        "lifespan.shutdown",
-        "lifespan.shutdown.complete",
-    ]
+    assert [e.type for e in lifespan.events] == CLEAN_LIFESPAN
     item = http_connections(session, "/items/42")[0]
     assert item.handler is not None
     assert item.route == route and item.handler["endpoint"] == endpoint
@@ -422,12 +418,7 @@ def test_hypercorn_http_and_lifespan(harness: MakeHarness, http: httpx.Client) -
         assert (b"x-latin1", LATIN1_VALUE) in http.get(server.url("/latin1")).headers.raw
     session = h.check()
     lifespan = session.connections[0]
-    assert [e.type for e in lifespan.events] == [
-        "lifespan.startup",
-        "lifespan.startup.complete",
-        "lifespan.shutdown",
-        "lifespan.shutdown.complete",
-    ]
+    assert [e.type for e in lifespan.events] == CLEAN_LIFESPAN
     failed = only(session, "/raise")
     assert failed.outcome == "exception" and failed.error is not None
     assert failed.scope["extensions"] == {}  # Hypercorn offers no extensions over HTTP/1.1

@@ -28,7 +28,7 @@ from asgispy.demo.app import app as demo_app
 from asgispy.demo.headless import run_headless
 from asgispy.demo.traffic import TrafficStats, drive
 from asgispy.store.model import Connection
-from tests.servers import UVICORN_HTTPTOOLS, UVICORN_WSPROTO, ServerSpec, serve
+from tests.servers import CLEAN_LIFESPAN, UVICORN_HTTPTOOLS, UVICORN_WSPROTO, ServerSpec, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -166,12 +166,7 @@ def test_demo_traffic_shows_every_kind_of_event(spec: ServerSpec, tmp_path: Path
 
     # Lifespan: startup and shutdown, both completed.
     (life,) = [c for c in conns if c.type == "lifespan"]
-    assert types(life) == [
-        "lifespan.startup",
-        "lifespan.startup.complete",
-        "lifespan.shutdown",
-        "lifespan.shutdown.complete",
-    ]
+    assert types(life) == CLEAN_LIFESPAN
 
     # Secrets: the app got them (200 from /api/me); the file has only the mask.
     me = one(conns, "/api/me")

@@ -31,7 +31,7 @@ from asgispy.demo.app import app as demo_app
 from asgispy.exports.otlp import OtlpError, OtlpForwarder, send_session, traces_url
 from asgispy.store.model import Connection, Session
 from tests.otlp_endpoint import OtlpEndpoint, SpanRecord, refused_port, wait_until
-from tests.servers import ServerError, serve
+from tests.servers import CLEAN_LIFESPAN, ServerError, serve
 from tests.test_collector import CollectorThread
 
 pytestmark = pytest.mark.timeout(60)
@@ -321,12 +321,7 @@ def test_websocket_and_lifespan_spans_of_their_own_kind(demo: Session) -> None:
     (lifespan,) = [c for c in demo.connections if c.type == "lifespan"]
     span = spans[lifespan.id]
     assert span.name == "lifespan" and span.kind == "internal" and span.status == "unset"
-    assert [e.name for e in span.events] == [
-        "lifespan.startup",
-        "lifespan.startup.complete",
-        "lifespan.shutdown",
-        "lifespan.shutdown.complete",
-    ]
+    assert [e.name for e in span.events] == CLEAN_LIFESPAN
     assert not any(k.startswith(("http.", "url.")) for k in span.attributes)
 
 

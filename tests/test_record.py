@@ -26,6 +26,7 @@ from asgispy.cli.serving import server_command, server_environment
 from asgispy.exports.eventlog import EventLog
 from asgispy.store.store import Store
 from asgispy.wire.address import runtime_directory
+from tests.servers import CLEAN_LIFESPAN
 from tests.test_collector import connection_doc, event_doc
 
 pytestmark = pytest.mark.timeout(60)
@@ -176,12 +177,7 @@ def test_record_prints_lines_and_writes_the_session_on_sigterm(workdir: Path) ->
     assert any(re.search(r"GET /hold --- .*\[cancelled\]", line) for line in recorder.out)
     lifespan = next(c for c in session if c.type == "lifespan")
     assert lifespan.outcome == "completed"
-    assert [e.type for e in lifespan.events] == [
-        "lifespan.startup",
-        "lifespan.startup.complete",
-        "lifespan.shutdown",
-        "lifespan.shutdown.complete",
-    ]
+    assert [e.type for e in lifespan.events] == CLEAN_LIFESPAN
     assert len(session.producers) == 1
     assert next(iter(session.producers.values())).app == "recapp:app"
 
@@ -605,12 +601,7 @@ def test_record_app_forwards_to_otlp_with_the_lifespan_last(workdir: Path) -> No
     assert set(spans) == {c.id for c in session} and len(session) == 4
     lifespan = spans[next(c.id for c in session if c.type == "lifespan")]
     assert lifespan.kind == "internal"
-    assert [e.name for e in lifespan.events] == [
-        "lifespan.startup",
-        "lifespan.startup.complete",
-        "lifespan.shutdown",
-        "lifespan.shutdown.complete",
-    ]
+    assert [e.name for e in lifespan.events] == CLEAN_LIFESPAN
     upload = spans[next(c.id for c in session if c.path == "/upload")]
     assert upload.attributes["http.request.method"] == "POST"
     assert upload.attributes["http.response.status_code"] == 201

@@ -42,6 +42,7 @@ from asgispy.store.model import Connection, ProducerInfo
 from tests.apps.matrix import ID_HEADER, SEEN_DIR, SLOW_SHUTDOWN, SeenConnection, read_seen
 from tests.apps.raw import BINARY
 from tests.apps.recording import Seen, assert_connection_matches
+from tests.servers import CLEAN_LIFESPAN
 from tests.test_collector import CollectorThread
 
 pytestmark = pytest.mark.timeout(120)
@@ -491,18 +492,12 @@ def test_lifespan_where_the_server_runs_it(run: Recording) -> None:
         assert all("state" not in c.scope for c in run.connections)
         return
     assert sorted(run.pid(c) for c in lifespans) == sorted(run.answers.pids)
-    whole = [
-        "lifespan.startup",
-        "lifespan.startup.complete",
-        "lifespan.shutdown",
-        "lifespan.shutdown.complete",
-    ]
     for conn in lifespans:
         types = [e.type for e in conn.events]
         if run.killed(conn):  # killed while it took its time to shut down: recorded as cut off
-            assert types == whole[: len(types)] and 2 <= len(types) <= 3, types
+            assert types == CLEAN_LIFESPAN[: len(types)] and 2 <= len(types) <= 3, types
         else:
-            assert conn.outcome == "completed" and types == whole, (conn.outcome, types)
+            assert conn.outcome == "completed" and types == CLEAN_LIFESPAN, (conn.outcome, types)
         assert conn.scope["asgi"] == run.kind.asgi["lifespan"]
         # Spy copies the scope as the server passed it, before the app's startup filled the state.
         assert conn.scope["state"] == {}
