@@ -23,7 +23,17 @@ from asgispy.capture.redact import DEFAULT_REDACT, REDACTED, Redactor
 from asgispy.store.model import Connection, Event
 from asgispy.types import PAYLOAD_FIELDS
 
-__all__ = ["BINARY_PREVIEW", "event_fields", "headers", "ms", "plain", "redactor", "target"]
+__all__ = [
+    "BINARY_PREVIEW",
+    "event_fields",
+    "headers",
+    "masked",
+    "ms",
+    "plain",
+    "query",
+    "redactor",
+    "target",
+]
 
 #: The most bytes of a binary payload shown (as base64): an agent learns little more from more.
 BINARY_PREVIEW = 256
@@ -63,10 +73,41 @@ def _name_bytes(name: Any) -> bytes | None:
     return None
 
 
+def query(value: bytes | str) -> str:
+    """A query string as text (Latin-1, as HTTP carries it), secret values masked."""
+    return redactor.query(value.decode("latin-1") if isinstance(value, bytes) else value)
+
+
 def target(conn: Connection) -> str:
     """Path and query as a client wrote them, secret query values masked."""
-    query = conn.query_string
-    return f"{conn.path}?{redactor.query(query.decode('latin-1'))}" if query else conn.path
+    raw = conn.query_string
+    return f"{conn.path}?{query(raw)}" if raw else conn.path
+
+
+def masked(conn: Connection) -> Connection:
+    """The connection with secret request header values masked (it already is, unless recorded
+    with ``Spy(redact=[])`` or narrower), and secret query values too (no recording masks them):
+    for what is made from the whole connection (a summary line, a curl command)."""
+    scope = conn.scope
+    hidden = redactor.message(scope)
+    raw = scope.get("query_string") if isinstance(scope, dict) else None
+    if isinstance(raw, bytes) and raw:
+        text = query(raw)
+        if text != raw.decode("latin-1"):
+            hidden = {**hidden, "query_string": text.encode("latin-1")}
+    if hidden is scope:
+        return conn
+    events = [(e.direction, e.t, e.peek(), e.cut, e.wait) for e in conn.events]
+    return Connection.from_values(
+        conn.id,
+        conn.type,
+        hidden,
+        events,
+        {"outcome": conn.outcome, "duration": conn.duration},
+        seq=conn.seq,
+        producer=conn.producer,
+        started=conn.started,
+    )
 
 
 def headers(value: Any, bound: int) -> Any:
@@ -108,8 +149,7 @@ def plain(value: Any, bound: int, _depth: int = 0) -> Any:
             if name == "headers":
                 out[name] = headers(item, bound)
             elif name == "query_string" and isinstance(item, (bytes, str)):
-                text = item.decode("latin-1") if isinstance(item, bytes) else item
-                out[name] = clip(redactor.query(text), bound)
+                out[name] = clip(query(item), bound)
             else:
                 out[name] = plain(item, bound, _depth + 1)
         return out

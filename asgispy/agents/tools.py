@@ -17,7 +17,7 @@ import datetime
 import time
 from typing import Any, Literal, Protocol
 
-from asgispy.agents.render import event_fields, ms, plain, redactor, target
+from asgispy.agents.render import event_fields, masked, ms, plain, target
 from asgispy.agents.watch import Watch
 from asgispy.exports.line import outcome_word, summary_line
 from asgispy.store.checker import Violation
@@ -227,7 +227,7 @@ def get_violations(
         "connections": [
             {
                 "id": c.id,
-                "line": summary_line(_masked(c), with_time=False),
+                "line": summary_line(masked(c), with_time=False),
                 "violations": [_violation(v) for v in broken],
             }
             for c, broken in shown
@@ -249,33 +249,7 @@ def curl_command(store: Store, id: str, base_url: str | None = None) -> dict[str
     conn = _connection(store, id)
     if conn.type != "http":
         raise ToolError(f"{conn.id} is a {conn.type} connection: curl replays HTTP requests only")
-    return {"id": conn.id, "curl": to_curl(_masked(conn), base_url or None)}
-
-
-def _masked(conn: Connection) -> Connection:
-    """The connection with secret request header values masked (it already is, unless recorded
-    with ``Spy(redact=[])`` or narrower), and secret query values too (no recording masks them)."""
-    scope = conn.scope
-    masked = redactor.message(scope)
-    query = scope.get("query_string") if isinstance(scope, dict) else None
-    if isinstance(query, bytes):
-        text = query.decode("latin-1")
-        hidden = redactor.query(text)
-        if hidden != text:
-            masked = {**masked, "query_string": hidden.encode("latin-1")}
-    if masked is scope:
-        return conn
-    events = [(e.direction, e.t, e.peek(), e.cut, e.wait) for e in conn.events]
-    return Connection.from_values(
-        conn.id,
-        conn.type,
-        masked,
-        events,
-        {"outcome": conn.outcome, "duration": conn.duration},
-        seq=conn.seq,
-        producer=conn.producer,
-        started=conn.started,
-    )
+    return {"id": conn.id, "curl": to_curl(masked(conn), base_url or None)}
 
 
 def session_info(source: Source) -> dict[str, Any]:
