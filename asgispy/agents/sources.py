@@ -101,27 +101,28 @@ class FileSource(_SavedSource):
         logger.info("read %s: %d connections", self.path, len(session))
 
     def _follow(self, stamp: tuple[int, int], written: float) -> None:
-        reader = self._reader
         try:
-            if reader is None:
-                raise LogReplaced(str(self.path))
-            reader.read()
-        except LogReplaced:
-            # New, replaced or truncated: read it from the start into a store of its own.
-            store = Store(max_connections=self.max_connections)
-            reader = EventLogReader(self.path, store)
-            try:
-                self._replace(store, reader.read)
-            except (OSError, SessionFileError) as exc:
-                self.problem = f"{exc}; showing what was read before"
-                return
-            self._reader = reader
+            self._read_log()
         except (OSError, SessionFileError) as exc:
             self.problem = f"{exc}; showing what was read before"
             return
         self._stamp = stamp
         self.loaded = written
         self.problem = None
+
+    def _read_log(self) -> None:
+        """Apply what the event log gained; one that is new, replaced or truncated is read from
+        the start into a store of its own."""
+        if self._reader is not None:
+            try:
+                self._reader.read()
+                return
+            except LogReplaced:
+                pass
+        store = Store(max_connections=self.max_connections)
+        reader = EventLogReader(self.path, store)
+        self._replace(store, reader.read)
+        self._reader = reader
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": "file", "path": str(self.path)}
