@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 from haralyzer import HarParser
+from textual import events
 from textual.widgets import Input, RadioSet
 
 import asgispy
 from asgispy.store.store import Store
 from asgispy.tui.app import Dashboard
+from asgispy.tui.filterbar import FilterBar
 from asgispy.tui.screens import ExportScreen
 from tests.test_exports_har import validate
 from tests.test_tui import SIZE, shows
@@ -194,3 +196,31 @@ async def test_a_path_that_cannot_be_written_fails_in_a_notification_and_is_offe
         await pilot.pause()
         assert not isinstance(app.screen, ExportScreen)
     assert sorted(p.name for p in out.rglob("*")) == ["missing", "traffic.har"]
+
+
+async def test_a_name_typed_fast_and_enter_write_the_whole_name(store: Store, out: Path) -> None:
+    """Keys that reach the dashboard in one read, as a terminal delivers fast typing or a pasted
+    line: Enter writes the name with every key typed before it, and no key leaks past the modal."""
+    app = Dashboard(store, export_dir=out)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.press("e")
+        await shows(app, f"Export all {len(store)} connections")
+        burst = [("ctrl+u", "\x15"), *[(c, c) for c in "fast-typed.har"], ("enter", "\r")]
+        for key, character in burst:  # posted as the driver posts them, with no wait between
+            app.post_message(events.Key(key, character))
+        await pilot.pause(0.3)
+        await app.workers.wait_for_complete()
+        await shows(app, "Exported as HAR 1.2")
+        assert not isinstance(app.screen, ExportScreen)
+        assert app.query_one(FilterBar).text == ""
+        # An arrow in the burst picks the format after the one the name typed before it says.
+        await pilot.press("e")
+        await shows(app, f"Export all {len(store)} connections")
+        burst = [("ctrl+u", "\x15"), *[(c, c) for c in "then-down.har"], ("down", ""), ("enter", "\r")]
+        for key, character in burst:
+            app.post_message(events.Key(key, character))
+        await pilot.pause(0.3)
+        await app.workers.wait_for_complete()
+        await shows(app, "Exported as JSON lines")
+    assert sorted(p.name for p in out.iterdir()) == ["fast-typed.har", "then-down.jsonl"]
+    assert [c.document() for c in asgispy.load(out / "then-down.jsonl")] == [c.document() for c in store]

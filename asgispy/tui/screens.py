@@ -193,12 +193,15 @@ class ExportScreen(ModalScreen[ExportChoice | None]):
         event.stop()
         named = format_for(event.value.strip())
         if named is not None and named != self.format:
-            self.query_one(f"#format-{named}", RadioButton).value = True  # the RadioSet says so
+            self._choose(named)
         self._check_path(event.value)
 
     def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
         event.stop()
-        fmt = next(f for f in FORMATS if event.pressed.id == f"format-{f}")
+        self._choose(next(f for f in FORMATS if event.pressed.id == f"format-{f}"))
+
+    def _choose(self, fmt: Format) -> None:
+        """Make ``fmt`` the format: its description, the name's extension, its radio button."""
         self.format = fmt
         self.query_one("#export-about", Label).update(DESCRIPTIONS[fmt])
         field = self.query_one(Input)
@@ -206,6 +209,7 @@ class ExportScreen(ModalScreen[ExportChoice | None]):
         if renamed and renamed != field.value.strip():
             field.value = renamed
             field.cursor_position = len(renamed)
+        self.query_one(f"#format-{fmt}", RadioButton).value = True
 
     def _check_path(self, value: str) -> None:
         """Say, as the name is typed, what writing there would do that the user may not expect."""
@@ -226,22 +230,31 @@ class ExportScreen(ModalScreen[ExportChoice | None]):
 
     # Keys ----------------------------------------------------------------------------------------
 
+    # Enter and the arrows are priority bindings, acted on as their key arrives, while keys typed
+    # just before (fast typing, a pasted line) may still wait in the file name's queue. So what
+    # they do is queued behind those keys, and reads the format from the name as it then is.
+
     def action_next_format(self) -> None:
-        self._step(1)
+        self.query_one(Input).call_later(self._step, 1)
 
     def action_previous_format(self) -> None:
-        self._step(-1)
-
-    def _step(self, by: int) -> None:
-        index = (FORMATS.index(self.format) + by) % len(FORMATS)
-        self.query_one(f"#format-{FORMATS[index]}", RadioButton).value = True
+        self.query_one(Input).call_later(self._step, -1)
 
     def action_write(self) -> None:
+        self.query_one(Input).call_later(self._write)
+
+    def _current_format(self) -> Format:
+        return format_for(self.query_one(Input).value.strip()) or self.format
+
+    def _step(self, by: int) -> None:
+        self._choose(FORMATS[(FORMATS.index(self._current_format()) + by) % len(FORMATS)])
+
+    def _write(self) -> None:
         path = self.path
         if path is None or path.is_dir():
             self.app.bell()
             return
-        self.dismiss(ExportChoice(path, self.format))
+        self.dismiss(ExportChoice(path, self._current_format()))
 
     def action_cancel(self) -> None:
         self.dismiss(None)
