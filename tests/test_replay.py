@@ -3,6 +3,7 @@ replayed in-process through the app's ASGI interface by the command a user runs.
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -221,3 +222,30 @@ def test_generated_tests_pass_against_the_app_and_fail_against_a_changed_one(
     assert red.returncode == 1 and "1 failed, 5 passed" in red.stdout, red.stdout
     assert "test_get_items " in red.stdout or "test_get_items -" in red.stdout
     assert "'price': 3.5" in red.stdout and "'price': 4.0" in red.stdout  # the assertion shows the field
+
+
+def test_every_recorded_connection_gets_a_test_of_its_own_when_suffixes_clash(tmp_path: Path) -> None:
+    # A repeat of /items is numbered _2, and so is the name /items/2 makes: two functions of one
+    # name, and Python keeps the last, so one recorded connection would silently go untested.
+    spy = Spy(build(), address=False)
+    targets = ["/items", "/items?limit=2", "/items/2", "/items/2", "/items/3"]
+    with serve(spy, UVICORN_H11) as server, httpx.Client(timeout=TIMEOUT) as client:
+        for target in targets:
+            assert client.get(server.url(target)).status_code == 200
+        loaded(spy, tmp_path)
+    session = spy.export(tmp_path / "clash.json")
+    module = tmp_path / "test_clash.py"
+    written = asgispy(
+        "test", str(session), "--app", "tests.apps.replayable:build", "--factory",
+        "-o", str(module), "--ignore", "body.items[*].created_at",
+    )  # fmt: skip
+    assert written.returncode == 0 and f"wrote {len(targets)} tests" in written.stdout, written.stderr
+    tree = ast.parse(module.read_text())
+    functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+    names = [node.name for node in functions if node.name.startswith("test_")]
+    assert len(names) == len(targets) == len(set(names)), names
+    assert {"test_get_items", "test_get_items_2", "test_get_items_2_2"} <= set(names)
+    lint = subprocess.run(["ruff", "check", str(module)], capture_output=True, text=True, cwd=ROOT)
+    assert lint.returncode == 0, lint.stdout  # F811 (a redefined name) among the checks
+    run = run_pytest(module)
+    assert run.returncode == 0 and f"{len(targets)} passed" in run.stdout, run.stdout

@@ -132,7 +132,7 @@ def write_tests(
         ignored_list=repr(paths),
         app_expr=app_expr,
     )
-    names: dict[str, int] = {}
+    names: set[str] = set()
     tests = []
     for conn in connections:
         if conn.type == "http":
@@ -144,12 +144,22 @@ def write_tests(
     return output
 
 
-def _name(conn: Connection, seen: dict[str, int]) -> str:
+def _name(conn: Connection, taken: set[str]) -> str:
+    """A test name from the method and path, unique among the names ``taken`` so far.
+
+    A repeat gets the first free numeric suffix, checked against every name given, not only
+    its own path's: ``/items/2`` and the second ``/items`` would both be ``test_get_items_2``
+    otherwise, and Python keeps only the last function of a name, silently.
+    """
     method = (conn.method or conn.type).lower()
     words = re.sub(r"[^0-9a-zA-Z]+", "_", conn.path).strip("_").lower() or "root"
     base = f"test_{method}_{words}"[:80]
-    seen[base] = seen.get(base, 0) + 1
-    return base if seen[base] == 1 else f"{base}_{seen[base]}"
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    taken.add(name)
+    return name
 
 
 def _literal(value: bytes, data_dir: Path, name: str) -> str:
