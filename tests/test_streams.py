@@ -187,7 +187,7 @@ def test_id_containing_nul_is_ignored() -> None:
 
 def test_id_updates_even_when_nothing_is_dispatched() -> None:
     parser = SSEParser()
-    assert parser.feed(b"id: 7\n\n", 0.0) == []
+    assert [r.kind for r in parser.feed(b"id: 7\n\n", 0.0)] == ["control"]
     assert parser.last_event_id == "7"
     [record] = parser.feed(b"data: x\n\n", 1.0)
     assert record.id == "7"
@@ -224,8 +224,86 @@ def test_retry_only_from_ascii_digits(value: bytes, expected: int | None) -> Non
 def test_retry_belongs_to_its_event_only() -> None:
     parser = SSEParser()
     records = parser.feed(b"retry: 100\ndata: a\n\ndata: b\n\nretry: 200\n\ndata: c\n\n", 0.0)
-    assert [r.retry for r in records] == [100, None, None]
+    assert [(r.kind, r.retry) for r in records] == [
+        ("event", 100),
+        ("event", None),
+        ("control", 200),
+        ("event", None),
+    ]
     assert parser.reconnection_time == 200
+
+
+# SSE: blocks without data ----------------------------------------------------------------------
+
+
+def test_a_retry_only_block_is_a_control_record_at_its_blank_line() -> None:
+    records = sse(b"data: a\n\nretry: 25", b"00\n", b"\ndata: b\n\n")
+    assert [(r.kind, r.data, r.retry, r.t, r.index) for r in records] == [
+        ("event", "a", None, 1.0, 0),
+        ("control", "", 2500, 3.0, 1),
+        ("event", "b", None, 3.0, 2),
+    ]
+    control = records[1]
+    assert (control.id, control.event, control.is_json, control.incomplete) == (None, "", False, False)
+    assert control.size == len(b"retry: 2500\n")
+
+
+def test_an_id_only_block_is_a_control_record_and_the_id_holds_for_later_events() -> None:
+    records = sse(b"id: 1\ndata: a\n\n", b"id: 7\r\n\r", b"\ndata: b\n\n")
+    assert [(r.kind, r.id, r.t) for r in records] == [
+        ("event", "1", 1.0),
+        ("control", "7", 2.0),
+        ("event", "7", 3.0),
+    ]
+    assert records[1].size == len(b"id: 7\r\n")
+
+
+def test_an_empty_id_block_clears_the_id_visibly() -> None:
+    parser = SSEParser()
+    records = parser.feed(b"id: 4\ndata: a\n\nid\n\nid:\n\ndata: b\n\n", 0.0)
+    assert [(r.kind, r.id) for r in records] == [
+        ("event", "4"),
+        ("control", ""),
+        ("control", ""),
+        ("event", ""),
+    ]
+    assert parser.last_event_id == ""
+
+
+def test_a_control_record_names_only_what_its_block_set() -> None:
+    # A retry-only block after an id: the id stays in effect, but this block did not send one.
+    [_, retry_only, both] = sse(b"id: 3\ndata: a\n\n", b"retry: 10\n\n", b"id: 4\nretry: 20\nid: 5\n\n")
+    assert (retry_only.kind, retry_only.id, retry_only.retry) == ("control", None, 10)
+    # Both fields in one block: one record, as the block is one unit, the last value of each.
+    assert (both.kind, both.id, both.retry, both.t) == ("control", "5", 20, 3.0)
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        b"event: ping\n\n",  # dispatches nothing and changes nothing
+        b"retry: 2.5s\n\n",  # not ASCII digits: ignored
+        b"retry\n\n",
+        b"id: 1\x002\n\n",  # a NUL in an id: ignored
+        b"foo: bar\n\n",
+        b"event: ping\nretry: x\nid: \x00\n\n",
+    ],
+)
+def test_a_block_that_changes_nothing_is_no_record(block: bytes) -> None:
+    parser = SSEParser()
+    assert parser.feed(block, 0.0) == []
+    assert (parser.last_event_id, parser.reconnection_time) == (None, None)
+
+
+def test_ignored_fields_beside_a_valid_one_do_not_show() -> None:
+    [record] = sse(b"event: ping\nid: 6\nretry: soon\nid: 7\x00\n\n")
+    assert (record.kind, record.event, record.id, record.retry) == ("control", "", "6", None)
+
+
+def test_a_block_without_data_the_stream_ends_inside_is_an_incomplete_event() -> None:
+    # Its blank line never came: whether data would have followed is unknown.
+    [record] = sse(b"retry: 100\nid: 2\n")
+    assert (record.kind, record.id, record.retry, record.incomplete) == ("event", "2", 100, True)
 
 
 # SSE: comments ---------------------------------------------------------------------------------
@@ -357,25 +435,29 @@ def test_unterminated_first_line_with_bom_at_close() -> None:
 
 
 def reference_sse(stream: bytes) -> list[tuple[Any, ...]]:
-    """The standard read literally, on the whole stream decoded as text, plus the parser's two
-    additions: comments as records, and what the end of the stream interrupted."""
+    """The standard read literally, on the whole stream decoded as text, plus the parser's three
+    additions: comments as records, blocks without data that set an id or a retry, and what the
+    end of the stream interrupted."""
     text = stream.decode("utf-8", "replace")
     text = text.removeprefix("\ufeff")
     *lines, tail = re.split("\r\n|\r|\n", text)
     out: list[tuple[Any, ...]] = []
     data, event, last_id = "", "", None
     retry: int | None = None
+    set_id: str | None = None
     block = False
 
     def dispatch(incomplete: bool) -> None:
-        nonlocal data, event, retry, block
+        nonlocal data, event, retry, set_id, block
         if incomplete or data:
             body = data[:-1] if data.endswith("\n") else data
             out.append(("event", event or "message", body, last_id, retry, incomplete))
-        data, event, retry, block = "", "", None, False
+        elif set_id is not None or retry is not None:
+            out.append(("control", "", "", set_id, retry, False))
+        data, event, retry, set_id, block = "", "", None, None, False
 
     def line(text: str, incomplete: bool) -> None:
-        nonlocal data, event, last_id, retry, block
+        nonlocal data, event, last_id, retry, set_id, block
         if text == "":
             dispatch(False)
         elif text.startswith(":"):
@@ -391,7 +473,7 @@ def reference_sse(stream: bytes) -> list[tuple[Any, ...]]:
             elif field == "data":
                 data += value + "\n"
             elif field == "id" and "\0" not in value:
-                last_id = value
+                last_id = set_id = value
             elif field == "retry" and value and all(c in "0123456789" for c in value):
                 retry = int(value)
             block = True

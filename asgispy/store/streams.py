@@ -33,7 +33,7 @@ __all__ = [
     "stream_kind",
 ]
 
-RecordKind = Literal["event", "comment", "line"]
+RecordKind = Literal["event", "control", "comment", "line"]
 StreamKind = Literal["sse", "ndjson"]
 
 _LINE_END = re.compile(rb"\r\n?|\n")
@@ -43,7 +43,7 @@ _JSON_SPACE = b" \t\r"
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StreamRecord:
-    """One event, comment or line of a streamed body.
+    """One event, control block, comment or line of a streamed body.
 
     ``size`` counts the record's bytes in the stream, line ends included except the one that
     completes the record (an SSE event's blank line, a comment's or NDJSON line's own end):
@@ -54,10 +54,12 @@ class StreamRecord:
     kind: RecordKind
     t: float  # when the chunk holding the record's last byte was sent
     index: int  # 0-based order among this stream's records
-    event: str = ""  # SSE event type ("message" when none was set); "" for comments and lines
+    event: str = ""  # SSE event type ("message" when none was set); "" for other kinds
     data: str = ""  # SSE event data or comment text; an NDJSON line's text without its line end
-    id: str | None = None  # the SSE last event id in effect at dispatch
-    retry: int | None = None  # an SSE retry field (ms) seen while this event was built
+    # An event's: the SSE last event id in effect at dispatch. A control block's: the id it set
+    # ("" when an empty ``id`` cleared it), None when it set none.
+    id: str | None = None
+    retry: int | None = None  # an SSE retry field (ms) seen in this event or control block
     json: Any = None  # the parsed JSON of ``data`` when ``is_json``
     is_json: bool = False  # tells a JSON ``null`` from data that is not JSON
     error: str | None = None  # why an NDJSON line did not parse
@@ -95,11 +97,15 @@ class SSEParser:
 
     Beyond what a browser dispatches, comment lines (``: keep-alive``) come out as records of
     kind ``"comment"`` (text after the colon, one leading space dropped), because developers
-    want to see them. The standard discards an event the stream ends inside (no blank line
-    yet); :meth:`close` returns it instead, marked ``incomplete=True`` and including an
-    unterminated last line, so a viewer can show that the stream ended mid-event. Blocks that
-    the standard does not dispatch (no ``data`` field) produce no record, though their ``id``
-    and ``retry`` still take effect: see :attr:`last_event_id` and :attr:`reconnection_time`.
+    want to see them. A block without ``data`` dispatches nothing, yet a valid ``id`` or
+    ``retry`` in it changes what the browser sends and waits on when it reconnects: such a
+    block is a record of kind ``"control"`` (see :class:`StreamRecord` for its ``id``), stamped
+    like an event at its blank line. A block whose fields all changed nothing (an ``event``
+    alone, a ``retry`` that is not digits) is no record, as nothing happened. The standard
+    discards an event the stream ends inside (no blank line yet); :meth:`close` returns it
+    instead, marked ``incomplete=True`` and including an unterminated last line, so a viewer
+    can show that the stream ended mid-event. :attr:`last_event_id` and
+    :attr:`reconnection_time` hold what the fields seen so far left in effect.
     """
 
     __slots__ = (
@@ -112,6 +118,7 @@ class SSEParser:
         "_lf_in_block",
         "_partial",
         "_retry",
+        "_set_id",
         "_size",
         "_t",
         "bytes_fed",
@@ -133,6 +140,7 @@ class SSEParser:
         self._data: list[bytes] = []
         self._event = b""
         self._retry: int | None = None
+        self._set_id: str | None = None  # the last valid id field
         self._block = False  # a field line has been seen
         self._size = 0
 
@@ -205,7 +213,7 @@ class SSEParser:
             if line.startswith(_BOM):
                 line = line[3:]
         if not line:
-            if self._data:
+            if self._data or self._set_id is not None or self._retry is not None:
                 out.append(self._record(t, incomplete=False))
             self._reset()
             return False
@@ -223,7 +231,7 @@ class SSEParser:
             self._event = value
         elif field == b"id":
             if b"\0" not in value:
-                self.last_event_id = _decode(value)
+                self._set_id = self.last_event_id = _decode(value)
         elif field == b"retry" and value.isdigit():  # bytes.isdigit: ASCII digits only
             self._retry = self.reconnection_time = int(value)
         self._block = True
@@ -231,21 +239,27 @@ class SSEParser:
         return True
 
     def _record(self, t: float, *, incomplete: bool) -> StreamRecord:
-        data = _decode(b"\n".join(self._data))
-        value, is_json = _json_of(data)
-        record = StreamRecord(
-            "event",
-            t,
-            self._index,
-            event=_decode(self._event) or "message",
-            data=data,
-            id=self.last_event_id,
-            retry=self._retry,
-            json=value,
-            is_json=is_json,
-            incomplete=incomplete,
-            size=self._size,
-        )
+        """The block being built: an event, or a control record when it is complete without data."""
+        if self._data or incomplete:
+            data = _decode(b"\n".join(self._data))
+            value, is_json = _json_of(data)
+            record = StreamRecord(
+                "event",
+                t,
+                self._index,
+                event=_decode(self._event) or "message",
+                data=data,
+                id=self.last_event_id,
+                retry=self._retry,
+                json=value,
+                is_json=is_json,
+                incomplete=incomplete,
+                size=self._size,
+            )
+        else:
+            record = StreamRecord(
+                "control", t, self._index, id=self._set_id, retry=self._retry, size=self._size
+            )
         self._index += 1
         return record
 
@@ -253,6 +267,7 @@ class SSEParser:
         self._data = []
         self._event = b""
         self._retry = None
+        self._set_id = None
         self._block = False
         self._size = 0
 
