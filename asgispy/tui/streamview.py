@@ -42,10 +42,21 @@ def _at(t: float) -> tuple[str, str]:
 
 
 def _record_line(record: StreamRecord) -> Text:
-    """One server-sent event, comment or JSON line."""
+    """One server-sent event, control block, comment or JSON line."""
     line = Text.assemble(_at(record.t), "  ")
     if record.kind == "comment":
         line.append(f": {_preview(record.data)}", style="dim italic")
+        return line
+    if record.kind == "control":
+        # No event fires, so the app's listeners never see it: say what the browser kept.
+        line.append("(no event)".ljust(10), style="bold")
+        if record.id == "":
+            line.append(" id cleared", style="cyan")
+        elif record.id is not None:
+            line.append(f" id={record.id}", style="cyan")
+        if record.retry is not None:
+            line.append(f" retry={record.retry}ms", style="cyan")
+        line.append("  kept for the next reconnect", style="dim")
         return line
     if record.kind == "event":
         line.append(record.event.ljust(10), style="bold magenta")
