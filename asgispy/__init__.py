@@ -7,22 +7,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from asgispy.version import __version__
+
 __all__ = ["Connection", "Event", "Session", "SessionFileError", "Spy", "__version__", "load"]
 
 if TYPE_CHECKING:
-    from asgispy.capture.middleware import Spy
-    from asgispy.capture.sessionfile import SessionFileError
+    from asgispy.codec.sessionfile import SessionFileError
+    from asgispy.model.connection import Connection
+    from asgispy.model.event import Event
+    from asgispy.model.session import Session
+    from asgispy.spy import Spy
     from asgispy.store.load import load
-    from asgispy.store.model import Connection, Event, Session
 
 _LAZY = {
-    "Spy": "asgispy.capture.middleware",
+    "Spy": "asgispy.spy",
     "load": "asgispy.store.load",
-    "SessionFileError": "asgispy.capture.sessionfile",
-    "Session": "asgispy.store.model",
-    "Connection": "asgispy.store.model",
-    "Event": "asgispy.store.model",
+    "SessionFileError": "asgispy.codec.sessionfile",
+    "Session": "asgispy.model.session",
+    "Connection": "asgispy.model.connection",
+    "Event": "asgispy.model.event",
 }
 
 

@@ -59,7 +59,7 @@ class Recorder:
         self._undo.clear()
 
     def wrap(self, app: Any) -> Any:
-        from asgispy.capture.middleware import Spy
+        from asgispy.spy import Spy
 
         if isinstance(app, Spy):
             if app not in self.spies:
@@ -76,8 +76,8 @@ class Recorder:
         return connections
 
     def session(self) -> Any:
-        from asgispy.capture.sessionfile import session_document
-        from asgispy.store.model import Session
+        from asgispy.codec.sessionfile import session_document
+        from asgispy.store.load import session_from_document
 
         docs = []
         producers = {}
@@ -86,7 +86,7 @@ class Recorder:
             producers[origin.tag] = origin.document()
             docs += [record.document(spy.redactor, origin.tag) for record in spy.records]
         docs.sort(key=lambda d: d.get("started") or 0)
-        return Session.from_document(session_document(docs, producers))
+        return session_from_document(session_document(docs, producers))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -169,7 +169,7 @@ def _summary(connections: list[Any]) -> list[str]:
 
 
 def _write(session: Any, folder: Path, nodeid: str) -> Path:
-    from asgispy.capture.sessionfile import write_session
+    from asgispy.codec.sessionfile import write_session
 
     name = re.sub(r"[^0-9A-Za-z_.-]+", "_", nodeid).strip("_")[:150] or "test"
     folder.mkdir(parents=True, exist_ok=True)

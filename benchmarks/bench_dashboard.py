@@ -247,7 +247,7 @@ async def holding(count: int) -> None:
         t0 = time.perf_counter()
         app.connections.set_filter(None)
         rebuild = time.perf_counter() - t0
-        from asgispy.store.filter import parse
+        from asgispy.filter.grammar import parse
 
         t0 = time.perf_counter()
         app.connections.set_filter(parse("status:>=400"))

@@ -264,8 +264,8 @@ class CollectorProcess:
 
 
 def serve_collector(address: str) -> None:
-    from asgispy.store.collector import Collector
     from asgispy.store.store import Store
+    from asgispy.wire.collector import Collector
 
     async def main() -> None:
         store = Store()
@@ -904,8 +904,8 @@ def run_collector(events_per_producer: int, producers: int, workdir: Path) -> di
         "(frames prepared beforehand, so the producers are never the limit) ==",
         flush=True,
     )
-    from asgispy.store.collector import Collector
     from asgispy.store.store import Store
+    from asgispy.wire.collector import Collector
 
     address = f"unix:{workdir / 'ingest.sock'}"
     total = events_per_producer * producers

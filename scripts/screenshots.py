@@ -26,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from asgispy.cli.demo import demo_dashboard
-from asgispy.store.model import Connection
+from asgispy.model.connection import Connection
 from asgispy.tui.app import Dashboard
 
 

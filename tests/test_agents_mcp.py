@@ -22,7 +22,7 @@ import asgispy
 from asgispy import Spy
 from asgispy.agents.tools import list_connections
 from asgispy.agents.watch import Watch
-from asgispy.capture.sessionfile import session_document, write_session
+from asgispy.codec.sessionfile import session_document, write_session
 from asgispy.store.store import Store
 from tests.servers import CLEAN_LIFESPAN, UVICORN_H11, serve
 

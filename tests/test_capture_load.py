@@ -12,7 +12,7 @@ import pytest
 
 import asgispy
 from asgispy import SessionFileError, Spy
-from asgispy.capture.codec import decode
+from asgispy.codec.jsonform import decode
 from tests.apps.raw import edge_app
 from tests.apps.recording import session_schema_validator
 

@@ -18,8 +18,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from asgispy.capture.redact import REDACTED
-from asgispy.store.model import Connection, Session
+from asgispy.codec.redact import REDACTED
+from asgispy.model.connection import Connection
+from asgispy.model.session import Session
 from tests.apps.django_app import app as django_app
 from tests.apps.fastapi_app import app as fastapi_app
 from tests.apps.raw import BINARY, LATIN1_VALUE, edge_app, seed_app

@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asgispy.capture import codec
-from asgispy.capture.codec import Opaque, bytes_text, decode, encode
+from asgispy.codec import jsonform
+from asgispy.codec.jsonform import Opaque, bytes_text, decode, encode
 from tests.apps.recording import assert_same
 
-SCHEMA = json.loads(resources.files("asgispy.capture").joinpath("session.schema.json").read_text())
+SCHEMA = json.loads(resources.files("asgispy.codec").joinpath("session.schema.json").read_text())
 VALUE = jsonschema.Draft202012Validator({"$defs": SCHEMA["$defs"], "$ref": "#/$defs/value"})
 
 
@@ -187,7 +187,7 @@ def test_long_reprs_are_shortened() -> None:
             return "x" * 10_000
 
     back = through_json(Big())
-    assert len(back.repr) == codec.MAX_REPR and back.repr.endswith("…")
+    assert len(back.repr) == jsonform.MAX_REPR and back.repr.endswith("…")
 
 
 def test_deep_nesting_and_cycles_do_not_crash() -> None:
@@ -243,7 +243,7 @@ def test_decode_of_any_json_returns_or_raises_value_error(doc: Any) -> None:
 
 @given(st.binary(max_size=600))
 def test_the_model_measures_an_encoded_body_without_decoding_it(body: bytes) -> None:
-    from asgispy.store.model import Event
+    from asgispy.model.event import Event
 
     event = Event("send", 0.0, encode({"type": "http.response.body", "body": body}))
     assert event.payload_size == len(body)

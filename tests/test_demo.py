@@ -23,11 +23,12 @@ from typing import Any
 import pytest
 
 import asgispy
+from asgispy.analysis.streams import records
 from asgispy.demo.app import CHAT_CLOSE_CODE, DEMO_TOKEN, png_bytes, routes
 from asgispy.demo.app import app as demo_app
 from asgispy.demo.headless import run_headless
 from asgispy.demo.traffic import TrafficStats, drive
-from asgispy.store.model import Connection
+from asgispy.model.connection import Connection
 from tests.servers import CLEAN_LIFESPAN, UVICORN_HTTPTOOLS, UVICORN_WSPROTO, ServerSpec, serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +77,7 @@ def test_demo_traffic_shows_every_kind_of_event(spec: ServerSpec, tmp_path: Path
     # The JSON lines held back, then released: the gap is in the timing and the lines are read.
     export = one(conns, "/api/items/export")
     assert export.max_gap is not None and export.max_gap >= 0.5
-    assert [r.json.get("export") for r in export.stream()][:1] == ["items"]
+    assert [r.json.get("export") for r in records(export)][:1] == ["items"]
     slow = one(conns, "/api/items/import", "POST", status=202)
     assert slow.waited is not None and slow.waited >= 0.4  # the client sent its lines slowly
 

@@ -22,7 +22,7 @@ import pytest
 import asgispy
 from asgispy.demo.headless import run_headless
 from asgispy.exports.curl import BODY_FILE, to_curl
-from asgispy.store.model import Connection
+from asgispy.model.connection import Connection
 from tests.apps.raw import read_body
 from tests.servers import RunningServer, serve
 

@@ -26,7 +26,7 @@ from asgispy.demo.app import DEMO_TOKEN, png_bytes
 from asgispy.demo.app import app as demo_app
 from asgispy.demo.headless import run_headless
 from asgispy.exports.har import to_har, write_har
-from asgispy.store.model import Connection
+from asgispy.model.connection import Connection
 from tests.servers import serve
 
 _NAME_VALUE = {

@@ -25,14 +25,15 @@ import websockets.sync.client
 
 import asgispy
 from asgispy import Spy
-from asgispy.capture.sessionfile import write_session
+from asgispy.codec.sessionfile import write_session
 from asgispy.demo.app import CHAT_CLOSE_CODE, DEMO_TOKEN
 from asgispy.demo.app import app as demo_app
 from asgispy.exports.otlp import OtlpError, OtlpForwarder, send_session, traces_url
-from asgispy.store.model import Connection, Session
+from asgispy.model.connection import Connection
+from asgispy.model.session import Session
 from tests.otlp_endpoint import OtlpEndpoint, SpanRecord, refused_port, wait_until
 from tests.servers import CLEAN_LIFESPAN, ServerError, serve
-from tests.test_collector import CollectorThread
+from tests.test_wire_collector import CollectorThread
 
 pytestmark = pytest.mark.timeout(60)
 

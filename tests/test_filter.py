@@ -16,11 +16,11 @@ import httpx
 import pytest
 
 import asgispy
-from asgispy.capture.sessionfile import write_session
+from asgispy.codec.sessionfile import write_session
 from asgispy.demo.app import app as demo_app
 from asgispy.demo.headless import run_headless
-from asgispy.store.filter import FIELDS, Filter, FilterError, parse
-from asgispy.store.model import Connection
+from asgispy.filter.grammar import FIELDS, Filter, FilterError, parse
+from asgispy.model.connection import Connection
 from tests.servers import serve
 
 Conns = list[Connection]

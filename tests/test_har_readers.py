@@ -30,13 +30,13 @@ import websockets.sync.client
 from haralyzer import HarEntry, HarPage, HarParser
 
 import asgispy
-from asgispy.capture.codec import bytes_text
+from asgispy.codec.jsonform import bytes_text
 from asgispy.exports.har import write_har
-from asgispy.store.model import Connection
+from asgispy.model.connection import Connection
 from tests.servers import UVICORN_H11, serve
 from tests.test_exports_har import validate
+from tests.test_model_timing import TIMEOUT, loaded
 from tests.test_replay import asgispy as run_asgispy
-from tests.test_timing import TIMEOUT, loaded
 
 SECRETS = {"authorization": "Bearer s3cret-token", "cookie": "sid=s3cret-cookie", "x-api-key": "s3cret-key"}
 SET_COOKIE = "session=s3cret-session; Path=/; HttpOnly"

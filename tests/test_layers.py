@@ -16,12 +16,12 @@ from starlette.testclient import TestClient
 
 import asgispy
 from asgispy import Spy
-from asgispy.store.filter import parse
-from asgispy.store.layers import Layer
-from asgispy.store.model import Connection
+from asgispy.filter.grammar import parse
+from asgispy.model.connection import Connection
+from asgispy.model.layers import Layer
 from tests.apps.layered import Teapot, build
 from tests.servers import UVICORN_H11, serve
-from tests.test_timing import TIMEOUT, loaded
+from tests.test_model_timing import TIMEOUT, loaded
 
 STACK = [
     "FastAPI",
@@ -191,7 +191,7 @@ def test_test_clients_behave_the_same_and_exceptions_propagate_unchanged() -> No
 
 
 def test_the_wire_carries_layers_to_a_live_viewer(tmp_path: Path) -> None:
-    from tests.test_collector import CollectorThread
+    from tests.test_wire_collector import CollectorThread
 
     with CollectorThread([f"unix:{tmp_path}/c.sock"]) as collector:
         spy = Spy(build(), address=collector.address, layers=True)

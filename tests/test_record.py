@@ -20,14 +20,14 @@ import pytest
 from websockets.sync.client import connect as ws_connect
 
 import asgispy
-from asgispy.capture.sessionfile import SessionFileError
 from asgispy.cli.main import build_parser
 from asgispy.cli.serving import server_command, server_environment
+from asgispy.codec.sessionfile import SessionFileError
 from asgispy.exports.eventlog import EventLog
 from asgispy.store.store import Store
 from asgispy.wire.address import runtime_directory
 from tests.servers import CLEAN_LIFESPAN
-from tests.test_collector import connection_doc, event_doc
+from tests.test_wire_collector import connection_doc, event_doc
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -301,7 +301,7 @@ def test_uvicorn_options_pass_through_and_the_app_is_resolved_in_the_worker() ->
 
 
 def test_an_event_log_cut_short_still_loads(tmp_path: Path) -> None:
-    from asgispy.store.model import ProducerInfo
+    from asgispy.model.session import ProducerInfo
 
     store = Store()
     path = tmp_path / "cut.jsonl"
@@ -328,7 +328,7 @@ def test_an_event_log_cut_short_still_loads(tmp_path: Path) -> None:
 def test_an_event_log_keeps_every_event_of_a_batch(tmp_path: Path) -> None:
     """The collector adds a frame's events to the store at once, with one change: the log
     writes each of them, at its own index, not only the last."""
-    from asgispy.store.model import Event
+    from asgispy.model.event import Event
 
     store = Store()
     path = tmp_path / "batch.jsonl"
@@ -614,8 +614,8 @@ def test_an_event_log_is_followed_as_it_grows(tmp_path: Path) -> None:
     written since; a line being written waits; the end cuts off; a replaced file says so."""
     from asgispy.agents.sources import FileSource
     from asgispy.agents.watch import Watch
+    from asgispy.model.session import ProducerInfo
     from asgispy.store.load import EventLogReader, LogReplaced
-    from asgispy.store.model import ProducerInfo
 
     writer = Store()
     path = tmp_path / "live.jsonl"

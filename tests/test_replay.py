@@ -16,7 +16,7 @@ import websockets.sync.client
 from asgispy import Spy
 from tests.apps.replayable import TOKEN, build, build_changed
 from tests.servers import UVICORN_H11, serve
-from tests.test_timing import TIMEOUT, loaded
+from tests.test_model_timing import TIMEOUT, loaded
 
 ROOT = Path(__file__).resolve().parent.parent
 

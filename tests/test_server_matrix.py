@@ -37,13 +37,14 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 import asgispy
-from asgispy.capture.redact import Redactor
-from asgispy.store.model import Connection, ProducerInfo
+from asgispy.codec.redact import Redactor
+from asgispy.model.connection import Connection
+from asgispy.model.session import ProducerInfo
 from tests.apps.matrix import ID_HEADER, SEEN_DIR, SLOW_SHUTDOWN, SeenConnection, read_seen
 from tests.apps.raw import BINARY
 from tests.apps.recording import Seen, assert_connection_matches
 from tests.servers import CLEAN_LIFESPAN
-from tests.test_collector import CollectorThread
+from tests.test_wire_collector import CollectorThread
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -12,7 +12,7 @@ import pytest
 from textual.widgets import Input
 
 import asgispy
-from asgispy.store.model import Connection
+from asgispy.model.connection import Connection
 from asgispy.store.store import Store
 from asgispy.tui.app import Dashboard
 from asgispy.tui.eventtree import EventTree

@@ -26,8 +26,8 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocket
 
 import asgispy
-from asgispy.capture.sessionfile import read_session, write_session
-from asgispy.store.model import Session
+from asgispy.codec.sessionfile import read_session, write_session
+from asgispy.model.session import Session
 from asgispy.store.store import Store
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC

@@ -1,5 +1,5 @@
 """The dashboard's timing, stream and protocol views, driven with Pilot over a session recorded
-from a real uvicorn (the raw app of tests/test_timing.py: a held-back stream, server-sent events,
+from a real uvicorn (the raw app of tests/test_model_timing.py: a held-back stream, server-sent events,
 JSON lines, a slow upload, a WebSocket conversation, a Content-Length mistake)."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from asgispy.tui.app import Dashboard
 from asgispy.tui.connlist import ListHeader
 from asgispy.tui.timeline import timeline_text
 from tests.servers import UVICORN_H11, serve
-from tests.test_timing import HOLD, TIMEOUT, app, loaded
+from tests.test_model_timing import HOLD, TIMEOUT, app, loaded
 from tests.test_tui import find, shows, tree_text
 
 SIZE = (150, 50)

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from asgispy.capture import history as history_module
 from asgispy.capture.history import History
-from asgispy.capture.middleware import Spy
 from asgispy.capture.record import ConnectionRecord
+from asgispy.spy import Spy
 from asgispy.types import RECEIVE, SEND
 from asgispy.wire.producer import Producer
 from asgispy.wire.protocol import (
@@ -38,7 +38,7 @@ from asgispy.wire.protocol import (
     welcome_frame,
 )
 from tests.apps.raw import read_body
-from tests.test_collector import CollectorThread
+from tests.test_wire_collector import CollectorThread
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -572,7 +572,8 @@ def _through_the_wire(value: dict[str, Any], redactor: Any) -> tuple[list[Any], 
     """``value`` as a scope and as messages, sent by the producer every way it sends: followed while
     open (its scope, then its messages as they come), its end, and whole once packed (what a viewer
     started later gets). Returns the scopes and messages a viewer's store reads back, as JSON."""
-    from asgispy.store.model import Connection, Event
+    from asgispy.model.connection import Connection
+    from asgispy.model.event import Event
     from asgispy.wire.protocol import parse_end, parse_events
 
     producer = Producer(
@@ -621,20 +622,20 @@ def _utf8(text: str) -> bool:
 @example(value={"type": "http", "n": 2**70, "s": "a\ud800", "l": [2**64]}, names=())  # the careful way
 @settings(max_examples=300, deadline=None)
 def test_what_the_viewer_reads_matches_the_codec_byte_for_byte(value: dict[str, Any], names: Any) -> None:
-    from asgispy.capture import codec
-    from asgispy.capture.redact import Redactor
+    from asgispy.codec import jsonform
+    from asgispy.codec.redact import Redactor
 
     redactor = Redactor(names)
-    expected = orjson.dumps(codec.encode(redactor.message(value)))
-    assert orjson.dumps(codec.encode(codec.decode(orjson.loads(expected)))) == expected
+    expected = orjson.dumps(jsonform.encode(redactor.message(value)))
+    assert orjson.dumps(jsonform.encode(jsonform.decode(orjson.loads(expected)))) == expected
     scopes, messages, record = _through_the_wire(value, redactor)
     assert len(scopes) == 2 and len(messages) == 4
     for doc in scopes + messages:
         assert orjson.dumps(doc) == expected
     # Secrets are masked on the wire only: the app's own record still holds what it saw.
-    seen = orjson.dumps(codec.encode(value))
-    assert orjson.dumps(codec.encode(record.scope)) == seen
-    assert [orjson.dumps(codec.encode(e[2])) for e in record.events] == [seen, seen]
+    seen = orjson.dumps(jsonform.encode(value))
+    assert orjson.dumps(jsonform.encode(record.scope)) == seen
+    assert [orjson.dumps(jsonform.encode(e[2])) for e in record.events] == [seen, seen]
     assert orjson.dumps(record.document(redactor, "tag")["scope"]) == expected
 
 
@@ -648,19 +649,19 @@ def test_what_the_viewer_reads_matches_the_codec_byte_for_byte(value: dict[str, 
     ids=["big int", "lone surrogate", "negative big int"],
 )
 def test_a_tuple_holding_what_needs_the_careful_way_still_travels(value: dict[str, Any]) -> None:
-    from asgispy.capture import codec
-    from asgispy.capture.redact import Redactor
+    from asgispy.codec import jsonform
+    from asgispy.codec.redact import Redactor
 
     redactor = Redactor(())
-    expected = orjson.dumps(codec.encode(value))
+    expected = orjson.dumps(jsonform.encode(value))
     scopes, messages, _ = _through_the_wire(value, redactor)
     assert {orjson.dumps(doc) for doc in scopes + messages} == {expected}
 
 
 def test_lookalike_keys_and_values_stay_what_they_were() -> None:
     # A str subclass equals its text, and 1 == 1.0 == True: the packed form keeps them apart.
-    from asgispy.capture import codec
-    from asgispy.capture.redact import Redactor
+    from asgispy.codec import jsonform
+    from asgispy.codec.redact import Redactor
 
     class Name(str):
         pass
@@ -679,8 +680,8 @@ def test_lookalike_keys_and_values_stay_what_they_were() -> None:
     for value in cases + cases:
         # What the codec keeps: a key of a str subclass is kept as its text (which the codec
         # spells as a "$dict" of pairs on first encoding, and as a plain key once decoded).
-        kept = codec.decode(codec.encode(value))
-        expected = orjson.dumps(codec.encode(kept))
+        kept = jsonform.decode(jsonform.encode(value))
+        expected = orjson.dumps(jsonform.encode(kept))
         scopes, messages, _ = _through_the_wire(value, redactor)
         assert {orjson.dumps(doc) for doc in scopes + messages} == {expected}, value
     # 1, True and 1.0 stay apart.
@@ -698,7 +699,7 @@ def test_lookalike_keys_and_values_stay_what_they_were() -> None:
 def test_bodies_read_as_text_exactly_when_clean_utf8(tail: list[bytes]) -> None:
     import re
 
-    from asgispy.capture import codec
+    from asgispy.codec import jsonform
 
     data = b"a" * 300 + b"".join(tail)
     clean = re.search(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", data) is None
@@ -707,8 +708,8 @@ def test_bodies_read_as_text_exactly_when_clean_utf8(tail: list[bytes]) -> None:
     except UnicodeDecodeError:
         text = None
     expected = text if clean else None
-    assert codec.bytes_text(data) == expected
-    assert ("$bytes" in codec.encode(data)) == (expected is not None)
+    assert jsonform.bytes_text(data) == expected
+    assert ("$bytes" in jsonform.encode(data)) == (expected is not None)
 
 
 def test_a_token_is_sent_from_the_environment(

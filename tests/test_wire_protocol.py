@@ -1,8 +1,8 @@
 """Wire protocol 2: addresses, frames, packing, and a real collector fed bad bytes on a real socket.
 
 The unit tests pin the frame format and every check of :mod:`asgispy.wire.protocol`; the pack
-tests show that :mod:`asgispy.capture.pack` gives back the very values the app saw; the fuzz
-tests throw random and broken frames at a real :class:`~asgispy.store.collector.Collector`
+tests show that :mod:`asgispy.codec.pack` gives back the very values the app saw; the fuzz
+tests throw random and broken frames at a real :class:`~asgispy.wire.collector.Collector`
 over a Unix socket and check that it drops only the offender, says why once, keeps memory
 bounded, and goes on serving. The last tests meet the other version on either side.
 """
@@ -31,9 +31,9 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from asgispy import __version__
-from asgispy.capture import pack
-from asgispy.capture.middleware import Spy
 from asgispy.capture.origin import Origin
+from asgispy.codec import pack
+from asgispy.spy import Spy
 from asgispy.types import RECEIVE, SEND
 from asgispy.wire import producer as producer_module
 from asgispy.wire.address import (
@@ -66,7 +66,7 @@ from asgispy.wire.protocol import (
     v1_message,
     welcome_frame,
 )
-from tests.test_collector import CollectorThread
+from tests.test_wire_collector import CollectorThread
 
 pytestmark = pytest.mark.timeout(60)
 

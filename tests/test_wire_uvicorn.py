@@ -18,8 +18,8 @@ import httpx
 import pytest
 from websockets.sync.client import connect as ws_connect
 
-from asgispy.store.model import Connection
-from tests.test_collector import CollectorThread
+from asgispy.model.connection import Connection
+from tests.test_wire_collector import CollectorThread
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -18,9 +18,10 @@ from typing import Any
 
 import orjson
 
-from asgispy.capture.codec import Opaque, text_prefix
-from asgispy.capture.redact import DEFAULT_REDACT, REDACTED, Redactor
-from asgispy.store.model import Connection, Event
+from asgispy.codec.jsonform import Opaque, text_prefix
+from asgispy.codec.redact import DEFAULT_REDACT, REDACTED, Redactor
+from asgispy.model.connection import Connection
+from asgispy.model.event import Event
 from asgispy.types import PAYLOAD_FIELDS
 
 __all__ = [

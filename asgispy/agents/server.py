@@ -19,10 +19,10 @@ from mcp.server.mcpserver.exceptions import ToolError as SDKToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from asgispy import __version__
 from asgispy.agents import tools
 from asgispy.agents.tools import DEFAULT_MAX_BODY, Inspector
-from asgispy.store.filter import language
+from asgispy.filter.grammar import language
+from asgispy.version import __version__
 
 __all__ = ["INSTRUCTIONS", "build_server", "serve_stdio"]
 

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from asgispy.agents.watch import Watch
-from asgispy.capture.sessionfile import SessionFileError
-from asgispy.store.collector import AddressTaken, Collector, CollectorError
+from asgispy.codec.sessionfile import SessionFileError
 from asgispy.store.load import EventLogReader, LogReplaced, is_event_log, load
 from asgispy.store.store import Store
 from asgispy.wire.address import ENV_ADDRESS, ENV_TOKEN, default_address
+from asgispy.wire.collector import AddressTaken, Collector, CollectorError
 
 __all__ = ["FileSource", "FolderSource", "LiveSource"]
 

@@ -19,11 +19,11 @@ from typing import Any, Literal, Protocol
 
 from asgispy.agents.render import event_fields, masked, ms, plain, target
 from asgispy.agents.watch import Watch
+from asgispy.analysis.checker import Violation
+from asgispy.analysis.rules import RULES, SEVERITIES
 from asgispy.exports.line import outcome_word, summary_line
-from asgispy.store.checker import Violation
-from asgispy.store.filter import Filter, FilterError, parse
-from asgispy.store.model import Connection
-from asgispy.store.rules import RULES, SEVERITIES
+from asgispy.filter.grammar import Filter, FilterError, parse
+from asgispy.model.connection import Connection
 from asgispy.store.store import Store
 
 __all__ = [

@@ -10,7 +10,7 @@ import asyncio
 import bisect
 from collections.abc import Callable
 
-from asgispy.store.model import Connection
+from asgispy.model.connection import Connection
 from asgispy.store.store import Change, Store
 
 __all__ = ["Watch"]

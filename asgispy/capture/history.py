@@ -2,7 +2,7 @@
 
 The request path only appends: a connection as it begins, and again once it has ended. The
 rest happens off it, in the background thread (or in whoever reads the history first): each
-ended connection is packed into one buffer (see :mod:`asgispy.capture.pack`), counted, and
+ended connection is packed into one buffer (see :mod:`asgispy.codec.pack`), counted, and
 the oldest are evicted past the bounds.
 """
 
@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 
 from asgispy.capture.record import ConnectionRecord
-from asgispy.capture.redact import Redactor
+from asgispy.codec.redact import Redactor
 
 __all__ = ["History"]
 

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from asgispy.capture.codec import encode
-from asgispy.capture.record import snapshot_message, snapshot_scope
+from asgispy.capture.snapshot import snapshot_message, snapshot_scope
+from asgispy.codec.jsonform import encode
 
 if TYPE_CHECKING:
     from asgispy.capture.record import ConnectionRecord
-    from asgispy.capture.redact import Redactor
+    from asgispy.codec.redact import Redactor
     from asgispy.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["LayerSide", "Stack", "Tap", "current_record", "layers_document"]

@@ -1,93 +1,35 @@
-"""What Spy keeps of one connection, and how that becomes a JSON document.
+"""What Spy keeps of one connection while it runs, and what becomes of it once it has ended.
 
-Two halves with different budgets. ``snapshot_*`` and :class:`ConnectionRecord`'s methods run
-on the request path: they take cheap copies of what the app or server could change later
-(the dicts, header lists, bytearrays) and nothing more. ``*_document`` functions run off it,
-in the sender thread or at export: they redact, decode and shape the record for JSON.
+:class:`ConnectionRecord`'s ``add`` and ``finish`` run on the request path and only copy
+(:mod:`asgispy.capture.snapshot`); ``pack``, ``keep`` and ``document`` run off it, in the
+sender's thread or at export (:mod:`asgispy.capture.packing`, :mod:`asgispy.capture.documents`).
 """
 
 from __future__ import annotations
 
 import marshal
-import os
 import time
 import traceback
 from time import perf_counter
 from typing import Any
 
-from asgispy.capture import codec, pack
-from asgispy.capture.redact import Redactor
-from asgispy.types import PAYLOAD_FIELDS, Direction, Message, Outcome, Scope
+from asgispy.capture.documents import error_document, event_document, handler_document, scope_document
+from asgispy.capture.layers import layers_document
+from asgispy.capture.packing import pack_connection
+from asgispy.capture.snapshot import RecordedEvent, snapshot_message, snapshot_scope
+from asgispy.codec import pack
+from asgispy.codec.redact import Redactor
+from asgispy.types import Direction, Message, Outcome, Scope
 
-__all__ = [
-    "ConnectionRecord",
-    "RecordedEvent",
-    "event_document",
-    "pack_connection",
-    "pack_event_list",
-    "snapshot_message",
-    "snapshot_scope",
-]
-
-#: ``[direction, t, message copy, {field: original size} or None, wait or None]``: ``t`` is the
-#: time since the connection began at which the app got the message (receive) or handed it over
-#: (send); ``wait`` how long the app spent inside that ``receive()`` or ``send()`` call (None
-#: while a send is still in progress, or when the call raised before it could be timed).
-#: A list, so that a send's wait can be filled in once the server returns.
-RecordedEvent = list[Any]
-
-_CAPTURE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+__all__ = ["ConnectionRecord"]
 
 
-def snapshot_message(message: Message, max_body: int) -> tuple[dict[str, Any], dict[str, int] | None, int]:
-    """Copy ``message`` cheaply; cut payloads over ``max_body``. Returns (copy, cut, payload size)."""
-    return _snapshot_copy(dict(message), max_body)
-
-
-def _snapshot_copy(copy: dict[str, Any], max_body: int) -> tuple[dict[str, Any], dict[str, int] | None, int]:
-    # ``in`` before reading: most messages lack most of these keys, and the test is cheaper than ``get``.
-    if "headers" in copy:
-        headers = copy["headers"]
-        if type(headers) is list:
-            copy["headers"] = headers.copy()
-    cut = None
-    size = 0
-    for field in PAYLOAD_FIELDS:
-        if field not in copy:
-            continue
-        value = copy[field]
-        if value is None:
-            continue
-        kind = type(value)
-        if kind is not bytes and kind is not str:
-            if not isinstance(value, (bytearray, memoryview)):
-                continue
-            full = len(value)
-            copy[field] = value = bytes(value[:max_body])
-        else:
-            full = len(value)
-            if full > max_body:
-                copy[field] = value = value[:max_body]
-        if full > max_body:
-            cut = {**(cut or {}), field: full}
-        size += len(value)
-    return copy, cut, size
-
-
-def snapshot_scope(scope: Scope) -> dict[str, Any]:
-    """Copy the scope and the containers in it that live on after the connection began."""
-    copy = dict(scope)
-    # Unrolled: this runs once per connection, and most scopes lack one or two of these.
-    value = copy.get("headers")
-    if type(value) is list or type(value) is dict:
-        copy["headers"] = value.copy()
-    value = copy.get("state")
-    if type(value) is dict or type(value) is list:
-        copy["state"] = value.copy()
-    value = copy.get("extensions")
-    if type(value) is dict or type(value) is list:
-        copy["extensions"] = value.copy()
-    return copy
+_DIRECTIONS: tuple[Direction, Direction] = ("receive", "send")
+_RECORD_OVERHEAD = 200  # the record object itself, besides its buffer
+# Measured with tracemalloc on a small connection under uvicorn, kept as objects.
+_SCOPE_OVERHEAD = 1500
+_EVENT_OVERHEAD = 300
+_SIZED = (bytes, bytearray, str)
 
 
 class ConnectionRecord:
@@ -143,7 +85,7 @@ class ConnectionRecord:
         self.notes: list[str] | tuple[str, ...] = ()
         #: scope and events in one marshal buffer, once ended, while nobody streams (see keep)
         self.kept: bytes | None = None
-        #: the packed connection (see asgispy.capture.pack), once it has ended and been packed
+        #: the packed connection (see asgispy.codec.pack), once it has ended and been packed
         self.packed: bytes | None = None
         self.secrets: tuple[pack.Secret, ...] = ()
         self.size = 0  # bytes held once packed; counted by the history
@@ -260,8 +202,6 @@ class ConnectionRecord:
         """The layers this connection crossed, as data (layers mode only; see capture.layers)."""
         if self.layers is None:
             return None
-        from asgispy.capture.layers import layers_document
-
         return layers_document(self, self.layer_infos, redactor)
 
     def estimate(self) -> int:
@@ -362,152 +302,3 @@ class ConnectionRecord:
         return doc
 
 
-_DIRECTIONS: tuple[Direction, Direction] = ("receive", "send")
-_DIRECTION_CODES = {"receive": 0, "send": 1}
-_RECORD_OVERHEAD = 200  # the record object itself, besides its buffer
-# Measured with tracemalloc on a small connection under uvicorn, kept as objects.
-_SCOPE_OVERHEAD = 1500
-_EVENT_OVERHEAD = 300
-_SIZED = (bytes, bytearray, str)
-
-
-def pack_events(events: list[RecordedEvent], start: int, stop: int) -> list[list[Any]]:
-    """Events ``start:stop`` as the packed form's ``[direction, t, message, cut, wait]`` lists."""
-    codes = _DIRECTION_CODES
-    return [[codes[e[0]], e[1], e[2], e[3], e[4]] for e in events[start:stop]]
-
-
-def pack_connection(
-    record: ConnectionRecord,
-    start: int,
-    stop: int,
-    redactor: Redactor | None,
-    end: list[Any] | None,
-    keep_secrets: bool = False,
-) -> bytes:
-    """The packed connection with events ``start:stop`` (all of them for a whole record)."""
-    kind = record.type[:64]  # a scope type is a short word; a longer one is cut, not refused
-    try:
-        scope, events, secrets = pack.pack_values(
-            record.scope, pack_events(record.events, start, stop), redactor
-        )
-        data = pack.encode([record.seq, kind, record.started, scope, events, end])
-    except (OverflowError, UnicodeEncodeError):
-        # An integer beyond 64 bits or text with lone surrogates: look at every value.
-        scope, events, secrets = pack.pack_values(
-            record.scope, pack_events(record.events, start, stop), redactor, careful=True
-        )
-        value = [record.seq, kind, record.started, scope, events, pack.pack_value(end, True)]
-        data = pack.encode(value)
-    if keep_secrets:
-        record.secrets = tuple(secrets)
-    return data
-
-
-def pack_event_list(events: list[RecordedEvent], start: int, stop: int, redactor: Redactor | None) -> bytes:
-    """Events ``start:stop`` of a connection as a packed array (for a connection still open)."""
-    try:
-        _, packed, _ = pack.pack_values(None, pack_events(events, start, stop), redactor)
-        return pack.encode(packed)
-    except (OverflowError, UnicodeEncodeError):
-        _, packed, _ = pack.pack_values(None, pack_events(events, start, stop), redactor, careful=True)
-        return pack.encode(packed)
-
-
-def scope_document(scope: dict[str, Any], redactor: Redactor) -> Any:
-    return codec.encode(redactor.message(scope))
-
-
-def event_document(event: RecordedEvent, redactor: Redactor) -> dict[str, Any]:
-    direction, t, message, cut = event[:4]
-    doc: dict[str, Any] = {"direction": direction, "t": t, "message": codec.encode(redactor.message(message))}
-    if cut:
-        doc["cut"] = cut
-    wait = event[4] if len(event) > 4 else None
-    if wait is not None:
-        doc["wait"] = wait
-    return doc
-
-
-def error_document(error: traceback.TracebackException | dict[str, str] | None) -> dict[str, str] | None:
-    if error is None or isinstance(error, dict):
-        return error
-    name = getattr(error, "exc_type_str", None)  # Python 3.13+
-    if name is None:
-        exc_type = error.exc_type
-        name = f"{exc_type.__module__}.{exc_type.__qualname__}" if exc_type is not None else "?"
-    if name.startswith("builtins."):
-        name = name[len("builtins.") :]
-    # Spy's own frames (its __call__ and the receive/send wrappers) say nothing about the app.
-    frames = [f for f in error.stack if not f.filename.startswith(_CAPTURE_DIR)]
-    if frames and len(frames) != len(error.stack):
-        error.stack = traceback.StackSummary.from_list(frames)
-    for frame in error.stack:
-        frame.line  # noqa: B018 - reads the source line now that we are off the request path
-    return {"type": name, "message": str(error), "traceback": "".join(error.format())}
-
-
-def _attr(obj: Any, name: str) -> Any:
-    # Route and endpoint objects belong to the app; a property of theirs may raise anything.
-    try:
-        return getattr(obj, name, None)
-    except Exception:
-        return None
-
-
-def _qualname(obj: Any) -> str | None:
-    if obj is None:
-        return None
-    target = _attr(obj, "__func__") or obj
-    module = _attr(target, "__module__")
-    name = _attr(target, "__qualname__") or type(target).__qualname__
-    return f"{module}.{name}" if isinstance(module, str) else str(name)
-
-
-_handler_docs: dict[tuple[int, int], tuple[Any, Any, dict[str, Any] | None]] = {}
-
-
-def handler_document(handler: tuple[Any, Any, Any] | None) -> dict[str, Any] | None:
-    """Which route and endpoint the framework matched (Starlette and FastAPI put them in the scope).
-
-    Never raises: what cannot be read of an odd route object is left out. Routes recur from
-    one connection to the next, so the document of a route without parameters is remembered
-    (by identity, a few thousand at most).
-    """
-    if handler is None:
-        return None
-    route, endpoint, params = handler
-    if params:
-        return _handler_document(route, endpoint, params)
-    key = (id(route), id(endpoint))
-    known = _handler_docs.get(key)
-    if known is not None and known[0] is route and known[1] is endpoint:
-        return known[2]
-    doc = _handler_document(route, endpoint, params)
-    if len(_handler_docs) >= 4096:
-        _handler_docs.clear()
-    _handler_docs[key] = (route, endpoint, doc)
-    return doc
-
-
-def _handler_document(route: Any, endpoint: Any, params: Any) -> dict[str, Any] | None:
-    doc: dict[str, Any] = {}
-    path = _attr(route, "path")
-    if isinstance(path, str):
-        doc["route"] = path
-    name = _attr(route, "name")
-    if isinstance(name, str):
-        doc["name"] = name
-    try:
-        methods = _attr(route, "methods")
-        if methods:
-            doc["methods"] = sorted(str(m) for m in methods)
-    except Exception:
-        pass
-    if endpoint is None:
-        endpoint = _attr(route, "endpoint")
-    if endpoint is not None:
-        doc["endpoint"] = _qualname(endpoint)
-    if params:
-        doc["path_params"] = codec.encode(params)
-    return doc or None

@@ -95,7 +95,7 @@ def _fail(message: str) -> int:
 
 
 def run_open(args: argparse.Namespace) -> int:
-    from asgispy.capture.sessionfile import SessionFileError
+    from asgispy.codec.sessionfile import SessionFileError
 
     try:
         app = opened_dashboard(args)
@@ -123,9 +123,9 @@ def run_attach(args: argparse.Namespace) -> int:
 
 def attached_dashboard(args: argparse.Namespace, **options: Any) -> Dashboard:
     """The dashboard of ``asgispy attach``: a collector, waiting for apps that use ``Spy``."""
-    from asgispy.store.collector import Collector
     from asgispy.store.store import Store
     from asgispy.tui.app import Dashboard
+    from asgispy.wire.collector import Collector
 
     store = Store(max_connections=args.max_connections)
     collector = Collector(store, args.listen, token=args.token, allow_remote=args.allow_remote)
@@ -145,8 +145,8 @@ def run_served(args: argparse.Namespace) -> int:
 
 def _run_live(command: str, build: Callable[[], Dashboard]) -> int:
     """Run a dashboard fed by a collector; a collector that cannot listen is a clear error."""
-    from asgispy.store.collector import CollectorError
     from asgispy.wire.address import AddressError
+    from asgispy.wire.collector import CollectorError
 
     try:
         app = build()
@@ -163,10 +163,10 @@ def _run_live(command: str, build: Callable[[], Dashboard]) -> int:
 def served_dashboard(args: argparse.Namespace, **options: Any) -> Dashboard:
     """The dashboard of ``asgispy run``: its collector, and APP under uvicorn as its child."""
     from asgispy.cli import serving
-    from asgispy.store.collector import Collector
     from asgispy.store.store import Store
     from asgispy.tui.app import Dashboard
     from asgispy.tui.child import ChildProcess
+    from asgispy.wire.collector import Collector
 
     store = Store(max_connections=args.max_connections)
     collector = Collector(

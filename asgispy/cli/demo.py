@@ -69,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
         return run_headless(
             port=args.port, rounds=rounds, output=args.output, delay=args.delay, layers=args.layers
         )
-    from asgispy.store.collector import CollectorError
     from asgispy.wire.address import AddressError
+    from asgispy.wire.collector import CollectorError
 
     try:
         app = demo_dashboard(

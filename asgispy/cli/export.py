@@ -36,8 +36,8 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
 
 
 def run(args: argparse.Namespace) -> int:
-    from asgispy.capture.sessionfile import write_bytes_atomically
     from asgispy.cli.sessions import CommandError, filtered_session
+    from asgispy.codec.sessionfile import write_bytes_atomically
     from asgispy.exports.formats import export_bytes, format_for
 
     otlp = otlp_settings("export", args)

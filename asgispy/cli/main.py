@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from asgispy import __version__
+from asgispy.version import __version__
 
 #: subcommand -> (module defining ``add_parser(subparsers)`` and ``run(args) -> int``, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {

@@ -104,9 +104,9 @@ async def _main(args: argparse.Namespace) -> int:
     from asgispy.agents.sources import FileSource, FolderSource, LiveSource
     from asgispy.agents.tools import Inspector
     from asgispy.agents.watch import Watch
-    from asgispy.store.collector import Collector, CollectorError
     from asgispy.store.store import Store
     from asgispy.wire.address import AddressError
+    from asgispy.wire.collector import Collector, CollectorError
 
     watch = Watch()
     live: LiveSource | None = None

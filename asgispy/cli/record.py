@@ -172,8 +172,8 @@ class _Recorder:
         self.otlp = otlp
 
     async def run(self) -> int:
-        from asgispy.store.collector import Collector, CollectorError
         from asgispy.wire.address import ensure_private_directory, runtime_directory
+        from asgispy.wire.collector import Collector, CollectorError
 
         args = self.args
         loop = asyncio.get_running_loop()
@@ -319,7 +319,7 @@ class _Recorder:
         else:
             if count == 0 and empty_ok:
                 return  # the server failed before anything happened: write no empty file
-            from asgispy.capture.sessionfile import write_session
+            from asgispy.codec.sessionfile import write_session
 
             session = store.session()
             for conn in session.connections:

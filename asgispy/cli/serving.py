@@ -236,7 +236,7 @@ def spied_app() -> Any:
             sys.exit(STARTUP_FAILURE)
     app = _as_asgi3(app, os.environ.get(ENV_INTERFACE, "auto"))
 
-    from asgispy.capture.middleware import Spy
+    from asgispy.spy import Spy
 
     return Spy(app, name=target, layers=bool(os.environ.get(ENV_LAYERS)))
 

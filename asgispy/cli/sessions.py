@@ -6,7 +6,8 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from asgispy.store.model import Connection, Session
+    from asgispy.model.connection import Connection
+    from asgispy.model.session import Session
 
 __all__ = ["CommandError", "filtered_connections", "filtered_session"]
 
@@ -25,12 +26,12 @@ def filtered_connections(command: str, path: str, expression: str | None) -> lis
 
 def filtered_session(command: str, path: str, expression: str | None) -> Session:
     """The session at ``path`` with only the connections ``expression`` shows (and their producers)."""
-    import asgispy
-    from asgispy.capture.sessionfile import SessionFileError
-    from asgispy.store.filter import FilterError, parse
+    from asgispy.codec.sessionfile import SessionFileError
+    from asgispy.filter.grammar import FilterError, parse
+    from asgispy.store.load import load
 
     try:
-        session = asgispy.load(path)
+        session = load(path)
     except (OSError, SessionFileError) as exc:
         print(f"asgispy {command}: {exc}", file=sys.stderr)
         raise CommandError from exc

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from asgispy.capture.middleware import Spy
+    from asgispy.spy import Spy
 
 __all__ = ["run_headless"]
 
@@ -147,7 +147,7 @@ class _Headless:
 
     def _print_new(self, spy: Spy) -> None:
         from asgispy.exports.line import summary_line
-        from asgispy.store.model import Connection
+        from asgispy.model.connection import Connection
 
         tag = spy.origin.tag
         for record in spy.records:
@@ -159,8 +159,8 @@ class _Headless:
 
 
 def _demo_spy(layers: bool = False) -> Spy:
-    from asgispy.capture.middleware import Spy
     from asgispy.demo.app import app
+    from asgispy.spy import Spy
 
     options: dict[str, Any] = {"name": "asgispy.demo.app:app"}
     if "address" in inspect.signature(Spy).parameters:

@@ -23,8 +23,8 @@ import httpx
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, WebSocketException
 
-from asgispy import __version__
 from asgispy.demo.app import DEMO_TOKEN, png_bytes
+from asgispy.version import __version__
 
 __all__ = ["ServerGone", "TrafficStats", "drive"]
 

@@ -13,10 +13,10 @@ import base64
 import shlex
 from urllib.parse import urlsplit
 
-from asgispy.capture.codec import bytes_text
-from asgispy.capture.redact import REDACTED
+from asgispy.codec.jsonform import bytes_text
+from asgispy.codec.redact import REDACTED
 from asgispy.exports.har import request_url
-from asgispy.store.model import Connection
+from asgispy.model.connection import Connection
 
 __all__ = ["BODY_FILE", "to_curl"]
 

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from asgispy.version import __version__
+
 __all__ = ["EventLog"]
 
 
@@ -28,7 +30,6 @@ class EventLog:
     def __init__(self, store: Any, path: str | os.PathLike[str], *, flush_every: float | None = None) -> None:
         import orjson
 
-        from asgispy import __version__
         from asgispy.store.load import EVENT_LOG_FORMAT, EVENT_LOG_VERSION
 
         self._dumps = orjson.dumps

@@ -13,7 +13,7 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, Literal, get_args
 
 if TYPE_CHECKING:
-    from asgispy.store.model import Session
+    from asgispy.model.session import Session
 
 __all__ = [
     "DESCRIPTIONS",

@@ -27,10 +27,12 @@ from urllib.parse import parse_qsl, quote
 
 import orjson
 
-from asgispy.capture import codec
-from asgispy.capture.redact import REDACTED
-from asgispy.capture.sessionfile import write_bytes_atomically
-from asgispy.store.model import Connection, Event
+from asgispy.codec import jsonform
+from asgispy.codec.redact import REDACTED
+from asgispy.codec.sessionfile import write_bytes_atomically
+from asgispy.model.connection import Connection
+from asgispy.model.event import Event
+from asgispy.version import __version__
 
 __all__ = ["har_entry", "request_url", "to_har", "write_har"]
 
@@ -46,7 +48,6 @@ def to_har(
     comment: str | None = None,
 ) -> dict[str, Any]:
     """A HAR 1.2 document (``{"log": ...}``) of the HTTP and WebSocket connections, in start order."""
-    from asgispy import __version__
 
     entries = [entry for entry in (har_entry(c) for c in connections) if entry is not None]
     entries.sort(key=lambda e: e["startedDateTime"])
@@ -224,7 +225,7 @@ def _body_size(conn: Connection, direction: str, kind: str) -> tuple[int, int | 
 
 
 def _text_or_base64(data: bytes) -> tuple[str, str | None]:
-    text = codec.bytes_text(data)
+    text = jsonform.bytes_text(data)
     if text is not None:
         return text, None
     return base64.b64encode(data).decode("ascii"), "base64"

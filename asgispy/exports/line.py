@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from asgispy.store.model import Connection
+from asgispy.model.connection import Connection
 
 __all__ = ["format_duration", "format_size", "summary_line"]
 

@@ -30,13 +30,14 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from asgispy.capture.redact import DEFAULT_REDACT, Redactor
+from asgispy.codec.redact import DEFAULT_REDACT, Redactor
 from asgispy.exports.otlp_spans import (
     DEFAULT_BODY_LIMIT,
     DEFAULT_MAX_EVENTS,
     span_plan,
 )
-from asgispy.store.model import Connection, ProducerInfo
+from asgispy.model.connection import Connection
+from asgispy.model.session import ProducerInfo
 
 if TYPE_CHECKING:
     from asgispy.exports.otlp_sdk import Pipeline

@@ -27,9 +27,9 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from asgispy import __version__
 from asgispy.exports.otlp_spans import SpanPlan, service_name_for
-from asgispy.store.model import ProducerInfo
+from asgispy.model.session import ProducerInfo
+from asgispy.version import __version__
 
 __all__ = ["Pipeline"]
 

@@ -1,12 +1,12 @@
 """A recorded connection as the OpenTelemetry span it becomes, in plain values.
 
-:func:`span_plan` maps one :class:`~asgispy.store.model.Connection` to a :class:`SpanPlan`
+:func:`span_plan` maps one :class:`~asgispy.model.connection.Connection` to a :class:`SpanPlan`
 following the HTTP semantic conventions (name, kind, times, attributes, one event per ASGI
 message, status) without the OpenTelemetry SDK, so the mapping is read and tested without the
 ``otlp`` extra; :mod:`asgispy.exports.otlp` sends plans, through :mod:`asgispy.exports.otlp_sdk`.
 docs/otlp.md has the whole mapping.
 
-Secrets: header values are masked again here with :mod:`asgispy.capture.redact`'s default
+Secrets: header values are masked again here with :mod:`asgispy.codec.redact`'s default
 list (a session recorded with ``redact=[]`` still sends none), and query parameters with
 secret-looking names are replaced with ``REDACTED``, as the semantic conventions ask.
 """
@@ -18,10 +18,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
-from asgispy.capture import codec
-from asgispy.capture.redact import DEFAULT_REDACT, REDACTED, Redactor
+from asgispy.codec import jsonform
+from asgispy.codec.redact import DEFAULT_REDACT, REDACTED, Redactor
 from asgispy.exports.line import format_size
-from asgispy.store.model import Connection, Event, ProducerInfo
+from asgispy.model.connection import Connection
+from asgispy.model.event import Event
+from asgispy.model.session import ProducerInfo
 from asgispy.types import PAYLOAD_FIELDS
 
 __all__ = [
@@ -320,7 +322,7 @@ def _payload(value: bytes | str, limit: int) -> tuple[str, bool, bool]:
     kept = value[:limit]
     shortened = len(value) > limit
     # A cut can split a UTF-8 character: up to three bytes less may still be clean text.
-    text = codec.text_prefix(kept) if shortened else codec.bytes_text(kept)
+    text = jsonform.text_prefix(kept) if shortened else jsonform.bytes_text(kept)
     if text is not None:
         return text, False, shortened
     return base64.b64encode(kept).decode("ascii"), True, shortened

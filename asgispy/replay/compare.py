@@ -1,6 +1,6 @@
 """Compare two recordings of the same request: what the app answers now against what it answered.
 
-Works on the store's model (:class:`~asgispy.store.model.Connection`), so a replay, two session
+Works on the store's model (:class:`~asgispy.model.connection.Connection`), so a replay, two session
 files and the dashboard share one notion of "changed": status, response headers (those that
 change on every run ignored), the body (JSON compared as JSON, down to the field; text as text;
 anything else by size and hash), WebSocket frames and close codes, and how the app ended.
@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from asgispy.store.model import Connection
+from asgispy.model.connection import Connection
 
 __all__ = [
     "DEFAULT_IGNORED_HEADERS",

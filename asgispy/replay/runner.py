@@ -15,9 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from asgispy.capture.middleware import Spy
-from asgispy.capture.redact import REDACTED
-from asgispy.store.model import Connection, Session
+from asgispy.codec.redact import REDACTED
+from asgispy.model.connection import Connection
+from asgispy.spy import Spy
+from asgispy.store.load import session_from_document
 
 __all__ = ["Replayed", "replay"]
 
@@ -62,7 +63,7 @@ async def replay(
             now = None
             if records:
                 doc = records[-1].document(spy.redactor, spy.origin.tag)
-                now = Session.from_document({"connections": [doc]}).connections[0]
+                now = session_from_document({"connections": [doc]}).connections[0]
             # Sent without the redacted headers nobody supplied: the caller tells whether the
             # answer shows they were needed.
             results.append(Replayed(conn, now, missing, error))

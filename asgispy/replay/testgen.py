@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 
-from asgispy.capture.redact import REDACTED
+from asgispy.codec.redact import REDACTED
+from asgispy.model.connection import Connection
 from asgispy.replay.compare import DEFAULT_IGNORED_HEADERS
-from asgispy.store.model import Connection
 
 __all__ = ["INLINE_LIMIT", "write_tests"]
 

@@ -7,8 +7,10 @@ from typing import Any
 
 import orjson
 
-from asgispy.capture.sessionfile import SessionFileError, read_session
-from asgispy.store.model import ProducerInfo, Session
+from asgispy.analysis.judge import judge
+from asgispy.codec.sessionfile import SessionFileError, read_session
+from asgispy.model.session import ProducerInfo, Session
+from asgispy.store.store import Store
 
 __all__ = [
     "EVENT_LOG_FORMAT",
@@ -18,6 +20,7 @@ __all__ = [
     "is_event_log",
     "load",
     "load_event_log",
+    "session_from_document",
 ]
 
 #: The first line of a file ``asgispy record --jsonl`` writes names this format.
@@ -34,9 +37,18 @@ def load(path: str | os.PathLike[str]) -> Session:
         return load_event_log(path)
     doc = read_session(path)
     try:
-        return Session.from_document(doc)
+        return session_from_document(doc)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise SessionFileError(f"{path}: malformed session: {exc}") from exc
+
+
+def session_from_document(doc: Any) -> Session:
+    """The session a session document holds, each connection judged (its ``violations``, what
+    its layers did), as :func:`load` gives it."""
+    session = Session.from_document(doc)
+    for conn in session.connections:
+        judge(conn)
+    return session
 
 
 def is_event_log(path: str | os.PathLike[str]) -> bool:
@@ -56,8 +68,6 @@ def load_event_log(path: str | os.PathLike[str]) -> Session:
     recorder was killed) loads too: its last, unfinished line is skipped, and connections
     it never saw end are marked cut off.
     """
-    from asgispy.store.store import Store
-
     store = Store(max_connections=1 << 62, max_bytes=1 << 62)
     reader = EventLogReader(path, store)
     reader.read()

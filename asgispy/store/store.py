@@ -1,8 +1,9 @@
 """The store: every connection the viewers know of, grouped by producer, bounded in memory.
 
 It is fed documents (by the collector from the wire, or from a saved session) and tells
-its subscribers what changed. It knows nothing of sockets or screens: the dashboard, the
-recorder and the exports all read the same store.
+its subscribers what changed. Each connection is judged as it grows (the protocol checker,
+then what its layers did: :mod:`asgispy.analysis.judge`). It knows nothing of sockets or
+screens: the dashboard, the recorder and the exports all read the same store.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from asgispy.store.model import _UNREAD, Connection, Event, ProducerInfo, Session
+from asgispy.analysis.judge import Judge
+from asgispy.model.connection import Connection
+from asgispy.model.event import Event
+from asgispy.model.session import ProducerInfo, Session
 
 __all__ = ["Change", "ProducerState", "Store"]
 
@@ -55,6 +59,8 @@ class Store:
         self.evicted = 0
         self.used = 0
         self._sizes: dict[str, int] = {}
+        #: the judges of the connections still open
+        self._judges: dict[str, Judge] = {}
         self._subscribers: list[Callable[[Change], None]] = []
 
     # Reading -----------------------------------------------------------------------------
@@ -128,6 +134,7 @@ class Store:
         for conn in list(self.connections.values()):
             if conn.producer == tag and conn.outcome == "open":
                 conn.outcome = "cut off"
+                self._judges.pop(conn.id, None)  # it will not end: nothing more to judge
                 self._notify(Change("close", conn))
         self._notify(Change("producer", producer=tag))
 
@@ -146,9 +153,17 @@ class Store:
         """
         return self.add(Connection.from_document(doc))
 
-    def add(self, conn: Connection) -> Connection:
+    def add(self, conn: Connection, messages: list[Any] | None = None) -> Connection:
         """A connection began (maybe already with events, maybe ended): the same as :meth:`open`,
-        for one built from the wire's values."""
+        for one built from the wire's values and not judged yet. ``messages``, when given, are
+        its events' messages decoded already (the checker reads them; otherwise it decodes them)."""
+        judge = Judge(conn)
+        judge.grow(conn, messages)
+        if conn.outcome == "open":
+            self._judges[conn.id] = judge
+        else:
+            self._judges.pop(conn.id, None)
+            judge.end(conn)
         old = self.connections.pop(conn.id, None)
         known = 0
         if old is not None:
@@ -203,9 +218,12 @@ class Store:
                 if messages is not None:
                     messages = messages[known - index :]
         grown = 0
-        for i, event in enumerate(events):
-            conn.add(event, messages[i] if messages is not None else _UNREAD)
+        for event in events:
+            conn.add(event)
             grown += _EVENT_OVERHEAD + event.payload_size
+        judge = self._judges.get(id)
+        if judge is not None:
+            judge.grow(conn, messages)
         self._sizes[id] = self._sizes.get(id, 0) + grown
         self.used += grown
         self.events_total += len(events)
@@ -223,6 +241,10 @@ class Store:
         if conn is None:
             return None
         conn.finish(doc)
+        if conn.outcome != "open":
+            judge = self._judges.pop(id, None)
+            if judge is not None:
+                judge.end(conn)
         self._notify(Change("close", conn))
         return conn
 
@@ -238,6 +260,7 @@ class Store:
     def clear(self) -> None:
         self.connections.clear()
         self._sizes.clear()
+        self._judges.clear()
         self.used = 0
         self._notify(Change("clear"))
 
@@ -257,6 +280,7 @@ class Store:
         for id in doomed:
             conn = self.connections.pop(id)
             self._sizes.pop(id, None)
+            self._judges.pop(id, None)
             self.evicted += 1
             self._notify(Change("evict", conn))
         self.used = used

@@ -543,7 +543,7 @@ class Dashboard(App[int]):
 
         Success and failure are both told in a notification; a failed path is offered again.
         """
-        from asgispy.capture.sessionfile import write_bytes_atomically
+        from asgispy.codec.sessionfile import write_bytes_atomically
         from asgispy.exports.formats import export_bytes
 
         session = self.store.session(conns)

@@ -24,7 +24,7 @@ from textual.strip import Strip
 from textual.widgets import Static
 
 from asgispy.exports.line import format_duration, format_size
-from asgispy.store.model import Connection
+from asgispy.model.connection import Connection
 from asgispy.store.store import Store
 
 __all__ = ["ConnectionList", "ListHeader", "Outcome", "outcome_class"]

@@ -14,12 +14,13 @@ from textual.binding import Binding
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from asgispy.capture.redact import REDACTED
+from asgispy.analysis.checker import Violation
+from asgispy.analysis.rules import RULES
+from asgispy.codec.redact import REDACTED
 from asgispy.exports.line import format_duration, format_size, summary_line
-from asgispy.store.checker import Violation
-from asgispy.store.layers import Layer
-from asgispy.store.model import Connection, Event
-from asgispy.store.rules import RULES
+from asgispy.model.connection import Connection
+from asgispy.model.event import Event
+from asgispy.model.layers import Layer
 from asgispy.tui.preview import body_kind, body_lines, body_title, value_text
 from asgispy.tui.streamview import StreamFollower, stream_views
 

@@ -61,7 +61,7 @@ class FilterBar(Horizontal):
 
     def apply(self) -> None:
         """Parse what is typed; a bad filter shows its error and leaves the list as it was."""
-        from asgispy.store.filter import FilterError, parse
+        from asgispy.filter.grammar import FilterError, parse
 
         text = self.input.value.strip()
         error = self.query_one("#filter-error", Label)

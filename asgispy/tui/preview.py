@@ -12,8 +12,8 @@ from urllib.parse import parse_qsl
 
 from rich.text import Text
 
-from asgispy.capture.codec import Opaque
-from asgispy.capture.redact import REDACTED
+from asgispy.codec.jsonform import Opaque
+from asgispy.codec.redact import REDACTED
 from asgispy.exports.line import format_size
 
 __all__ = ["body_lines", "body_title", "hex_dump", "value_text"]

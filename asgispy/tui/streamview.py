@@ -14,9 +14,10 @@ from typing import Any
 import orjson
 from rich.text import Text
 
+from asgispy.analysis.streams import NDJSONParser, SSEParser, StreamRecord, parser_for, stream_kind_of
 from asgispy.exports.line import format_duration, format_size
-from asgispy.store.model import Connection, Event
-from asgispy.store.streams import NDJSONParser, SSEParser, StreamRecord, parser_for
+from asgispy.model.connection import Connection
+from asgispy.model.event import Event
 
 __all__ = ["MAX_LINES", "StreamFollower", "stream_views"]
 
@@ -145,7 +146,7 @@ def stream_views(conn: Connection) -> list[str]:
     requests = (e for e in conn.events if e.type == "http.request")
     if next(requests, None) is not None and next(requests, None) is not None:
         views.append("upload")
-    kind = conn.stream_kind
+    kind = stream_kind_of(conn)
     if kind is not None:
         views.append(kind)
     return views

@@ -17,7 +17,8 @@ from rich.text import Text
 from textual.widgets import Static
 
 from asgispy.exports.line import format_duration
-from asgispy.store.model import Connection, Event
+from asgispy.model.connection import Connection
+from asgispy.model.event import Event
 
 __all__ = ["Timeline", "timeline_text"]
 

@@ -34,10 +34,13 @@ from typing import Any
 
 import msgspec
 
-from asgispy.capture import pack
 from asgispy.capture.history import History
 from asgispy.capture.origin import Origin, fork_generation
-from asgispy.capture.record import ConnectionRecord, pack_connection, pack_event_list, snapshot_message
+from asgispy.capture.packing import pack_connection, pack_event_list
+from asgispy.capture.record import ConnectionRecord
+from asgispy.capture.snapshot import snapshot_message
+from asgispy.codec import pack
+from asgispy.version import __version__
 from asgispy.wire.address import ENV_TOKEN, Address, default_address, is_private_directory, parse_address
 from asgispy.wire.protocol import (
     CLOSE,
@@ -667,7 +670,6 @@ def _read_reply(sock: socket.socket) -> Any:
                 if not more:
                     break
                 line += more
-            from asgispy import __version__
 
             raise ProtocolError(
                 f"the collector speaks wire protocol 1 (an older asgispy) and this app's asgispy "

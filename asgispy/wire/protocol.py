@@ -1,7 +1,7 @@
 """The wire protocol between a producer (``Spy`` in the app's process) and a collector, version 2.
 
 Every frame is a 4-byte big-endian length, then that many bytes of MessagePack (see
-:mod:`asgispy.capture.pack` for how ASGI values travel in it). The producer speaks first with
+:mod:`asgispy.codec.pack` for how ASGI values travel in it). The producer speaks first with
 a ``hello`` (a map); the collector answers ``welcome`` or ``error`` (maps); then only the
 producer talks, in arrays whose first item says what they are:
 
@@ -25,8 +25,9 @@ from typing import Any
 import msgspec
 import orjson
 
-from asgispy.capture import pack
+from asgispy.codec import pack
 from asgispy.types import RECEIVE, SEND, Direction
+from asgispy.version import __version__
 
 __all__ = [
     "CLOSE",
@@ -82,7 +83,6 @@ def hello_frame(
     started: float,
     token: str | None = None,
 ) -> dict[str, Any]:
-    from asgispy import __version__
 
     frame: dict[str, Any] = {
         "type": "hello",
@@ -104,13 +104,11 @@ def hello_frame(
 
 
 def welcome_frame() -> dict[str, Any]:
-    from asgispy import __version__
 
     return {"type": "welcome", "protocol": PROTOCOL_VERSION, "asgispy": __version__}
 
 
 def error_frame(message: str) -> dict[str, Any]:
-    from asgispy import __version__
 
     return {"type": "error", "message": message, "protocol": PROTOCOL_VERSION, "asgispy": __version__}
 
@@ -205,7 +203,6 @@ def parse_hello(frame: Any) -> Hello:
 
 
 def _version() -> str:
-    from asgispy import __version__
 
     return __version__
 

@@ -14,9 +14,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from asgispy.capture.codec import Opaque
-from asgispy.capture.redact import REDACTED, Redactor
-from asgispy.store.model import Connection
+from asgispy.codec.jsonform import Opaque
+from asgispy.codec.redact import REDACTED, Redactor
+from asgispy.model.connection import Connection
 
 PAYLOAD_FIELDS = ("body", "bytes", "text")
 
@@ -189,7 +189,7 @@ def session_schema_validator() -> Any:
 
         import jsonschema
 
-        text = resources.files("asgispy.capture").joinpath("session.schema.json").read_text("utf-8")
+        text = resources.files("asgispy.codec").joinpath("session.schema.json").read_text("utf-8")
         schema = json.loads(text)
         jsonschema.Draft202012Validator.check_schema(schema)
         _SCHEMA_VALIDATOR = jsonschema.Draft202012Validator(schema)

@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from asgispy.version import __version__
+
 __all__ = ["FORMAT", "VERSION", "SessionFileError", "read_session", "session_document", "write_session"]
 
 FORMAT = "asgispy-session"
@@ -31,7 +33,6 @@ def session_document(
     producers: Mapping[str, Mapping[str, Any]],
     dropped: int = 0,
 ) -> dict[str, Any]:
-    from asgispy import __version__
 
     return {
         "format": FORMAT,

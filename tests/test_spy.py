@@ -21,8 +21,8 @@ import pytest
 
 import asgispy
 from asgispy import Spy
-from asgispy.capture.codec import Opaque
-from asgispy.capture.redact import Redactor
+from asgispy.codec.jsonform import Opaque
+from asgispy.codec.redact import Redactor
 from tests.apps.raw import AppError, edge_app
 from tests.apps.recording import Harness
 

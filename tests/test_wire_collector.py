@@ -18,10 +18,10 @@ import msgspec
 import orjson
 import pytest
 
-from asgispy.capture import pack
-from asgispy.store.collector import AddressTaken, Collector, CollectorError
+from asgispy.codec import pack
 from asgispy.store.store import Store
 from asgispy.wire.address import Address, default_address, parse_address
+from asgispy.wire.collector import AddressTaken, Collector, CollectorError
 from asgispy.wire.protocol import (
     CLOSE,
     DROPPED,

@@ -20,10 +20,12 @@ import websockets.sync.client
 
 import asgispy
 from asgispy import Spy
-from asgispy.store.filter import parse
-from asgispy.store.model import Connection
+from asgispy.analysis.streams import records as stream_records
+from asgispy.analysis.streams import stream_kind_of
+from asgispy.filter.grammar import parse
+from asgispy.model.connection import Connection
 from tests.servers import UVICORN_H11, UVICORN_HTTPTOOLS, serve
-from tests.test_collector import CollectorThread
+from tests.test_wire_collector import CollectorThread
 
 TIMEOUT = 10
 HOLD = 0.4  # seconds a response is held back, a client stalls, ...
@@ -231,8 +233,8 @@ def test_server_sent_events_and_json_lines_are_read_as_records(
         client.get(server.url("/ndjson"))
     conns = loaded(spy, tmp_path)
     sse = only(conns, "/sse")
-    assert sse.stream_kind == "sse" and "data: plain" in sse_text
-    records = sse.stream()
+    assert stream_kind_of(sse) == "sse" and "data: plain" in sse_text
+    records = stream_records(sse)
     assert [(r.kind, r.event, r.data) for r in records] == [
         ("comment", "", "hello"),
         ("event", "tick", '{"n": 1}'),
@@ -244,7 +246,7 @@ def test_server_sent_events_and_json_lines_are_read_as_records(
     # Each event is stamped with the send that completed it (its second and fourth chunk).
     bodies = [e for e in sse.events if e.type == "http.response.body"]
     assert tick.t == bodies[1].t and plain.t == bodies[3].t
-    lines = only(conns, "/ndjson").stream()
+    lines = stream_records(only(conns, "/ndjson"))
     assert [(r.json, r.error is None) for r in lines] == [
         ({"a": 1}, True),
         ({"a": 2}, True),

@@ -21,8 +21,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from asgispy.store.model import Connection, Event, ProducerInfo
+from asgispy.model.connection import Connection
+from asgispy.model.event import Event
+from asgispy.model.session import ProducerInfo
 from asgispy.store.store import Store
+from asgispy.version import __version__
 from asgispy.wire.address import (
     Address,
     AddressError,
@@ -307,13 +310,11 @@ class _Link(asyncio.Protocol):
                         producer=self.tag,
                         started=started,
                     )
-                    conn.events_from(
-                        [Event.from_message(d, t, m, c, raw, w) for d, t, m, raw, c, w in events],
-                        [e[2] for e in events],
-                    )
+                    for d, t, m, raw, c, w in events:
+                        conn.add(Event.from_message(d, t, m, c, raw, w))
                     if end is not None:
-                        conn.finish(end)  # after its events: the checker judges the whole
-                    self.store.add(conn)
+                        conn.finish(end)
+                    self.store.add(conn, [e[2] for e in events])
                 else:
                     self._frame(decode_payload(payload))
             if reader.error is not None:
@@ -328,7 +329,6 @@ class _Link(asyncio.Protocol):
 
     def _refuse_v1(self) -> None:
         """A producer of an older asgispy (newline-delimited JSON): tell it, in its own words."""
-        from asgispy import __version__
 
         reason = (
             f"this collector (asgispy {__version__}) speaks wire protocol 2 and the app's asgispy speaks "
@@ -368,7 +368,7 @@ class _Link(asyncio.Protocol):
             conn = Connection.from_values(
                 f"{prefix}{seq}", type_, scope, wire_events, end, seq=seq, producer=self.tag, started=started
             )
-            self.store.add(conn)
+            self.store.add(conn, [e[2] for e in wire_events])
         elif kind == CLOSE:
             if len(frame) != 3 or type(frame[1]) is not int:
                 raise ProtocolError("malformed close frame")

@@ -1,6 +1,6 @@
 """The protocol checker, rule by rule: each one fires on the right event, and only when it should.
 
-Every rule in :data:`asgispy.store.rules.RULES` has at least one case in ``CASES`` (a short
+Every rule in :data:`asgispy.analysis.rules.RULES` has at least one case in ``CASES`` (a short
 connection that breaks it, and the index of the event at fault); the negative cases further
 down are correct exchanges, including the protocol's legitimate corners, that must report
 nothing (or, for HEAD with a body, only a notice). A property test feeds junk and checks that
@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asgispy.store.checker import CheckedEvent, Checker, Violation, check_events
-from asgispy.store.rules import RULES, SEVERITIES, Rule
+from asgispy.analysis.checker import CheckedEvent, Checker, Violation, check_events
+from asgispy.analysis.rules import RULES, SEVERITIES, Rule
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -26,8 +26,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from asgispy.capture import codec
-from asgispy.store.model import Connection, Event
+from asgispy.codec import jsonform
+from asgispy.model.connection import Connection
+from asgispy.model.event import Event
 
 __all__ = ["FIELDS", "Filter", "FilterError", "language", "parse"]
 
@@ -205,7 +206,7 @@ def _doc_pairs(doc: Any) -> list[tuple[str, str]] | None:
 def _doc_text(item: Any) -> str:
     if type(item) is str:
         return item.lower()
-    value = codec.decode(item)
+    value = jsonform.decode(item)
     if type(value) is not bytes:
         raise ValueError("not a header")
     return value.decode("latin-1").lower()

@@ -1,17 +1,20 @@
 """The middleware layers one connection crossed (layers mode), rebuilt from a session file.
 
 A session keeps each layer's messages as differences from the layer above
-(:mod:`asgispy.capture.layers`); here they are made whole again, and each layer is given what
-it did (:mod:`asgispy.store.layerdiff`).
+(:mod:`asgispy.capture.layers`); here they are made whole again. What each layer did is worked
+out from them by :mod:`asgispy.analysis.layerdiff`, which fills ``changes``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from asgispy.capture import codec
-from asgispy.store.layerdiff import Changes, Side, layer_changes
-from asgispy.store.model import Connection, Event
+from asgispy.codec import jsonform
+from asgispy.model.event import Event
+
+if TYPE_CHECKING:
+    from asgispy.analysis.layerdiff import Changes
+    from asgispy.model.connection import Connection
 
 __all__ = ["Layer", "layers_from_document"]
 
@@ -21,8 +24,9 @@ class Layer:
 
     ``events`` are the messages as this layer's outer side passed them (what the layer above
     gave it and took from it), rebuilt in full from the differences the file keeps;
-    ``changes`` what this layer did to them, from its two sides (see
-    :mod:`asgispy.store.layerdiff`).
+    ``changes`` what this layer did to them, from its two sides (filled by
+    :mod:`asgispy.analysis.layerdiff` where connections are built; None until then, or when
+    that could not be worked out).
     """
 
     __slots__ = (
@@ -61,15 +65,6 @@ class Layer:
         self.error = error
         self.changes: Changes | None = None
 
-    def side(self) -> Side:
-        return Side(
-            self.scope,
-            [(e.direction, e.t, e.message, e.wait) for e in self.events],
-            self.entered,
-            self.exited,
-            self.error,
-        )
-
     def __repr__(self) -> str:
         return f"<Layer {self.depth} {self.name}>"
 
@@ -99,7 +94,7 @@ def layers_from_document(conn: Connection, docs: Any) -> list[Layer]:
         scope_doc: dict[str, Any] = raw_scope if isinstance(raw_scope, dict) else {}
         scope = dict(above_scope)
         try:
-            changed = codec.decode(scope_doc.get("set", {}))
+            changed = jsonform.decode(scope_doc.get("set", {}))
         except ValueError:
             changed = {}
         if isinstance(changed, dict):
@@ -138,15 +133,4 @@ def layers_from_document(conn: Connection, docs: Any) -> list[Layer]:
             )
         )
         above_events, above_scope = events, scope
-    for i, layer in enumerate(layers):
-        if not layer.reached:
-            continue
-        # The next layer, if any: not reached means this one answered without calling inward.
-        inner: Side | None = None
-        if i + 1 < len(layers):
-            inner = layers[i + 1].side() if layers[i + 1].reached else Side(None, [])
-        try:
-            layer.changes = layer_changes(layer.side(), inner)
-        except Exception:  # a diff that fails must not lose the connection
-            layer.changes = None
     return layers

@@ -7,7 +7,7 @@ Each broken app below commits one mistake per path; it is served by a real serve
 expected rule must fire on the expected event.
 
 Rules no server lets an app commit, or that Spy cannot record, are covered by the unit tests
-(tests/test_checker.py) only:
+(tests/test_analysis_checker.py) only:
 
 - ``message.malformed`` for a message that is not a dict: Spy copies each message with
   ``dict(message)``; a non-dict cannot be copied, so Spy notes it and records no event (a dict
@@ -34,7 +34,7 @@ import pytest
 from websockets.sync.client import connect
 
 from asgispy import Spy
-from asgispy.store.checker import Violation, check_events
+from asgispy.analysis.checker import Violation, check_events
 from asgispy.types import Receive, Scope, Send
 from tests.apps.fastapi_app import app as fastapi_app
 from tests.apps.raw import edge_app, seed_app

@@ -1,6 +1,6 @@
 """Server-sent event blocks that dispatch nothing but set the reconnection time or the last event
 id, at the real boundary: a Starlette app streaming them under Spy on a real uvicorn, read back
-with ``Connection.stream()`` and in the dashboard's SSE view, recorded and live."""
+with ``asgispy.analysis.streams.records`` and in the dashboard's SSE view, recorded and live."""
 
 from __future__ import annotations
 
@@ -17,11 +17,12 @@ from starlette.routing import Route
 
 import asgispy
 from asgispy import Spy
-from asgispy.store.model import Connection
+from asgispy.analysis.streams import records
+from asgispy.model.connection import Connection
 from asgispy.store.store import Store
 from asgispy.tui.app import Dashboard
 from tests.servers import UVICORN_H11, serve
-from tests.test_timing import TIMEOUT, loaded, only
+from tests.test_model_timing import TIMEOUT, loaded, only
 from tests.test_tui import live_pieces, tree_text
 
 SIZE = (150, 50)
@@ -73,7 +74,7 @@ def test_stream_shows_the_blocks_that_set_retry_or_id_at_their_last_byte(session
     conn = recorded(session_path)
     times = body_times(conn)
     assert len(times) == len(CHUNKS)
-    got = [(r.kind, r.id, r.retry, r.data, r.t) for r in conn.stream()]
+    got = [(r.kind, r.id, r.retry, r.data, r.t) for r in records(conn)]
     assert got == [
         ("control", None, 2500, "", times[1]),  # the chunk with its blank line, not its retry line
         ("control", "7", None, "", times[2]),
@@ -81,7 +82,7 @@ def test_stream_shows_the_blocks_that_set_retry_or_id_at_their_last_byte(session
         ("control", "", 100, "", times[4]),
         ("event", "", None, "after", times[6]),
     ]
-    assert [r.index for r in conn.stream()] == list(range(5))
+    assert [r.index for r in records(conn)] == list(range(5))
 
 
 @pytest.fixture
@@ -123,7 +124,7 @@ async def test_a_live_stream_shows_a_control_block_once_its_blank_line_arrives(s
             await pilot.pause(0.1)
             text = tree_text(app_.events_tree)
             title = next((line for line in text.splitlines() if "server-sent events  " in line), "")
-            seen.append((len(conn.stream()), title.partition("events  ")[2].partition(" ")[0]))
+            seen.append((len(records(conn)), title.partition("events  ")[2].partition(" ")[0]))
         store.close("live", end)
     # The request, the response start, then a chunk per block: the retry line alone is no record
     # yet, neither in stream() nor in the view; its blank line makes it one.

@@ -3,7 +3,7 @@
 Each rule has a short kebab-case id with the scope it applies to as a prefix (``http.``,
 ``websocket.``, ``lifespan.``; ``message.`` for any scope), a severity, and a one-line title
 saying what the ASGI specification (HTTP & WebSocket 2.5, lifespan 2.0, and the extensions
-document) asks for. :mod:`asgispy.store.checker` reports violations of them; docs/rules.md
+document) asks for. :mod:`asgispy.analysis.checker` reports violations of them; docs/rules.md
 explains each one and how to fix it.
 
 Severities:

@@ -14,7 +14,7 @@ follows one connection, message by message::
 Messages are taken exactly as the app saw them (bytes as bytes) and may be anything at all:
 the checker reports what it cannot read instead of raising. It keeps its state in plain
 attributes and allocates nothing for a message that breaks no rule, so a viewer can feed it
-every message it receives. The rules themselves are in :mod:`asgispy.store.rules`.
+every message it receives. The rules themselves are in :mod:`asgispy.analysis.rules`.
 
 Sequence rules (a second start, something after the final body, a send before accept...)
 are reported once per connection, at the first offending event; rules about one message's
@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn, cast
 
-from asgispy.store.rules import RULES
+from asgispy.analysis.rules import RULES
 from asgispy.types import Direction
 
 __all__ = ["CheckedEvent", "Checker", "Violation", "check_events"]

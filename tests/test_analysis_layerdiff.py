@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asgispy.capture.codec import Opaque
-from asgispy.store.layerdiff import (
+from asgispy.analysis.layerdiff import (
     Changes,
     ExceptionChange,
     Side,
@@ -20,6 +19,7 @@ from asgispy.store.layerdiff import (
     layer_changes,
     summarize,
 )
+from asgispy.codec.jsonform import Opaque
 
 Headers = list[tuple[bytes, bytes]]
 Event = tuple[str, float, Any, float | None]

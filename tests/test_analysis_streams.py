@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from asgispy.store.streams import (
+from asgispy.analysis.streams import (
     NDJSONParser,
     SSEParser,
     StreamRecord,

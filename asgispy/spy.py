@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from asgispy.capture.history import History
 from asgispy.capture.origin import Origin, fork_generation, new_origin
-from asgispy.capture.record import ConnectionRecord, _snapshot_copy
-from asgispy.capture.redact import DEFAULT_REDACT, Redactor
-from asgispy.capture.sessionfile import session_document, write_session
+from asgispy.capture.record import ConnectionRecord
 from asgispy.capture.skip import Skip
+from asgispy.capture.snapshot import snapshot_copy
+from asgispy.codec.redact import DEFAULT_REDACT, Redactor
+from asgispy.codec.sessionfile import session_document, write_session
 from asgispy.types import RECEIVE, SEND, ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -206,7 +207,7 @@ class Spy:
                     if body.__class__ is bytes and len(body) <= max_body and "headers" not in copy:
                         append([RECEIVE, now - t0, copy, None, now - called])
                     else:
-                        copy, cut, _ = _snapshot_copy(copy, max_body)
+                        copy, cut, _ = snapshot_copy(copy, max_body)
                         append([RECEIVE, now - t0, copy, cut, now - called])
                 else:
                     record.dropped_events += 1
@@ -225,7 +226,7 @@ class Spy:
                     if body.__class__ is bytes and len(body) <= max_body and "headers" not in copy:
                         event = [SEND, called - t0, copy, None, None]
                     else:
-                        copy, cut, _ = _snapshot_copy(copy, max_body)
+                        copy, cut, _ = snapshot_copy(copy, max_body)
                         event = [SEND, called - t0, copy, cut, None]
                     append(event)
                 else:

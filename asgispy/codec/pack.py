@@ -1,7 +1,7 @@
 """The compact binary form of recorded connections: MessagePack, made by a C encoder.
 
 This is what Spy keeps of a finished connection in memory and what the wire carries. It is
-lossless for everything the JSON codec (:mod:`asgispy.capture.codec`) keeps, but does none of
+lossless for everything the JSON codec (:mod:`asgispy.codec.jsonform`) keeps, but does none of
 the codec's work of making values readable: bytes stay bytes, text stays text. Making them
 readable happens where records are read (the store, :func:`asgispy.load`, the exports).
 
@@ -39,8 +39,8 @@ from typing import Any
 
 import msgspec
 
-from asgispy.capture.codec import MAX_DEPTH, Opaque, opaque_parts
-from asgispy.capture.redact import REDACTED, Redactor
+from asgispy.codec.jsonform import MAX_DEPTH, Opaque, opaque_parts
+from asgispy.codec.redact import REDACTED, Redactor
 
 __all__ = [
     "EXT_BIGINT",

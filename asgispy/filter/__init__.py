@@ -1,0 +1,1 @@
+"""The filter language of the dashboard's ``/``, ``--filter`` and the agents' tools."""
