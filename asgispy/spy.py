@@ -27,6 +27,7 @@ from asgispy.types import RECEIVE, SEND, ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from asgispy.capture.layers import Stack
+    from asgispy.intercept.engine import Intercept
     from asgispy.wire.address import Address
     from asgispy.wire.producer import Producer
 
@@ -71,6 +72,10 @@ class Spy:
         stream_cpu: the most of one CPU the background sender may use (default a tenth).
             It encodes under the GIL, taking that time from the app; past the share it
             rests and events are dropped and counted, rather than the app slowed.
+        addons: hooks that change traffic (addon files' paths, modules or objects; see
+            docs/intercept.md). Each change is recorded on the connection.
+        rules: mocks, delays, throttles and faults without code: a TOML file's path, or a
+            list of rule tables as the file would hold them (docs/intercept.md).
     """
 
     def __init__(
@@ -89,6 +94,8 @@ class Spy:
         name: str | None = None,
         address: str | Address | bool | None = None,
         stream_cpu: float = 0.1,
+        addons: Iterable[Any] = (),
+        rules: Any = None,
     ) -> None:
         if max_body < 0 or max_events < 0:
             raise ValueError("max_body and max_events must not be negative")
@@ -101,10 +108,20 @@ class Spy:
         self._skip = self.skip if self.skip else None  # read per connection: no __bool__ call
         self.history = History(history, history_bytes, self.redactor, compact)
         self._stack: Stack | None = None
-        if layers:
-            from asgispy.capture.layers import Stack
+        #: the app as given: what connections left unrecorded (skip, enabled=False) go to
+        self._app: ASGIApp = app
+        intercept = None
+        addons = tuple(addons)
+        if addons or rules is not None:
+            from asgispy.intercept.engine import Intercept
 
-            self._stack = Stack(app, max_body)
+            intercept = self.app = Intercept(app, addons, rules)
+        #: the addons and rules applied (None without any): the dashboard turns rules on and off here
+        self.interception: Intercept | None = intercept
+        if layers or intercept is not None:
+            from asgispy.capture.layers import MAX_DEPTH, Stack
+
+            self._stack = Stack(app, max_body, above=intercept, depth=MAX_DEPTH if layers else 2)
         self.name = name or _app_name(app)
         self._generation = -1
         self._origin: Origin = self._renew_origin()
@@ -156,7 +173,7 @@ class Spy:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         skip = self._skip
         if not self.enabled or (skip is not None and skip.matches(scope)):
-            await self.app(scope, receive, send)
+            await self._app(scope, receive, send)
             return
         try:
             if self._generation != fork_generation():
@@ -184,7 +201,7 @@ class Spy:
                 token = current_record.set(record)
         except Exception:
             logger.exception("asgispy could not start recording a connection; the app runs unrecorded")
-            await self.app(scope, receive, send)
+            await self._app(scope, receive, send)
             return
         max_body = self.max_body
         max_events = self.max_events

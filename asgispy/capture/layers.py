@@ -120,11 +120,17 @@ class Tap:
 
 
 class Stack:
-    """The layers of one app, found and tapped once, at its first connection."""
+    """The layers of one app, found and tapped once, at its first connection.
 
-    def __init__(self, app: ASGIApp, max_body: int) -> None:
+    ``above`` is a layer Spy itself put over the app (asgispy's interception), tapped as the
+    outermost; ``depth`` limits how many layers are tapped (2: only the one below ``above``).
+    """
+
+    def __init__(self, app: ASGIApp, max_body: int, *, above: Any = None, depth: int = MAX_DEPTH) -> None:
         self.app = app
         self.max_body = max_body
+        self.above = above
+        self.depth = depth
         self.layers: list[LayerInfo] = []
         self._placed = False
         self._lock = threading.Lock()
@@ -136,7 +142,10 @@ class Stack:
         with self._lock:
             if not self._placed:
                 try:
-                    self.layers = self._tap(self._chain())
+                    chain = self._chain()
+                    if self.above is not None:
+                        chain.insert(0, (self.above, None))
+                    self.layers = self._tap(chain[: self.depth])
                 finally:
                     self._placed = True
         return self.layers
@@ -192,6 +201,9 @@ class Stack:
 
 
 def _name(node: Any) -> str:
+    own = getattr(type(node), "layer_name", None)
+    if isinstance(own, str):
+        return own  # a layer that names itself (asgispy's own interception)
     name = type(node).__name__
     if name == "function" or name == "method":
         name = getattr(node, "__name__", name)  # an endpoint function: its own name

@@ -50,6 +50,7 @@ class ConnectionRecord:
         "error",
         "handler",
         "history_slot",
+        "interventions",
         "kept",
         "layer_infos",
         "layers",
@@ -83,6 +84,8 @@ class ConnectionRecord:
         self.handler: tuple[Any, Any, Any] | None = None
         # Shared and empty until a first note: most connections never get one.
         self.notes: list[str] | tuple[str, ...] = ()
+        #: what addons, rules and breakpoints did to it (see asgispy.intercept.journal)
+        self.interventions: list[dict[str, Any]] | tuple[()] = ()
         #: scope and events in one marshal buffer, once ended, while nobody streams (see keep)
         self.kept: bytes | None = None
         #: the packed connection (see asgispy.codec.pack), once it has ended and been packed
@@ -178,6 +181,16 @@ class ConnectionRecord:
         elif len(notes) < 20:
             notes.append(text)
 
+    def intervened(self, entry: dict[str, Any]) -> None:
+        """Note what asgispy itself changed (at most 200 entries; more are counted)."""
+        kept = self.interventions
+        if not isinstance(kept, list):
+            self.interventions = kept = []
+        if len(kept) < 200:
+            kept.append(entry)
+        elif len(kept) == 200:
+            kept.append({"t": entry.get("t", 0.0), "by": "asgispy", "what": "more interventions, not kept"})
+
     # Off the request path ------------------------------------------------------------------
 
     def end_value(self, redactor: Redactor | None = None) -> list[Any] | None:
@@ -194,8 +207,10 @@ class ConnectionRecord:
             self.dropped_events,
         ]
         layers = self.layers_document(redactor)
-        if layers is not None:
+        if layers is not None or self.interventions:
             end.append(layers)
+        if self.interventions:
+            end.append(list(self.interventions))
         return end
 
     def layers_document(self, redactor: Redactor | None) -> list[dict[str, Any]] | None:
@@ -280,6 +295,8 @@ class ConnectionRecord:
             }
             if len(end) > 6 and end[6] is not None:
                 doc["layers"] = end[6]
+            if len(end) > 7 and end[7]:
+                doc["interventions"] = list(end[7])
             return doc
         doc = {
             "id": self.id,
@@ -299,6 +316,8 @@ class ConnectionRecord:
         layers = self.layers_document(redactor)
         if layers is not None:
             doc["layers"] = layers
+        if self.interventions:
+            doc["interventions"] = list(self.interventions)
         return doc
 
 

@@ -140,6 +140,9 @@ def run_served(args: argparse.Namespace) -> int:
     problem = serving.check_app_string(args.app)
     if problem:
         return _fail(f"run: {problem}")
+    problem = serving.check_interception(args)
+    if problem:
+        return _fail(f"run: {problem}")
     return _run_live("run", lambda: served_dashboard(args))
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asgispy.cli.dashboard import add_listen_arguments
-from asgispy.cli.serving import add_server_arguments, check_app_string
+from asgispy.cli.serving import add_server_arguments, check_app_string, check_interception
 
 if TYPE_CHECKING:
     from asgispy.exports.eventlog import EventLog
@@ -103,6 +103,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if listening and (args.addons or args.rules):
+        print(
+            "asgispy record: --addon and --rules change the traffic of an APP asgispy serves; apps that "
+            "already use Spy(app) take them as Spy(app, addons=..., rules=...)",
+            file=sys.stderr,
+        )
+        return 2
     if not listening:
         if not args.app:
             print(
@@ -115,6 +122,10 @@ def run(args: argparse.Namespace) -> int:
         if problem is not None:
             print(f"asgispy record: {problem}", file=sys.stderr)
             return 3
+        problem = check_interception(args)
+        if problem is not None:
+            print(f"asgispy record: {problem}", file=sys.stderr)
+            return 2
     if args.app_dir and not os.path.isdir(args.app_dir):
         print(f"asgispy record: --app-dir {args.app_dir}: no such directory", file=sys.stderr)
         return 2

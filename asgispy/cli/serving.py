@@ -26,6 +26,7 @@ __all__ = [
     "ENV_TARGET",
     "add_server_arguments",
     "check_app_string",
+    "check_interception",
     "server_command",
     "server_environment",
     "spied_app",
@@ -35,6 +36,8 @@ ENV_TARGET = "ASGISPY_TARGET"
 ENV_FACTORY = "ASGISPY_TARGET_FACTORY"
 ENV_INTERFACE = "ASGISPY_TARGET_INTERFACE"
 ENV_LAYERS = "ASGISPY_LAYERS"
+ENV_ADDONS = "ASGISPY_ADDONS"  # addon files, os.pathsep between them
+ENV_RULES = "ASGISPY_RULES"
 FACTORY = "asgispy.cli.serving:spied_app"
 #: uvicorn's exit status for an app that cannot be loaded.
 STARTUP_FAILURE = 3
@@ -124,6 +127,19 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, optional: bool = Fa
         action="store_true",
         help="record every layer of APP's middleware stack too: see what each middleware did",
     )
+    changing = parser.add_argument_group("changing traffic (docs/intercept.md)")
+    changing.add_argument(
+        "-s",
+        "--addon",
+        action="append",
+        default=[],
+        metavar="FILE",
+        dest="addons",
+        help="a Python file of hooks that change requests, responses and WebSocket messages (repeatable)",
+    )
+    changing.add_argument(
+        "--rules", metavar="FILE", help="a TOML file of rules: mocks, delays, throttles, faults, drops"
+    )
     for option in OPTIONS:
         kwargs: dict[str, Any] = {"dest": option.dest, "help": option.help}
         if option.kind == "flag":
@@ -144,6 +160,21 @@ def check_app_string(app: str) -> str | None:
     module, _, attrs = app.partition(":")
     if not module or not attrs:
         return f'Error loading ASGI app. Import string "{app}" must be in format "<module>:<attribute>".'
+    return None
+
+
+def check_interception(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``--addon`` and ``--rules`` files, found before a server starts."""
+    from asgispy.intercept.addons import AddonError, load_addon_file
+    from asgispy.intercept.rules import RuleError, load_rules
+
+    try:
+        for path in getattr(args, "addons", None) or ():
+            load_addon_file(path)
+        if getattr(args, "rules", None):
+            load_rules(args.rules)
+    except (AddonError, RuleError) as exc:
+        return str(exc)
     return None
 
 
@@ -201,6 +232,16 @@ def server_environment(
         env[ENV_LAYERS] = "1"
     else:
         env.pop(ENV_LAYERS, None)
+    addons = [os.path.abspath(path) for path in getattr(args, "addons", None) or ()]
+    if addons:
+        env[ENV_ADDONS] = os.pathsep.join(addons)
+    else:
+        env.pop(ENV_ADDONS, None)
+    rules = getattr(args, "rules", None)
+    if rules:
+        env[ENV_RULES] = os.path.abspath(rules)
+    else:
+        env.pop(ENV_RULES, None)
     if token:
         env[ENV_TOKEN] = token
     else:
@@ -236,9 +277,17 @@ def spied_app() -> Any:
             sys.exit(STARTUP_FAILURE)
     app = _as_asgi3(app, os.environ.get(ENV_INTERFACE, "auto"))
 
+    from asgispy.intercept.addons import AddonError
+    from asgispy.intercept.rules import RuleError
     from asgispy.spy import Spy
 
-    return Spy(app, name=target, layers=bool(os.environ.get(ENV_LAYERS)))
+    addons = [path for path in os.environ.get(ENV_ADDONS, "").split(os.pathsep) if path]
+    rules = os.environ.get(ENV_RULES) or None
+    try:
+        return Spy(app, name=target, layers=bool(os.environ.get(ENV_LAYERS)), addons=addons, rules=rules)
+    except (AddonError, RuleError) as exc:
+        logger.error("Error loading asgispy's addons or rules: %s", exc)
+        sys.exit(STARTUP_FAILURE)
 
 
 def _as_asgi3(app: Any, interface: str) -> Any:

@@ -61,6 +61,7 @@ class Connection:
         "first_byte",
         "handler",
         "id",
+        "interventions",
         "last_byte",
         "max_gap",
         "notes",
@@ -103,6 +104,8 @@ class Connection:
         self.error: ErrorInfo | None = None
         self.handler: dict[str, Any] | None = None
         self.notes: list[str] = []
+        #: what asgispy's addons and rules did to it, in time order (see docs/intercept.md)
+        self.interventions: list[dict[str, Any]] = []
         self.status: int | None = None
         self.request_bytes = 0
         self.response_bytes = 0
@@ -226,6 +229,7 @@ class Connection:
             if "path_params" in self.handler:
                 self.handler["path_params"] = jsonform.decode(self.handler["path_params"])
         self.notes = [str(n) for n in doc.get("notes", ())]
+        self.interventions = [dict(i) for i in doc.get("interventions", ()) or () if isinstance(i, Mapping)]
         self.events_dropped = int(doc.get("events_dropped", 0) or 0)
         layers = doc.get("layers")
         if isinstance(layers, list):
@@ -341,6 +345,7 @@ class Connection:
             "handler": handler_document(self.handler),
             "notes": list(self.notes),
             **({"layers": self._layer_docs} if self._layer_docs is not None else {}),
+            **({"interventions": [dict(i) for i in self.interventions]} if self.interventions else {}),
         }
 
     def __repr__(self) -> str:
