@@ -76,6 +76,9 @@ class Spy:
             docs/intercept.md). Each change is recorded on the connection.
         rules: mocks, delays, throttles and faults without code: a TOML file's path, or a
             list of rule tables as the file would hold them (docs/intercept.md).
+        intercept: let a viewer hold connections at breakpoints, edit them and answer them
+            (``asgispy run`` turns it on; off here, so a dashboard attached to production
+            traffic can never hold it). With no breakpoint set it costs one check per connection.
     """
 
     def __init__(
@@ -96,6 +99,7 @@ class Spy:
         stream_cpu: float = 0.1,
         addons: Iterable[Any] = (),
         rules: Any = None,
+        intercept: bool = False,
     ) -> None:
         if max_body < 0 or max_events < 0:
             raise ValueError("max_body and max_events must not be negative")
@@ -110,18 +114,18 @@ class Spy:
         self._stack: Stack | None = None
         #: the app as given: what connections left unrecorded (skip, enabled=False) go to
         self._app: ASGIApp = app
-        intercept = None
+        engine = None
         addons = tuple(addons)
-        if addons or rules is not None:
+        if addons or rules is not None or intercept:
             from asgispy.intercept.engine import Intercept
 
-            intercept = self.app = Intercept(app, addons, rules)
-        #: the addons and rules applied (None without any): the dashboard turns rules on and off here
-        self.interception: Intercept | None = intercept
-        if layers or intercept is not None:
-            from asgispy.capture.layers import MAX_DEPTH, Stack
+            engine = self.app = Intercept(app, addons, rules, max_body=max_body, layers=layers)
+        #: the addons, rules and breakpoints applied (None without any): viewers change them here
+        self.interception: Intercept | None = engine
+        if layers:
+            from asgispy.capture.layers import Stack
 
-            self._stack = Stack(app, max_body, above=intercept, depth=MAX_DEPTH if layers else 2)
+            self._stack = Stack(app, max_body, above=engine)
         self.name = name or _app_name(app)
         self._generation = -1
         self._origin: Origin = self._renew_origin()
@@ -199,6 +203,10 @@ class Spy:
                 record.layer_infos = infos
                 record.layers = [None] * len(infos)
                 token = current_record.set(record)
+            elif self.interception is not None and self.interception.active:
+                from asgispy.capture.layers import current_record
+
+                token = current_record.set(record)  # asgispy's interception journals on it
         except Exception:
             logger.exception("asgispy could not start recording a connection; the app runs unrecorded")
             await self._app(scope, receive, send)

@@ -123,14 +123,13 @@ class Stack:
     """The layers of one app, found and tapped once, at its first connection.
 
     ``above`` is a layer Spy itself put over the app (asgispy's interception), tapped as the
-    outermost; ``depth`` limits how many layers are tapped (2: only the one below ``above``).
+    outermost.
     """
 
-    def __init__(self, app: ASGIApp, max_body: int, *, above: Any = None, depth: int = MAX_DEPTH) -> None:
+    def __init__(self, app: ASGIApp, max_body: int, *, above: Any = None) -> None:
         self.app = app
         self.max_body = max_body
         self.above = above
-        self.depth = depth
         self.layers: list[LayerInfo] = []
         self._placed = False
         self._lock = threading.Lock()
@@ -145,7 +144,7 @@ class Stack:
                     chain = self._chain()
                     if self.above is not None:
                         chain.insert(0, (self.above, None))
-                    self.layers = self._tap(chain[: self.depth])
+                    self.layers = self._tap(chain[:MAX_DEPTH])
                 finally:
                     self._placed = True
         return self.layers

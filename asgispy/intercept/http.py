@@ -16,10 +16,9 @@ from asgispy.intercept.exchange import Exchange, Request
 from asgispy.intercept.headers import Headers
 from asgispy.intercept.journal import Journal
 from asgispy.intercept.responses import Abort, ResponseHooks, Throttle, with_length
-from asgispy.types import Message, Receive, Scope, Send
+from asgispy.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
-    from asgispy.intercept.engine import Intercept
     from asgispy.intercept.rules import Plan
 
 __all__ = ["DISCONNECTED_STATUS", "serve_http"]
@@ -106,7 +105,7 @@ async def answer(send: Send, status: int, headers: list[tuple[bytes, bytes]], bo
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-async def _gone(scope: Scope, engine: Intercept, journal: Journal, by: str, send: Send) -> None:
+async def _gone(scope: Scope, app: ASGIApp, journal: Journal, by: str, send: Send) -> None:
     """``fault = "disconnect"``: the app is told the client left; the client gets 499 after."""
     journal.add(by, "told the app the client disconnected")
 
@@ -116,7 +115,7 @@ async def _gone(scope: Scope, engine: Intercept, journal: Journal, by: str, send
     async def nowhere(message: Message) -> None:
         return None
 
-    await engine.app(scope, disconnected, nowhere)
+    await app(scope, disconnected, nowhere)
     await answer(
         send,
         DISCONNECTED_STATUS,
@@ -146,7 +145,7 @@ async def _request_hooks(exchange: Exchange, addons: list[Addon], journal: Journ
 
 
 async def serve_http(
-    engine: Intercept, scope: Scope, receive: Receive, send: Send, plan: Plan | None, addons: list[Addon]
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, plan: Plan | None, addons: list[Addon]
 ) -> None:
     journal = Journal()
     if plan is not None:
@@ -166,7 +165,7 @@ async def serve_http(
             )
             return
         if plan.fault is not None and plan.fault.value == "disconnect":
-            await _gone(scope, engine, journal, plan.fault.label, send)
+            await _gone(scope, app, journal, plan.fault.label, send)
             return
     request_addons = [a for a in addons if a.hook("request")]
     response_addons = [a for a in addons if a.hook("response") or a.hook("response_chunk")]
@@ -198,6 +197,6 @@ async def serve_http(
     if exchange is not None and response_addons:
         hooks = ResponseHooks(exchange, response_addons, journal, inner_send)
         inner_send = hooks.send
-    await engine.app(inner_scope, inner_receive, inner_send)
+    await app(inner_scope, inner_receive, inner_send)
     if hooks is not None:
         await hooks.flush()

@@ -104,6 +104,10 @@ class RuleSet:
     def __len__(self) -> int:
         return len(self.rules)
 
+    @property
+    def any_enabled(self) -> bool:
+        return any(rule.enabled for rule in self.rules)
+
     def __iter__(self) -> Any:
         return iter(self.rules)
 

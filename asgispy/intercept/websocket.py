@@ -11,10 +11,9 @@ from asgispy.intercept.addons import Addon, call_hook
 from asgispy.intercept.exchange import Exchange, WebSocketMessage
 from asgispy.intercept.http import request_of
 from asgispy.intercept.journal import Journal
-from asgispy.types import Message, Receive, Scope, Send
+from asgispy.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
-    from asgispy.intercept.engine import Intercept
     from asgispy.intercept.rules import Plan
 
 __all__ = ["serve_websocket"]
@@ -92,7 +91,7 @@ def _message_of(original: Message, result: Any) -> Message | None:
 
 
 async def serve_websocket(
-    engine: Intercept, scope: Scope, receive: Receive, send: Send, plan: Plan | None, addons: list[Addon]
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, plan: Plan | None, addons: list[Addon]
 ) -> None:
     journal = Journal()
     if plan is not None and plan.delay:
@@ -137,4 +136,4 @@ async def serve_websocket(
             talk.closed_code = code
             await send({"type": "websocket.close", "code": code})
 
-    await engine.app(scope, inner_receive, inner_send)
+    await app(scope, inner_receive, inner_send)
