@@ -19,7 +19,6 @@ the user types. docs/filters.md is the user's guide.
 from __future__ import annotations
 
 import fnmatch
-import re
 import time
 import weakref
 from collections.abc import Callable, Iterable
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgispy.codec import jsonform
+from asgispy.filter.values import UNITS_SIZE, UNITS_TIME, comparison, text_matcher
 from asgispy.model.connection import Connection
 from asgispy.model.event import Event
 
@@ -241,90 +241,6 @@ def _bodies(conn: Connection) -> Iterable[bytes | str]:
                     yield value
 
 
-# Values ----------------------------------------------------------------------------------------
-
-
-def _text_matcher(pattern: str) -> Callable[[str], bool]:
-    """Glob (``*``, ``?``, ``[...]``) matching the whole value, else a substring; case-insensitive."""
-    if any(c in pattern for c in "*?["):
-        regex = re.compile(fnmatch.translate(pattern), re.IGNORECASE | re.DOTALL)
-        return lambda value: regex.match(value) is not None
-    needle = pattern.lower()
-    return lambda value: needle in value.lower()
-
-
-_COMPARE = re.compile(r"(>=|<=|>|<|=)?(.+)")
-_UNITS_TIME = {"": 1e-3, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0}
-_UNITS_SIZE = {
-    "": 1,
-    "b": 1,
-    "k": 1024,
-    "kb": 1024,
-    "kib": 1024,
-    "m": 1024**2,
-    "mb": 1024**2,
-    "mib": 1024**2,
-    "g": 1024**3,
-    "gb": 1024**3,
-    "gib": 1024**3,
-}
-_QUANTITY = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([a-zµ]*)", re.IGNORECASE)
-
-
-def _number(text: str, units: dict[str, float] | None) -> float | None:
-    match = _QUANTITY.fullmatch(text.strip())
-    if match is None:
-        return None
-    unit = match.group(2).lower()
-    if units is None:
-        return float(match.group(1)) if not unit else None
-    if unit not in units:
-        return None
-    return float(match.group(1)) * units[unit]
-
-
-def _comparison(value: str, units: dict[str, float] | None) -> Callable[[float], bool] | None:
-    """``>=400``, ``<1s``, ``=3``, ``200-299``, ``100ms-2s``; comma-separated alternatives."""
-    tests: list[Callable[[float], bool]] = []
-    for part in value.split(","):
-        part = part.strip()
-        test = _one_comparison(part, units)
-        if test is None:
-            return None
-        tests.append(test)
-    if len(tests) == 1:
-        return tests[0]
-    return lambda v: any(t(v) for t in tests)
-
-
-def _one_comparison(part: str, units: dict[str, float] | None) -> Callable[[float], bool] | None:
-    if units is None and re.fullmatch(r"[1-9][xX]{2}", part):  # status classes: 4xx
-        hundreds = int(part[0]) * 100
-        return lambda v: hundreds <= v < hundreds + 100
-    match = _COMPARE.fullmatch(part)
-    if match is None:
-        return None
-    op, rest = match.group(1), match.group(2)
-    if op is None and "-" in rest:
-        low_text, _, high_text = rest.partition("-")
-        low, high = _number(low_text, units), _number(high_text, units)
-        if low is None or high is None or high < low:
-            return None
-        return lambda v: low <= v <= high
-    x = _number(rest, units)
-    if x is None:
-        return None
-    if op == ">":
-        return lambda v: v > x
-    if op == ">=":
-        return lambda v: v >= x
-    if op == "<":
-        return lambda v: v < x
-    if op == "<=":
-        return lambda v: v <= x
-    return lambda v: v == x
-
-
 # Fields --------------------------------------------------------------------------------------
 
 Builder = Callable[[str, _Token], Predicate]
@@ -336,7 +252,7 @@ def _field_method(value: str, token: _Token) -> Predicate:
 
 
 def _field_status(value: str, token: _Token) -> Predicate:
-    test = _comparison(value, None)
+    test = comparison(value, None)
     if test is None:
         raise _bad_value(token, "a status like 404, 4xx, >=400 or 200-299")
 
@@ -348,27 +264,27 @@ def _field_status(value: str, token: _Token) -> Predicate:
 
 
 def _field_path(value: str, token: _Token) -> Predicate:
-    match = _text_matcher(value)
+    match = text_matcher(value)
     return lambda conn: match(conn.path)
 
 
 def _field_query(value: str, token: _Token) -> Predicate:
-    match = _text_matcher(value)
+    match = text_matcher(value)
     return lambda conn: match(conn.query_string.decode("latin-1"))
 
 
 def _field_route(value: str, token: _Token) -> Predicate:
-    match = _text_matcher(value)
+    match = text_matcher(value)
     return lambda conn: conn.handler is not None and match(str(conn.handler.get("route") or ""))
 
 
 def _field_endpoint(value: str, token: _Token) -> Predicate:
-    match = _text_matcher(value)
+    match = text_matcher(value)
     return lambda conn: conn.handler is not None and match(str(conn.handler.get("endpoint") or ""))
 
 
 def _field_host(value: str, token: _Token) -> Predicate:
-    match = _text_matcher(value)
+    match = text_matcher(value)
     return lambda conn: match(_view(conn).host(conn))
 
 
@@ -389,12 +305,12 @@ def _field_outcome(value: str, token: _Token) -> Predicate:
 
 
 def _field_id(value: str, token: _Token) -> Predicate:
-    match = _text_matcher(value)
+    match = text_matcher(value)
     return lambda conn: match(conn.id)
 
 
 def _field_producer(value: str, token: _Token) -> Predicate:
-    match = _text_matcher(value)
+    match = text_matcher(value)
     return lambda conn: match(conn.producer)
 
 
@@ -403,8 +319,8 @@ def _field_header(value: str, token: _Token) -> Predicate:
     name = name.strip().lower()
     if not name:
         raise _bad_value(token, "a header name, optionally with =value: header:content-type=application/json")
-    name_glob = _text_matcher(name) if any(c in name for c in "*?[") else None
-    value_match = _text_matcher(wanted) if has_value else None
+    name_glob = text_matcher(name) if any(c in name for c in "*?[") else None
+    value_match = text_matcher(wanted) if has_value else None
 
     def header(conn: Connection) -> bool:
         for key, val in _view(conn).headers(conn):
@@ -434,7 +350,7 @@ def _field_body(value: str, token: _Token) -> Predicate:
 
 
 def _field_duration(value: str, token: _Token) -> Predicate:
-    test = _comparison(value, _UNITS_TIME)
+    test = comparison(value, UNITS_TIME)
     if test is None:
         raise _bad_value(token, "a time like >100ms, <2s, >=500us or 10ms-1s (plain numbers are ms)")
 
@@ -449,7 +365,7 @@ def _timing(name: str, read: Callable[[Connection], float | None]) -> Builder:
     """A field over one of a connection's timings (absent timings never match)."""
 
     def build(value: str, token: _Token) -> Predicate:
-        test = _comparison(value, _UNITS_TIME)
+        test = comparison(value, UNITS_TIME)
         if test is None:
             raise _bad_value(token, f"a time like {name}:>200ms, {name}:<1s (plain numbers are ms)")
 
@@ -474,7 +390,7 @@ def _field_rule(value: str, token: _Token) -> Predicate:
 def _field_layer(value: str, token: _Token) -> Predicate:
     if not value:
         raise _bad_value(token, "a middleware class name or glob: layer:GZipMiddleware, layer:*Cors*")
-    matches = _text_matcher(value)
+    matches = text_matcher(value)
 
     def layer(conn: Connection) -> bool:
         return any(
@@ -486,7 +402,7 @@ def _field_layer(value: str, token: _Token) -> Predicate:
 
 
 def _field_size(value: str, token: _Token) -> Predicate:
-    test = _comparison(value, {k: float(v) for k, v in _UNITS_SIZE.items()})
+    test = comparison(value, {k: float(v) for k, v in UNITS_SIZE.items()})
     if test is None:
         raise _bad_value(token, "a size like >10k, <=512, >1.5m or 1k-64k (k = 1024 bytes)")
     return lambda conn: test(conn.request_bytes + conn.response_bytes)
