@@ -20,15 +20,12 @@ from __future__ import annotations
 
 import fnmatch
 import time
-import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from asgispy.codec import jsonform
 from asgispy.filter.values import UNITS_SIZE, UNITS_TIME, comparison, text_matcher
+from asgispy.filter.view import view_of
 from asgispy.model.connection import Connection
-from asgispy.model.event import Event
 
 __all__ = ["FIELDS", "Filter", "FilterError", "language", "parse"]
 
@@ -107,122 +104,6 @@ def _tokens(text: str) -> list[_Token]:
     return tokens
 
 
-# Reading connections, cheaply ----------------------------------------------------------------
-
-
-class _View:
-    """What the filters read of a connection, decoded and lower-cased once, on first use.
-
-    Cached per connection and rebuilt when its status or handler changes (a response started,
-    the app returned): nothing else these fields depend on changes once a connection is open.
-    """
-
-    __slots__ = ("_headers", "_text", "handler", "status")
-
-    def __init__(self, conn: Connection) -> None:
-        self.status = conn.status
-        self.handler = conn.handler
-        self._text: str | None = None
-        self._headers: tuple[tuple[str, str], ...] | None = None
-
-    def text(self, conn: Connection) -> str:
-        """Free text's haystack: method, target, route, endpoint, status, type, request header values."""
-        if self._text is None:
-            handler = conn.handler or {}
-            try:
-                values = b"\n".join(value for _, value in conn.scope.get("headers") or ()).decode("latin-1")
-            except (TypeError, ValueError):  # not a list of byte pairs: take what is well-formed
-                values = b"\n".join(value for _, value in conn.request_headers).decode("latin-1")
-            parts = (
-                conn.method or "",
-                conn.target,
-                str(handler.get("route") or ""),
-                str(handler.get("endpoint") or ""),
-                str(conn.status or ""),
-                conn.type,
-                values,
-            )
-            self._text = "\n".join(parts).lower()
-        return self._text
-
-    def headers(self, conn: Connection) -> tuple[tuple[str, str], ...]:
-        """Request then response headers as lower-cased text pairs."""
-        if self._headers is None:
-            start = _response_start(conn)
-            scope = conn.scope_doc  # parsed from the stored JSON on each read: read once
-            request = _doc_pairs(scope.get("headers") if type(scope) is dict else None)
-            response = _doc_pairs(start.doc.get("headers")) if start is not None else []
-            if request is None:
-                request = _pairs(conn.request_headers)
-            if response is None:
-                response = _pairs(conn.response_headers)
-            self._headers = tuple(request + response)
-        return self._headers
-
-    def host(self, conn: Connection) -> str:
-        for key, value in self.headers(conn):
-            if key == "host":
-                return value
-        return _server(conn)
-
-
-# Views live as long as their connection: a store that evicts a connection frees its view too.
-_VIEWS: weakref.WeakKeyDictionary[Connection, _View] = weakref.WeakKeyDictionary()
-
-
-def _view(conn: Connection) -> _View:
-    view = _VIEWS.get(conn)
-    if view is None or view.status != conn.status or view.handler is not conn.handler:
-        view = _VIEWS[conn] = _View(conn)
-    return view
-
-
-_RESPONSE_STARTS = frozenset({"http.response.start", "websocket.http.response.start", "websocket.accept"})
-
-
-def _response_start(conn: Connection) -> Event | None:
-    for event in conn.events:
-        if event.type in _RESPONSE_STARTS:
-            return event
-    return None
-
-
-def _doc_pairs(doc: Any) -> list[tuple[str, str]] | None:
-    """Lower-cased header pairs read straight from their JSON form (no bytes decoding).
-
-    Header names and values that are clean UTF-8 are plain strings there; the rest are tagged
-    bytes, read as Latin-1. None when ``doc`` is not a header list: the caller decodes instead.
-    """
-    if type(doc) is list and not doc:
-        return []
-    if type(doc) is not dict or len(doc) != 1 or type(doc.get("$headers")) is not list:
-        return None
-    try:
-        return [(_doc_text(k), _doc_text(v)) for k, v in doc["$headers"]]
-    except (TypeError, ValueError):
-        return None
-
-
-def _doc_text(item: Any) -> str:
-    if type(item) is str:
-        return item.lower()
-    value = jsonform.decode(item)
-    if type(value) is not bytes:
-        raise ValueError("not a header")
-    return value.decode("latin-1").lower()
-
-
-def _pairs(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
-    return [(k.decode("latin-1").lower(), v.decode("latin-1").lower()) for k, v in headers]
-
-
-def _server(conn: Connection) -> str:
-    server = conn.server
-    if server is None:
-        return ""
-    return f"{server.host}:{server.port}" if server.port is not None else server.host
-
-
 def _duration(conn: Connection) -> float | None:
     if conn.duration is not None:
         return conn.duration
@@ -285,7 +166,7 @@ def _field_endpoint(value: str, token: _Token) -> Predicate:
 
 def _field_host(value: str, token: _Token) -> Predicate:
     match = text_matcher(value)
-    return lambda conn: match(_view(conn).host(conn))
+    return lambda conn: match(view_of(conn).host(conn))
 
 
 _TYPE_ALIASES = {"ws": "websocket", "websockets": "websocket", "https": "http"}
@@ -323,7 +204,7 @@ def _field_header(value: str, token: _Token) -> Predicate:
     value_match = text_matcher(wanted) if has_value else None
 
     def header(conn: Connection) -> bool:
-        for key, val in _view(conn).headers(conn):
+        for key, val in view_of(conn).headers(conn):
             if key != name and (name_glob is None or not name_glob(key)):
                 continue
             if value_match is None or value_match(val):
@@ -505,7 +386,7 @@ def _positive_term(token: _Token) -> Predicate:
         if word in _KEYWORDS:
             return _KEYWORDS[word][0]
         needle = token.text.lower()
-        return lambda conn: needle in _view(conn).text(conn)
+        return lambda conn: needle in view_of(conn).text(conn)
     name = token.text[:colon].lower()
     value = token.text[colon + 1 :]
     if not name:
