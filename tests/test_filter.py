@@ -19,7 +19,8 @@ import asgispy
 from asgispy.codec.sessionfile import write_session
 from asgispy.demo.app import app as demo_app
 from asgispy.demo.headless import run_headless
-from asgispy.filter.grammar import FIELDS, Filter, FilterError, parse
+from asgispy.filter.fields import FIELDS
+from asgispy.filter.grammar import Filter, FilterError, parse
 from asgispy.model.connection import Connection
 from tests.servers import serve
 

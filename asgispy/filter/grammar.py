@@ -14,25 +14,20 @@
 enough to run over every connection the store holds on each keystroke. Mistakes raise
 :class:`FilterError` naming the offending token and where it is, so a view can show it as
 the user types. docs/filters.md is the user's guide.
+
+This module is the syntax: words, quotes, ``or``/``|`` and ``-``/``!``. What each field reads of
+a connection and how its value compares is :mod:`asgispy.filter.fields`.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import re
-import time
-import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from asgispy.codec import jsonform
+from asgispy.filter.fields import FIELDS, KEYWORDS, BadValue, Predicate, free_text
 from asgispy.model.connection import Connection
-from asgispy.model.event import Event
 
-__all__ = ["FIELDS", "Filter", "FilterError", "language", "parse"]
-
-Predicate = Callable[[Connection], bool]
+__all__ = ["Filter", "FilterError", "language", "parse"]
 
 
 class FilterError(ValueError):
@@ -107,464 +102,6 @@ def _tokens(text: str) -> list[_Token]:
     return tokens
 
 
-# Reading connections, cheaply ----------------------------------------------------------------
-
-
-class _View:
-    """What the filters read of a connection, decoded and lower-cased once, on first use.
-
-    Cached per connection and rebuilt when its status or handler changes (a response started,
-    the app returned): nothing else these fields depend on changes once a connection is open.
-    """
-
-    __slots__ = ("_headers", "_text", "handler", "status")
-
-    def __init__(self, conn: Connection) -> None:
-        self.status = conn.status
-        self.handler = conn.handler
-        self._text: str | None = None
-        self._headers: tuple[tuple[str, str], ...] | None = None
-
-    def text(self, conn: Connection) -> str:
-        """Free text's haystack: method, target, route, endpoint, status, type, request header values."""
-        if self._text is None:
-            handler = conn.handler or {}
-            try:
-                values = b"\n".join(value for _, value in conn.scope.get("headers") or ()).decode("latin-1")
-            except (TypeError, ValueError):  # not a list of byte pairs: take what is well-formed
-                values = b"\n".join(value for _, value in conn.request_headers).decode("latin-1")
-            parts = (
-                conn.method or "",
-                conn.target,
-                str(handler.get("route") or ""),
-                str(handler.get("endpoint") or ""),
-                str(conn.status or ""),
-                conn.type,
-                values,
-            )
-            self._text = "\n".join(parts).lower()
-        return self._text
-
-    def headers(self, conn: Connection) -> tuple[tuple[str, str], ...]:
-        """Request then response headers as lower-cased text pairs."""
-        if self._headers is None:
-            start = _response_start(conn)
-            scope = conn.scope_doc  # parsed from the stored JSON on each read: read once
-            request = _doc_pairs(scope.get("headers") if type(scope) is dict else None)
-            response = _doc_pairs(start.doc.get("headers")) if start is not None else []
-            if request is None:
-                request = _pairs(conn.request_headers)
-            if response is None:
-                response = _pairs(conn.response_headers)
-            self._headers = tuple(request + response)
-        return self._headers
-
-    def host(self, conn: Connection) -> str:
-        for key, value in self.headers(conn):
-            if key == "host":
-                return value
-        return _server(conn)
-
-
-# Views live as long as their connection: a store that evicts a connection frees its view too.
-_VIEWS: weakref.WeakKeyDictionary[Connection, _View] = weakref.WeakKeyDictionary()
-
-
-def _view(conn: Connection) -> _View:
-    view = _VIEWS.get(conn)
-    if view is None or view.status != conn.status or view.handler is not conn.handler:
-        view = _VIEWS[conn] = _View(conn)
-    return view
-
-
-_RESPONSE_STARTS = frozenset({"http.response.start", "websocket.http.response.start", "websocket.accept"})
-
-
-def _response_start(conn: Connection) -> Event | None:
-    for event in conn.events:
-        if event.type in _RESPONSE_STARTS:
-            return event
-    return None
-
-
-def _doc_pairs(doc: Any) -> list[tuple[str, str]] | None:
-    """Lower-cased header pairs read straight from their JSON form (no bytes decoding).
-
-    Header names and values that are clean UTF-8 are plain strings there; the rest are tagged
-    bytes, read as Latin-1. None when ``doc`` is not a header list: the caller decodes instead.
-    """
-    if type(doc) is list and not doc:
-        return []
-    if type(doc) is not dict or len(doc) != 1 or type(doc.get("$headers")) is not list:
-        return None
-    try:
-        return [(_doc_text(k), _doc_text(v)) for k, v in doc["$headers"]]
-    except (TypeError, ValueError):
-        return None
-
-
-def _doc_text(item: Any) -> str:
-    if type(item) is str:
-        return item.lower()
-    value = jsonform.decode(item)
-    if type(value) is not bytes:
-        raise ValueError("not a header")
-    return value.decode("latin-1").lower()
-
-
-def _pairs(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
-    return [(k.decode("latin-1").lower(), v.decode("latin-1").lower()) for k, v in headers]
-
-
-def _server(conn: Connection) -> str:
-    server = conn.server
-    if server is None:
-        return ""
-    return f"{server.host}:{server.port}" if server.port is not None else server.host
-
-
-def _duration(conn: Connection) -> float | None:
-    if conn.duration is not None:
-        return conn.duration
-    if conn.outcome == "open" and conn.started:
-        return max(0.0, time.time() - conn.started)  # still running: how long so far
-    return None
-
-
-def _bodies(conn: Connection) -> Iterable[bytes | str]:
-    for event in conn.events:
-        if event.type in ("http.request", "http.response.body", "websocket.receive", "websocket.send"):
-            message = event.message
-            for name in ("body", "bytes", "text"):
-                value = message.get(name)
-                if value:
-                    yield value
-
-
-# Values ----------------------------------------------------------------------------------------
-
-
-def _text_matcher(pattern: str) -> Callable[[str], bool]:
-    """Glob (``*``, ``?``, ``[...]``) matching the whole value, else a substring; case-insensitive."""
-    if any(c in pattern for c in "*?["):
-        regex = re.compile(fnmatch.translate(pattern), re.IGNORECASE | re.DOTALL)
-        return lambda value: regex.match(value) is not None
-    needle = pattern.lower()
-    return lambda value: needle in value.lower()
-
-
-_COMPARE = re.compile(r"(>=|<=|>|<|=)?(.+)")
-_UNITS_TIME = {"": 1e-3, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0}
-_UNITS_SIZE = {
-    "": 1,
-    "b": 1,
-    "k": 1024,
-    "kb": 1024,
-    "kib": 1024,
-    "m": 1024**2,
-    "mb": 1024**2,
-    "mib": 1024**2,
-    "g": 1024**3,
-    "gb": 1024**3,
-    "gib": 1024**3,
-}
-_QUANTITY = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([a-zµ]*)", re.IGNORECASE)
-
-
-def _number(text: str, units: dict[str, float] | None) -> float | None:
-    match = _QUANTITY.fullmatch(text.strip())
-    if match is None:
-        return None
-    unit = match.group(2).lower()
-    if units is None:
-        return float(match.group(1)) if not unit else None
-    if unit not in units:
-        return None
-    return float(match.group(1)) * units[unit]
-
-
-def _comparison(value: str, units: dict[str, float] | None) -> Callable[[float], bool] | None:
-    """``>=400``, ``<1s``, ``=3``, ``200-299``, ``100ms-2s``; comma-separated alternatives."""
-    tests: list[Callable[[float], bool]] = []
-    for part in value.split(","):
-        part = part.strip()
-        test = _one_comparison(part, units)
-        if test is None:
-            return None
-        tests.append(test)
-    if len(tests) == 1:
-        return tests[0]
-    return lambda v: any(t(v) for t in tests)
-
-
-def _one_comparison(part: str, units: dict[str, float] | None) -> Callable[[float], bool] | None:
-    if units is None and re.fullmatch(r"[1-9][xX]{2}", part):  # status classes: 4xx
-        hundreds = int(part[0]) * 100
-        return lambda v: hundreds <= v < hundreds + 100
-    match = _COMPARE.fullmatch(part)
-    if match is None:
-        return None
-    op, rest = match.group(1), match.group(2)
-    if op is None and "-" in rest:
-        low_text, _, high_text = rest.partition("-")
-        low, high = _number(low_text, units), _number(high_text, units)
-        if low is None or high is None or high < low:
-            return None
-        return lambda v: low <= v <= high
-    x = _number(rest, units)
-    if x is None:
-        return None
-    if op == ">":
-        return lambda v: v > x
-    if op == ">=":
-        return lambda v: v >= x
-    if op == "<":
-        return lambda v: v < x
-    if op == "<=":
-        return lambda v: v <= x
-    return lambda v: v == x
-
-
-# Fields --------------------------------------------------------------------------------------
-
-Builder = Callable[[str, _Token], Predicate]
-
-
-def _field_method(value: str, token: _Token) -> Predicate:
-    methods = frozenset(m.strip().upper() for m in value.split(",") if m.strip())
-    return lambda conn: conn.scope.get("method") in methods
-
-
-def _field_status(value: str, token: _Token) -> Predicate:
-    test = _comparison(value, None)
-    if test is None:
-        raise _bad_value(token, "a status like 404, 4xx, >=400 or 200-299")
-
-    def status(conn: Connection) -> bool:
-        code = conn.status
-        return code is not None and test(code)
-
-    return status
-
-
-def _field_path(value: str, token: _Token) -> Predicate:
-    match = _text_matcher(value)
-    return lambda conn: match(conn.path)
-
-
-def _field_query(value: str, token: _Token) -> Predicate:
-    match = _text_matcher(value)
-    return lambda conn: match(conn.query_string.decode("latin-1"))
-
-
-def _field_route(value: str, token: _Token) -> Predicate:
-    match = _text_matcher(value)
-    return lambda conn: conn.handler is not None and match(str(conn.handler.get("route") or ""))
-
-
-def _field_endpoint(value: str, token: _Token) -> Predicate:
-    match = _text_matcher(value)
-    return lambda conn: conn.handler is not None and match(str(conn.handler.get("endpoint") or ""))
-
-
-def _field_host(value: str, token: _Token) -> Predicate:
-    match = _text_matcher(value)
-    return lambda conn: match(_view(conn).host(conn))
-
-
-_TYPE_ALIASES = {"ws": "websocket", "websockets": "websocket", "https": "http"}
-
-
-def _field_type(value: str, token: _Token) -> Predicate:
-    kinds = frozenset(_TYPE_ALIASES.get(k, k) for k in (k.strip().lower() for k in value.split(",")) if k)
-    return lambda conn: conn.type in kinds
-
-
-_OUTCOME_ALIASES = {"cutoff": "cut off", "cut-off": "cut off", "cut_off": "cut off", "error": "exception"}
-
-
-def _field_outcome(value: str, token: _Token) -> Predicate:
-    outcomes = frozenset(_OUTCOME_ALIASES.get(o, o) for o in (o.strip().lower() for o in value.split(",")))
-    return lambda conn: conn.outcome in outcomes
-
-
-def _field_id(value: str, token: _Token) -> Predicate:
-    match = _text_matcher(value)
-    return lambda conn: match(conn.id)
-
-
-def _field_producer(value: str, token: _Token) -> Predicate:
-    match = _text_matcher(value)
-    return lambda conn: match(conn.producer)
-
-
-def _field_header(value: str, token: _Token) -> Predicate:
-    name, has_value, wanted = value.partition("=")
-    name = name.strip().lower()
-    if not name:
-        raise _bad_value(token, "a header name, optionally with =value: header:content-type=application/json")
-    name_glob = _text_matcher(name) if any(c in name for c in "*?[") else None
-    value_match = _text_matcher(wanted) if has_value else None
-
-    def header(conn: Connection) -> bool:
-        for key, val in _view(conn).headers(conn):
-            if key != name and (name_glob is None or not name_glob(key)):
-                continue
-            if value_match is None or value_match(val):
-                return True
-        return False
-
-    return header
-
-
-def _field_body(value: str, token: _Token) -> Predicate:
-    needle = value.lower()
-    raw = needle.encode("utf-8")
-
-    def body(conn: Connection) -> bool:
-        for chunk in _bodies(conn):
-            if isinstance(chunk, str):
-                if needle in chunk.lower():
-                    return True
-            elif raw in chunk.lower() or needle in chunk.decode("utf-8", "replace").lower():
-                return True
-        return False
-
-    return body
-
-
-def _field_duration(value: str, token: _Token) -> Predicate:
-    test = _comparison(value, _UNITS_TIME)
-    if test is None:
-        raise _bad_value(token, "a time like >100ms, <2s, >=500us or 10ms-1s (plain numbers are ms)")
-
-    def duration(conn: Connection) -> bool:
-        seconds = _duration(conn)
-        return seconds is not None and test(seconds)
-
-    return duration
-
-
-def _timing(name: str, read: Callable[[Connection], float | None]) -> Builder:
-    """A field over one of a connection's timings (absent timings never match)."""
-
-    def build(value: str, token: _Token) -> Predicate:
-        test = _comparison(value, _UNITS_TIME)
-        if test is None:
-            raise _bad_value(token, f"a time like {name}:>200ms, {name}:<1s (plain numbers are ms)")
-
-        def timing(conn: Connection) -> bool:
-            seconds = read(conn)
-            return seconds is not None and test(seconds)
-
-        return timing
-
-    return build
-
-
-def _field_rule(value: str, token: _Token) -> Predicate:
-    wanted = value.lower()
-    if not wanted:
-        raise _bad_value(token, "a rule id or glob: rule:http.content-length, rule:websocket.*")
-    if any(c in wanted for c in "*?["):
-        return lambda conn: any(fnmatch.fnmatchcase(v.rule, wanted) for v in conn.violations)
-    return lambda conn: any(v.rule == wanted for v in conn.violations)
-
-
-def _field_layer(value: str, token: _Token) -> Predicate:
-    if not value:
-        raise _bad_value(token, "a middleware class name or glob: layer:GZipMiddleware, layer:*Cors*")
-    matches = _text_matcher(value)
-
-    def layer(conn: Connection) -> bool:
-        return any(
-            matches(layer.name) and layer.changes is not None and layer.changes.changed
-            for layer in conn.layers
-        )
-
-    return layer
-
-
-def _field_size(value: str, token: _Token) -> Predicate:
-    test = _comparison(value, {k: float(v) for k, v in _UNITS_SIZE.items()})
-    if test is None:
-        raise _bad_value(token, "a size like >10k, <=512, >1.5m or 1k-64k (k = 1024 bytes)")
-    return lambda conn: test(conn.request_bytes + conn.response_bytes)
-
-
-#: Field name -> (builder, one-line help). The help text is what docs/filters.md expands on.
-FIELDS: dict[str, tuple[Builder, str]] = {
-    "method": (_field_method, "request method, exactly: method:POST, method:get,head"),
-    "status": (_field_status, "response status: status:404, status:4xx, status:>=400, status:200-299"),
-    "path": (_field_path, "path, substring or glob: path:items, path:/api/*"),
-    "query": (_field_query, "query string, substring or glob: query:limit="),
-    "route": (_field_route, "the matched route template: route:/items/{id}"),
-    "endpoint": (_field_endpoint, "the handler that ran: endpoint:create_item"),
-    "host": (_field_host, "Host header (or the server address): host:localhost"),
-    "type": (_field_type, "connection type: type:http, type:websocket (ws), type:lifespan"),
-    "outcome": (_field_outcome, "how it ended: completed, exception, cancelled, cut-off, open"),
-    "header": (_field_header, "request or response header: header:content-type=*json*, header:x-request-id"),
-    "body": (_field_body, "request/response bodies and WebSocket frames contain the text: body:teapot"),
-    "duration": (_field_duration, "time taken (so far, if open): duration:>100ms, duration:<1s"),
-    "size": (_field_size, "request + response payload bytes: size:>10k, size:0"),
-    "ttfb": (
-        _timing("ttfb", lambda c: c.ttfb),
-        "time to the response start (WebSocket: accept): ttfb:>200ms",
-    ),
-    "gap": (
-        _timing("gap", lambda c: c.max_gap),
-        "largest gap between response messages or WebSocket frames: gap:>1s",
-    ),
-    "blocked": (
-        _timing("blocked", lambda c: c.blocked),
-        "time the app was held in send() (backpressure): blocked:>50ms",
-    ),
-    "waited": (
-        _timing("waited", lambda c: c.waited),
-        "time the app waited in receive() (a slow client): waited:>1s",
-    ),
-    "layer": (
-        _field_layer,
-        "a middleware layer that changed something (layers mode): layer:GZipMiddleware, layer:*cors*",
-    ),
-    "rule": (_field_rule, "broke this protocol rule (docs/rules.md): rule:http.content-length, rule:ws*"),
-    "id": (_field_id, "connection id: id:3f2a1c-12"),
-    "producer": (_field_producer, "the recording process's tag: producer:3f2a1c"),
-}
-
-_KEYWORDS: dict[str, tuple[Predicate, str]] = {
-    "error": (
-        lambda conn: conn.outcome == "exception" or (conn.status is not None and conn.status >= 500),
-        "the app raised, or answered 5xx",
-    ),
-    "cut": (
-        lambda conn: conn.outcome == "cut off" or conn.events_dropped > 0 or conn.body_cut,
-        "something was not kept: a body cut at max_body, dropped events, or a producer that vanished",
-    ),
-    "open": (lambda conn: conn.outcome == "open", "still in progress"),
-    "violation": (
-        lambda conn: bool(conn.violations),
-        "broke a rule of the ASGI spec (any severity; see docs/rules.md)",
-    ),
-}
-
-
-def language() -> str:
-    """The filter language in one paragraph, made from the fields' and keywords' own
-    descriptions, for help that cannot drift from what parses (an agent's tool description)."""
-    fields = "; ".join(f"{name}: {text}" for name, (_, text) in FIELDS.items())
-    words = "; ".join(f"{word}: {text}" for word, (_, text) in _KEYWORDS.items())
-    return (
-        "space-separated terms that must all match; 'or' between alternatives; '-' before a term "
-        f"negates it. Fields: {fields}. Keywords: {words}. Other words are searched in the method, "
-        "path and query, route, endpoint, status, type and request header values. Empty: everything."
-    )
-
-
-def _bad_value(token: _Token, expected: str) -> FilterError:
-    return FilterError(f"{token.raw}: expected {expected}", token.start, token.end)
-
-
 # Parsing -------------------------------------------------------------------------------------
 
 
@@ -586,10 +123,9 @@ def _positive_term(token: _Token) -> Predicate:
     colon = next((i for i, c in enumerate(token.text) if c == ":" and not token.quoted[i]), -1)
     if colon < 0:
         word = token.word()
-        if word in _KEYWORDS:
-            return _KEYWORDS[word][0]
-        needle = token.text.lower()
-        return lambda conn: needle in _view(conn).text(conn)
+        if word in KEYWORDS:
+            return KEYWORDS[word][0]
+        return free_text(token.text)
     name = token.text[:colon].lower()
     value = token.text[colon + 1 :]
     if not name:
@@ -607,7 +143,10 @@ def _positive_term(token: _Token) -> Predicate:
     if not value.strip():
         example = entry[1].split(": ", 1)[-1]
         raise FilterError(f"{name}: needs a value, as in {example}", token.start, token.end)
-    return entry[0](value, token)
+    try:
+        return entry[0](value)
+    except BadValue as error:
+        raise FilterError(f"{token.raw}: expected {error.expected}", token.start, token.end) from None
 
 
 def _all(predicates: list[Predicate]) -> Predicate:
@@ -670,3 +209,18 @@ def parse(text: str) -> Filter:
             raise FilterError("'or' needs a filter after it", last_or.start, last_or.end)
         return Filter(text, _everything)
     return Filter(text, _any([_all(group) for group in groups]))
+
+
+# Help ----------------------------------------------------------------------------------------
+
+
+def language() -> str:
+    """The filter language in one paragraph, made from the fields' and keywords' own
+    descriptions, for help that cannot drift from what parses (an agent's tool description)."""
+    fields = "; ".join(f"{name}: {text}" for name, (_, text) in FIELDS.items())
+    words = "; ".join(f"{word}: {text}" for word, (_, text) in KEYWORDS.items())
+    return (
+        "space-separated terms that must all match; 'or' between alternatives; '-' before a term "
+        f"negates it. Fields: {fields}. Keywords: {words}. Other words are searched in the method, "
+        "path and query, route, endpoint, status, type and request header values. Empty: everything."
+    )
