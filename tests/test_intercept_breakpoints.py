@@ -147,3 +147,50 @@ def test_a_response_breakpoint_matches_the_status_and_edits_the_response(served:
 
 def test_without_intercept_nothing_can_hold_the_app() -> None:
     assert Spy(APP, address=False).interception is None
+
+
+def test_a_viewer_controls_breakpoints_and_rules_through_control_messages() -> None:
+    from asgispy.intercept.control import Control
+
+    spy = Spy(APP, intercept=True, rules=[{"match": "path:/mock", "respond": {"status": 418}}], address=False)
+    assert spy.interception is not None
+    reports: list[dict[str, Any]] = []
+    arrived = threading.Condition()
+
+    def report(message: dict[str, Any]) -> None:
+        with arrived:
+            reports.append(message)
+            arrived.notify_all()
+
+    def first(kind: str) -> dict[str, Any]:
+        with arrived:
+            assert arrived.wait_for(lambda: any(r["kind"] == kind for r in reports), timeout=10)
+            return next(r for r in reports if r["kind"] == kind)
+
+    control = Control(spy.interception, report)
+    with serve(spy) as server, ThreadPoolExecutor(2) as pool:
+        control.handle({"kind": "breakpoints", "points": [{"expression": "path:/held", "phase": "request"}]})
+        state = first("state")
+        assert state["breakpoints"] == [{"id": 1, "expression": "path:/held", "phase": "request"}]
+        assert state["rules"] == [{"index": 0, "label": "rule 1", "does": "respond 418", "enabled": True}]
+        waiting = call(pool, server, "GET", "/held")
+        held = first("held")["held"]
+        assert held["request"]["path"] == "/held"
+        control.handle({"kind": "decide", "id": held["id"], "action": "answer", "edits": {"status": 202}})
+        assert waiting.result(10).status_code == 202
+        assert first("released")["id"] == held["id"]
+        control.handle({"kind": "rule", "index": 0, "enabled": False})
+        assert httpx.get(server.url("/mock"), timeout=10).status_code == 200
+        control.handle({"kind": "decide", "id": "nobody", "action": "resume"})
+        control.handle({"kind": "breakpoints", "points": [{"expression": "status:"}]})
+        errors = [r["error"] for r in reports if r["kind"] == "error"]
+        assert errors[0] == "connection nobody is not held"
+        assert "status" in errors[1]
+        # the viewer goes: its breakpoints go with it, and what it held resumes
+        control.handle({"kind": "breakpoints", "points": [{"expression": "path:/again"}]})
+        again = call(pool, server, "GET", "/again")
+        with arrived:
+            assert arrived.wait_for(lambda: sum(r["kind"] == "held" for r in reports) == 2, timeout=10)
+        control.handle({"kind": "gone"})
+        assert again.result(10).json()["path"] == "/again"
+        assert spy.interception.breakpoints.points == []
