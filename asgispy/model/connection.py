@@ -28,7 +28,10 @@ from asgispy.types import Direction, Outcome
 if TYPE_CHECKING:
     from asgispy.analysis.checker import Violation
 
-__all__ = ["Connection"]
+__all__ = ["RESENT_HEADER", "Connection"]
+
+#: the header a request sent again from a viewer carries: the id of the connection it copies
+RESENT_HEADER = "x-asgispy-resent-from"
 
 _RESPONSE_STARTS = frozenset({"http.response.start", "websocket.http.response.start", "websocket.accept"})
 _RESPONSE_BODIES = frozenset({"http.response.body", "websocket.http.response.body"})
@@ -293,6 +296,14 @@ class Connection:
     @property
     def request_headers(self) -> list[tuple[bytes, bytes]]:
         return header_pairs(self.scope.get("headers"))
+
+    @property
+    def resent_from(self) -> str | None:
+        """The id of the connection this one was sent again from (by a viewer), if it was."""
+        for name, value in self.request_headers:
+            if name.lower() == RESENT_HEADER.encode():
+                return value.decode("latin-1")
+        return None
 
     @property
     def response_headers(self) -> list[tuple[bytes, bytes]]:
