@@ -31,11 +31,42 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
         from asgispy.cli import serving
 
         serving.add_server_arguments(parser)
+        add_break_arguments(parser)
         add_listen_arguments(parser, "where the dashboard listens for the app (default: a socket of its own)")
     if name != "open":
         add_event_log_argument(parser)
     add_limit_arguments(parser)
     return parser
+
+
+def add_break_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--break``, ``--break-response`` and ``--break-timeout`` (docs/intercept.md)."""
+    from asgispy.intercept.breakpoints import DEFAULT_TIMEOUT
+
+    group = parser.add_argument_group("breakpoints (the dashboard holds matching connections)")
+    group.add_argument(
+        "--break",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        dest="break_requests",
+        help="hold requests matching the filter EXPR before the app sees them (repeatable)",
+    )
+    group.add_argument(
+        "--break-response",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        dest="break_responses",
+        help="hold responses matching EXPR (status: works here) before the client gets them",
+    )
+    group.add_argument(
+        "--break-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"a held connection resumes unchanged after this long (default: {DEFAULT_TIMEOUT:g})",
+    )
 
 
 def add_event_log_argument(parser: argparse.ArgumentParser) -> None:
@@ -140,10 +171,23 @@ def run_served(args: argparse.Namespace) -> int:
     problem = serving.check_app_string(args.app)
     if problem:
         return _fail(f"run: {problem}")
-    problem = serving.check_interception(args)
+    problem = serving.check_interception(args) or _check_breakpoints(args)
     if problem:
         return _fail(f"run: {problem}")
+    args.intercept = True  # a development server: the dashboard may hold its connections
     return _run_live("run", lambda: served_dashboard(args))
+
+
+def _check_breakpoints(args: argparse.Namespace) -> str | None:
+    from asgispy.filter.grammar import FilterError, parse
+
+    for flag, expressions in (("--break", args.break_requests), ("--break-response", args.break_responses)):
+        for expression in expressions:
+            try:
+                parse(expression)
+            except FilterError as exc:
+                return f"{flag} {expression!r}: {exc}"
+    return None
 
 
 def _run_live(command: str, build: Callable[[], Dashboard]) -> int:

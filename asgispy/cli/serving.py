@@ -38,6 +38,7 @@ ENV_INTERFACE = "ASGISPY_TARGET_INTERFACE"
 ENV_LAYERS = "ASGISPY_LAYERS"
 ENV_ADDONS = "ASGISPY_ADDONS"  # addon files, os.pathsep between them
 ENV_RULES = "ASGISPY_RULES"
+ENV_INTERCEPT = "ASGISPY_INTERCEPT"  # set by `asgispy run`: the dashboard may hold connections
 FACTORY = "asgispy.cli.serving:spied_app"
 #: uvicorn's exit status for an app that cannot be loaded.
 STARTUP_FAILURE = 3
@@ -237,6 +238,10 @@ def server_environment(
         env[ENV_ADDONS] = os.pathsep.join(addons)
     else:
         env.pop(ENV_ADDONS, None)
+    if getattr(args, "intercept", False):
+        env[ENV_INTERCEPT] = "1"
+    else:
+        env.pop(ENV_INTERCEPT, None)
     rules = getattr(args, "rules", None)
     if rules:
         env[ENV_RULES] = os.path.abspath(rules)
@@ -284,7 +289,14 @@ def spied_app() -> Any:
     addons = [path for path in os.environ.get(ENV_ADDONS, "").split(os.pathsep) if path]
     rules = os.environ.get(ENV_RULES) or None
     try:
-        return Spy(app, name=target, layers=bool(os.environ.get(ENV_LAYERS)), addons=addons, rules=rules)
+        return Spy(
+            app,
+            name=target,
+            layers=bool(os.environ.get(ENV_LAYERS)),
+            addons=addons,
+            rules=rules,
+            intercept=bool(os.environ.get(ENV_INTERCEPT)),
+        )
     except (AddonError, RuleError) as exc:
         logger.error("Error loading asgispy's addons or rules: %s", exc)
         sys.exit(STARTUP_FAILURE)
