@@ -24,19 +24,10 @@ from asgispy.capture.history import History
 from asgispy.capture.record import ConnectionRecord
 from asgispy.spy import Spy
 from asgispy.types import RECEIVE, SEND
+from asgispy.wire.handshake import error_frame, welcome_frame
 from asgispy.wire.producer import Producer
-from asgispy.wire.protocol import (
-    CLOSE,
-    DROPPED,
-    EVENTS,
-    OPEN,
-    FrameReader,
-    decode_payload,
-    encode_frame,
-    error_frame,
-    parse_connection,
-    welcome_frame,
-)
+from asgispy.wire.protocol import CLOSE, DROPPED, EVENTS, OPEN, FrameReader, decode_payload, encode_frame
+from asgispy.wire.readers import parse_connection
 from tests.apps.raw import read_body
 from tests.test_wire_collector import CollectorThread
 
@@ -574,7 +565,7 @@ def _through_the_wire(value: dict[str, Any], redactor: Any) -> tuple[list[Any], 
     started later gets). Returns the scopes and messages a viewer's store reads back, as JSON."""
     from asgispy.model.connection import Connection
     from asgispy.model.event import Event
-    from asgispy.wire.protocol import parse_end, parse_events
+    from asgispy.wire.readers import parse_end, parse_events
 
     producer = Producer(
         "unix:/nonexistent/c.sock", origin=lambda: None, history=History(10, 1 << 30, redactor), stream=False

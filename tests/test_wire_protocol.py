@@ -44,6 +44,15 @@ from asgispy.wire.address import (
     is_private_directory,
     parse_address,
 )
+from asgispy.wire.handshake import (
+    error_frame,
+    hello_frame,
+    is_v1,
+    parse_hello,
+    v1_error_line,
+    v1_message,
+    welcome_frame,
+)
 from asgispy.wire.protocol import (
     CLOSE,
     DROPPED,
@@ -55,17 +64,8 @@ from asgispy.wire.protocol import (
     ProtocolError,
     decode_payload,
     encode_frame,
-    error_frame,
-    hello_frame,
-    is_v1,
-    parse_connection,
-    parse_end,
-    parse_events,
-    parse_hello,
-    v1_error_line,
-    v1_message,
-    welcome_frame,
 )
+from asgispy.wire.readers import parse_connection, parse_end, parse_events
 from tests.test_wire_collector import CollectorThread
 
 pytestmark = pytest.mark.timeout(60)

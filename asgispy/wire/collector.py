@@ -33,6 +33,7 @@ from asgispy.wire.address import (
     ensure_private_directory,
     parse_address,
 )
+from asgispy.wire.handshake import error_frame, is_v1, parse_hello, v1_error_line, welcome_frame
 from asgispy.wire.protocol import (
     CLOSE,
     DROPPED,
@@ -41,20 +42,17 @@ from asgispy.wire.protocol import (
     OPEN,
     FrameReader,
     ProtocolError,
-    decode_events_frame,
-    decode_open_frame,
     decode_payload,
     encode_frame,
-    error_frame,
+)
+from asgispy.wire.readers import (
+    decode_events_frame,
+    decode_open_frame,
     is_events_frame,
     is_open_frame,
-    is_v1,
     parse_connection,
     parse_end,
     parse_events,
-    parse_hello,
-    v1_error_line,
-    welcome_frame,
 )
 
 __all__ = ["AddressTaken", "Collector", "CollectorError"]

@@ -42,6 +42,7 @@ from asgispy.capture.snapshot import snapshot_message
 from asgispy.codec import pack
 from asgispy.version import __version__
 from asgispy.wire.address import ENV_TOKEN, Address, default_address, is_private_directory, parse_address
+from asgispy.wire.handshake import hello_frame, is_v1, v1_message
 from asgispy.wire.protocol import (
     CLOSE,
     DROPPED,
@@ -52,9 +53,6 @@ from asgispy.wire.protocol import (
     ProtocolError,
     decode_payload,
     encode_frame,
-    hello_frame,
-    is_v1,
-    v1_message,
 )
 
 __all__ = ["Producer"]
