@@ -35,7 +35,7 @@ from asgispy.capture.origin import Origin
 from asgispy.codec import pack
 from asgispy.spy import Spy
 from asgispy.types import RECEIVE, SEND
-from asgispy.wire import producer as producer_module
+from asgispy.wire import channel as channel_module
 from asgispy.wire.address import (
     Address,
     AddressError,
@@ -1184,7 +1184,7 @@ def test_a_v2_producer_meeting_a_v1_collector_says_so_whatever_its_hello(
 ) -> None:
     # Nothing in this hello but its "eol" field holds a byte 0x0a, as for about 96% of real
     # hellos: without that field a version-1 collector would keep waiting for the end of the line.
-    monkeypatch.setattr(producer_module, "HANDSHAKE_TIMEOUT", 0.3)
+    monkeypatch.setattr(channel_module, "HANDSHAKE_TIMEOUT", 0.3)
     origin = Origin(tag="abc123", host="testhost", pid=4242, app="tests:app", started=1.5)
     hello = hello_frame(*[getattr(origin, f) for f in ("tag", "host", "pid", "app", "started")])
     assert b"\n" not in encode_frame({k: v for k, v in hello.items() if k != "eol"})
