@@ -872,7 +872,8 @@ def blast(address: str, tag: str, events: int) -> None:
     """A producer that only sends: one connection, ``events`` small events in frames of 256 (as
     the real producer batches a followed connection's messages), then its close."""
     from asgispy.wire.address import parse_address
-    from asgispy.wire.protocol import CLOSE, EVENTS, OPEN, FrameReader, encode_frame, hello_frame
+    from asgispy.wire.handshake import hello_frame
+    from asgispy.wire.protocol import CLOSE, EVENTS, OPEN, FrameReader, encode_frame
 
     path = parse_address(address).path
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -22,6 +22,7 @@ from asgispy.codec import pack
 from asgispy.store.store import Store
 from asgispy.wire.address import Address, default_address, parse_address
 from asgispy.wire.collector import AddressTaken, Collector, CollectorError
+from asgispy.wire.handshake import hello_frame
 from asgispy.wire.protocol import (
     CLOSE,
     DROPPED,
@@ -32,7 +33,6 @@ from asgispy.wire.protocol import (
     FrameReader,
     decode_payload,
     encode_frame,
-    hello_frame,
 )
 
 T = TypeVar("T")

@@ -20,23 +20,23 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from asgispy.capture import history as history_module
-from asgispy.capture.history import History
 from asgispy.capture.record import ConnectionRecord
 from asgispy.spy import Spy
 from asgispy.types import RECEIVE, SEND
+from asgispy.wire.framing import Framer
+from asgispy.wire.handshake import error_frame, welcome_frame
 from asgispy.wire.producer import Producer
 from asgispy.wire.protocol import (
     CLOSE,
     DROPPED,
     EVENTS,
+    MAX_FRAME,
     OPEN,
     FrameReader,
     decode_payload,
     encode_frame,
-    error_frame,
-    parse_connection,
-    welcome_frame,
 )
+from asgispy.wire.readers import parse_connection
 from tests.apps.raw import read_body
 from tests.test_wire_collector import CollectorThread
 
@@ -558,7 +558,7 @@ _mappings = st.dictionaries(
 
 
 class _Frames:
-    """Stands in for the sender's batch of frames (``_Out``): keeps what it is given, decoded."""
+    """Stands in for the sender's batch of frames (``Batch``): keeps what it is given, decoded."""
 
     def __init__(self) -> None:
         self.reader = FrameReader()
@@ -569,29 +569,27 @@ class _Frames:
 
 
 def _through_the_wire(value: dict[str, Any], redactor: Any) -> tuple[list[Any], list[Any], ConnectionRecord]:
-    """``value`` as a scope and as messages, sent by the producer every way it sends: followed while
+    """``value`` as a scope and as messages, framed by the producer every way it sends: followed while
     open (its scope, then its messages as they come), its end, and whole once packed (what a viewer
     started later gets). Returns the scopes and messages a viewer's store reads back, as JSON."""
     from asgispy.model.connection import Connection
     from asgispy.model.event import Event
-    from asgispy.wire.protocol import parse_end, parse_events
+    from asgispy.wire.readers import parse_end, parse_events
 
-    producer = Producer(
-        "unix:/nonexistent/c.sock", origin=lambda: None, history=History(10, 1 << 30, redactor), stream=False
-    )
+    framer = Framer(redactor, MAX_FRAME)
     out: Any = _Frames()
     record = ConnectionRecord("tag", 1, value, max_events=10)
     # The connection's type (a short text, the collector checks) is made from the scope's; the
     # scope itself still travels with whatever its "type" holds.
     record.type = "http"
     record.add(SEND, value, 1 << 30, wait=0.001)
-    producer._begin(record, out)
+    framer.begin(record, out)
     record.add(RECEIVE, value, 1 << 30, wait=0.002)
-    producer._more(record, out)
+    framer.more(record, out)
     record.finish({}, None, False)
     record.pack(redactor)
-    producer._whole_or_finish(record, out)
-    producer._whole(record, out)
+    framer.whole_or_finish(record, out)
+    framer.whole(record, out)
     assert [f[0] for f in out.frames] == [OPEN, EVENTS, EVENTS, CLOSE, OPEN]
     scopes, messages = [], []
     for frame in out.frames:
@@ -801,7 +799,7 @@ def test_ends_lost_with_a_full_queue_still_reach_the_viewer(sockdir: Path) -> No
         assert producer.flush(5)
         assert_same_as_recorded(collector, spy)
         # Nothing is held for connections long gone.
-        assert not producer._following and producer.queued == 0
+        assert not producer._framer.following and producer.queued == 0
         producer.close()
 
 

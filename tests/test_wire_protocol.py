@@ -35,7 +35,7 @@ from asgispy.capture.origin import Origin
 from asgispy.codec import pack
 from asgispy.spy import Spy
 from asgispy.types import RECEIVE, SEND
-from asgispy.wire import producer as producer_module
+from asgispy.wire import channel as channel_module
 from asgispy.wire.address import (
     Address,
     AddressError,
@@ -43,6 +43,15 @@ from asgispy.wire.address import (
     ensure_private_directory,
     is_private_directory,
     parse_address,
+)
+from asgispy.wire.handshake import (
+    error_frame,
+    hello_frame,
+    is_v1,
+    parse_hello,
+    v1_error_line,
+    v1_message,
+    welcome_frame,
 )
 from asgispy.wire.protocol import (
     CLOSE,
@@ -55,17 +64,8 @@ from asgispy.wire.protocol import (
     ProtocolError,
     decode_payload,
     encode_frame,
-    error_frame,
-    hello_frame,
-    is_v1,
-    parse_connection,
-    parse_end,
-    parse_events,
-    parse_hello,
-    v1_error_line,
-    v1_message,
-    welcome_frame,
 )
+from asgispy.wire.readers import parse_connection, parse_end, parse_events
 from tests.test_wire_collector import CollectorThread
 
 pytestmark = pytest.mark.timeout(60)
@@ -1184,7 +1184,7 @@ def test_a_v2_producer_meeting_a_v1_collector_says_so_whatever_its_hello(
 ) -> None:
     # Nothing in this hello but its "eol" field holds a byte 0x0a, as for about 96% of real
     # hellos: without that field a version-1 collector would keep waiting for the end of the line.
-    monkeypatch.setattr(producer_module, "HANDSHAKE_TIMEOUT", 0.3)
+    monkeypatch.setattr(channel_module, "HANDSHAKE_TIMEOUT", 0.3)
     origin = Origin(tag="abc123", host="testhost", pid=4242, app="tests:app", started=1.5)
     hello = hello_frame(*[getattr(origin, f) for f in ("tag", "host", "pid", "app", "started")])
     assert b"\n" not in encode_frame({k: v for k, v in hello.items() if k != "eol"})
