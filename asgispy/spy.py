@@ -27,6 +27,7 @@ from asgispy.types import RECEIVE, SEND, ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from asgispy.capture.layers import Stack
+    from asgispy.intercept.control import Control
     from asgispy.intercept.engine import Intercept
     from asgispy.wire.address import Address
     from asgispy.wire.producer import Producer
@@ -129,7 +130,15 @@ class Spy:
         self.name = name or _app_name(app)
         self._generation = -1
         self._origin: Origin = self._renew_origin()
+        #: the viewer's handle on the interception: only for an app that opted in
+        self._control: Control | None = None
+        if engine is not None and intercept:
+            from asgispy.intercept.control import Control
+
+            self._control = Control(engine)
         self._producer: Producer | None = self._make_producer(address, stream_cpu)
+        if self._control is not None and self._producer is not None:
+            self._control.report = self._producer.report
 
     def _make_producer(self, address: str | Address | bool | None, cpu_share: float) -> Producer | None:
         from asgispy.wire.address import ENV_ADDRESS, parse_address
@@ -154,6 +163,7 @@ class Spy:
             history=self.history,
             cpu_share=cpu_share,
             stream=stream,
+            control=self._control.handle if self._control is not None else None,
         )
 
     def _renew_origin(self) -> Origin:

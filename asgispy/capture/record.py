@@ -319,5 +319,3 @@ class ConnectionRecord:
         if self.interventions:
             doc["interventions"] = list(self.interventions)
         return doc
-
-

@@ -91,6 +91,9 @@ class EventLog:
             frame = {"type": "close", "id": conn.id}
             for key in ("outcome", "duration", "error", "handler", "notes", "events_dropped"):
                 frame[key] = end[key]
+            for key in ("layers", "interventions"):  # kept only when there are some
+                if key in end:
+                    frame[key] = end[key]
             self._write(frame)
         elif kind == "producer" and change.producer is not None:
             self._producer(change.producer)

@@ -20,7 +20,7 @@ from asgispy.model.session import ProducerInfo, Session
 
 __all__ = ["Change", "ProducerState", "Store"]
 
-ChangeKind = Literal["open", "event", "close", "evict", "clear", "producer"]
+ChangeKind = Literal["open", "event", "close", "evict", "clear", "producer", "held"]
 _CONNECTION_OVERHEAD = 2048
 _EVENT_OVERHEAD = 256
 
@@ -45,6 +45,10 @@ class ProducerState:
     events: int = 0
     first_seen: float = field(default_factory=time.time)
     last_seen: float = field(default_factory=time.time)
+    #: whether it may be controlled (an app made with intercept=True), and what it last said of
+    #: its rules and breakpoints (see asgispy.intercept.control)
+    controllable: bool = False
+    control: dict[str, Any] | None = None
 
 
 class Store:
@@ -62,6 +66,8 @@ class Store:
         #: the judges of the connections still open
         self._judges: dict[str, Judge] = {}
         self._subscribers: list[Callable[[Change], None]] = []
+        #: connections held at a breakpoint now, by id: what their producer said of them
+        self.held: dict[str, dict[str, Any]] = {}
 
     # Reading -----------------------------------------------------------------------------
 
@@ -113,7 +119,7 @@ class Store:
 
     # Feeding -----------------------------------------------------------------------------
 
-    def attach(self, info: ProducerInfo) -> ProducerState:
+    def attach(self, info: ProducerInfo, controllable: bool = False) -> ProducerState:
         """A producer said hello (again, after a reconnect: then it is the same producer)."""
         state = self.producers.get(info.tag)
         if state is None:
@@ -121,6 +127,7 @@ class Store:
         else:
             state.info = info
             state.connected = True
+        state.controllable = controllable
         state.last_seen = time.time()
         self._notify(Change("producer", producer=info.tag))
         return state
@@ -131,6 +138,9 @@ class Store:
         if state is None:
             return
         state.connected = False
+        state.control = None
+        for id in [id for id, held in self.held.items() if held.get("producer") == tag]:
+            self._release(id)
         for conn in list(self.connections.values()):
             if conn.producer == tag and conn.outcome == "open":
                 conn.outcome = "cut off"
@@ -144,6 +154,29 @@ class Store:
         if state is not None and count > state.dropped:
             state.dropped = count
             self._notify(Change("producer", producer=tag))
+
+    def report_control(self, tag: str, report: Mapping[str, Any]) -> None:
+        """What a controllable producer said: a connection held or released, its state."""
+        state = self.producers.get(tag)
+        kind = report.get("kind")
+        if kind == "held" and isinstance(report.get("held"), Mapping):
+            held = dict(report["held"])
+            held["producer"] = tag
+            self.held[str(held.get("id"))] = held
+            self._notify(Change("held", self.connections.get(str(held.get("id"))), tag))
+        elif kind == "released":
+            self._release(str(report.get("id")))
+        elif state is not None and kind in ("state", "error"):
+            if kind == "state":
+                state.control = dict(report)
+            else:
+                state.control = {**(state.control or {}), "error": str(report.get("error", ""))}
+            self._notify(Change("producer", producer=tag))
+
+    def _release(self, id: str) -> None:
+        held = self.held.pop(id, None)
+        if held is not None:
+            self._notify(Change("held", self.connections.get(id), held.get("producer")))
 
     def open(self, doc: Mapping[str, Any]) -> Connection:
         """A connection began (``doc`` is a connection document, maybe with no events yet).

@@ -51,11 +51,13 @@ class Channel:
         origin: Callable[[], Origin],
         token: str | None,
         checks_directory: bool,
+        control: bool = False,
     ) -> None:
         self.address = address
         self._origin = origin
         self.token = token
         self._checks_directory = checks_directory
+        self._control = control
         self.sock: socket.socket | None = None
         self._backoff = MIN_BACKOFF
         self._session_started = 0.0
@@ -126,7 +128,9 @@ class Channel:
             if address.scheme == "tcp":
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             origin = self._origin()
-            hello = hello_frame(origin.tag, origin.host, origin.pid, origin.app, origin.started, self.token)
+            hello = hello_frame(
+                origin.tag, origin.host, origin.pid, origin.app, origin.started, self.token, self._control
+            )
             sock.sendall(encode_frame(hello))
             frame = _read_reply(sock)
         except (OSError, ProtocolError) as exc:

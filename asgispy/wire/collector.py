@@ -19,6 +19,7 @@ import socket
 import stat
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from asgispy.store.store import Store
 from asgispy.wire.address import (
@@ -181,6 +182,16 @@ class Collector:
     async def wait_disconnected(self, timeout: float) -> bool:
         """Wait until no producer is connected (say, after the app's server exited)."""
         return await self._links.wait_empty(timeout)
+
+    def control(self, producer: str, request: dict[str, Any]) -> bool:
+        """Send a viewer's request to a producer that may be controlled (from the collector's
+        loop); False if it is not connected or takes none."""
+        link = self._links.active.get(producer)
+        return link is not None and link.control(request)
+
+    def controllable(self) -> list[str]:
+        """The producers connected now that may be controlled."""
+        return [tag for tag, link in self._links.active.items() if link.controllable]
 
     def _make_link(self) -> Link:
         return Link(self._links, self.store, self.max_frame, self.token)

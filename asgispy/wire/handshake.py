@@ -19,6 +19,7 @@ from asgispy.wire.protocol import PROTOCOL_VERSION, SUPPORTED, ProtocolError, as
 
 __all__ = [
     "Hello",
+    "control_frame",
     "error_frame",
     "hello_frame",
     "is_v1",
@@ -36,6 +37,7 @@ def hello_frame(
     app: str,
     started: float,
     token: str | None = None,
+    control: bool = False,
 ) -> dict[str, Any]:
 
     frame: dict[str, Any] = {
@@ -54,6 +56,8 @@ def hello_frame(
     }
     if token is not None:
         frame["token"] = token
+    if control:
+        frame["control"] = True  # a viewer may hold, edit and answer this app's connections
     return frame
 
 
@@ -69,6 +73,7 @@ class Hello:
     app: str
     started: float
     token: str | None
+    control: bool = False
 
 
 def parse_hello(frame: Any) -> Hello:
@@ -105,6 +110,7 @@ def parse_hello(frame: Any) -> Hello:
         app=str(frame.get("app", "")),
         started=started,
         token=token,
+        control=frame.get("control") is True,
     )
 
 
@@ -120,6 +126,11 @@ def _versions() -> str:
 def welcome_frame() -> dict[str, Any]:
 
     return {"type": "welcome", "protocol": PROTOCOL_VERSION, "asgispy": __version__}
+
+
+def control_frame(request: dict[str, Any]) -> dict[str, Any]:
+    """What a viewer asks of a producer that said it may be controlled."""
+    return {"type": "control", "request": request}
 
 
 def error_frame(message: str) -> dict[str, Any]:

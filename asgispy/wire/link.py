@@ -19,9 +19,17 @@ from asgispy.model.event import Event
 from asgispy.model.session import ProducerInfo
 from asgispy.store.store import Store
 from asgispy.version import __version__
-from asgispy.wire.handshake import error_frame, is_v1, parse_hello, v1_error_line, welcome_frame
+from asgispy.wire.handshake import (
+    control_frame,
+    error_frame,
+    is_v1,
+    parse_hello,
+    v1_error_line,
+    welcome_frame,
+)
 from asgispy.wire.protocol import (
     CLOSE,
+    CONTROL,
     DROPPED,
     EVENTS,
     OPEN,
@@ -116,6 +124,8 @@ class Link(asyncio.Protocol):
         self.prefix = ""
         self.info: ProducerInfo | None = None
         self.closed = False
+        #: the producer said it may be controlled (Spy(app, intercept=True))
+        self.controllable = False
         self._hello_timer: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
@@ -245,6 +255,10 @@ class Link(asyncio.Protocol):
             if end is None:
                 raise ProtocolError("a close frame without an end")
             self.store.close(f"{prefix}{frame[1]}", end)
+        elif kind == CONTROL:
+            if len(frame) != 2 or not isinstance(frame[1], dict) or not self.controllable:
+                raise ProtocolError("malformed control frame, or from a producer that said it takes none")
+            self.store.report_control(self.tag, frame[1])
         elif kind == DROPPED:
             if len(frame) != 2 or type(frame[1]) is not int:
                 raise ProtocolError(f"dropped frame with a total that is not an integer: {frame[1:]!r}")
@@ -262,10 +276,18 @@ class Link(asyncio.Protocol):
         self.tag = hello.producer
         self.prefix = f"{hello.producer}-"
         self.info = ProducerInfo(hello.producer, hello.host, hello.pid, hello.app, hello.started)
+        self.controllable = hello.control
         self.links.welcomed(self, self.tag)
-        self.store.attach(self.info)
+        self.store.attach(self.info, hello.control)
         self._send(welcome_frame())
         logger.info("producer %s connected", self.name)
+
+    def control(self, request: dict[str, Any]) -> bool:
+        """Send a viewer's request to this producer; False if it takes none or is gone."""
+        if not self.controllable or self.closed:
+            return False
+        self._send(control_frame(request))
+        return True
 
     def _send(self, frame: dict[str, Any]) -> None:
         if self.transport is not None and not self.transport.is_closing():

@@ -20,7 +20,6 @@ and the loop; the socket is the channel's, the frames the framer's, the clocks t
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
@@ -29,15 +28,18 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from time import perf_counter
+from typing import Any
 
 from asgispy.capture.history import History
 from asgispy.capture.origin import Origin, fork_generation
 from asgispy.capture.record import ConnectionRecord
 from asgispy.wire.address import ENV_TOKEN, Address, default_address, parse_address
-from asgispy.wire.channel import MAX_BACKOFF, Channel
+from asgispy.wire.channel import Channel
+from asgispy.wire.controlline import ControlLine, Handler
 from asgispy.wire.framing import Batch, Framer
 from asgispy.wire.pace import CPU_SHARE, IDLE_POLL, POLL, Pace
 from asgispy.wire.protocol import DROPPED, MAX_FRAME, encode_frame
+from asgispy.wire.sender import live, run
 
 __all__ = ["Producer"]
 
@@ -71,6 +73,7 @@ class Producer:
         max_frame: int = MAX_FRAME,
         cpu_share: float = CPU_SHARE,
         stream: bool = True,
+        control: Handler | None = None,
     ) -> None:
         if not 0 < cpu_share <= 1:
             raise ValueError("cpu_share is a fraction of one CPU: more than 0, at most 1")
@@ -84,8 +87,9 @@ class Producer:
         self.max_queue = max_queue
         self.max_frame = max_frame
         self.cpu_share = cpu_share
+        self._control_handler = control
         self._reset()
-        _live.add(self)
+        live.add(self)
 
     def _reset(self) -> None:
         """A fresh state: at construction, and in a child after ``fork``."""
@@ -101,9 +105,16 @@ class Producer:
         self._closing = False
         self._thread: threading.Thread | None = None
         #: the connection to the collector, the framing of what goes over it, the thread's pace
+        handler = self._control_handler
         self._channel = Channel(
-            self.address, origin=self._origin, token=self.token, checks_directory=self._checks_directory
+            self.address,
+            origin=self._origin,
+            token=self.token,
+            checks_directory=self._checks_directory,
+            control=handler is not None,
         )
+        #: the way back from a viewer, for an app that may be controlled (Spy(intercept=True))
+        self._control = ControlLine(handler, self._wake.set) if handler is not None else None
         self._framer = Framer(self.redactor, self.max_frame)
         self._pace = Pace(self.cpu_share)
         self._reported = 0
@@ -127,6 +138,11 @@ class Producer:
             # The app is shutting down and the process may end at once (uvicorn re-raises
             # SIGTERM, so no atexit): let its last news out first, for a moment at most.
             self.flush(SHUTDOWN_FLUSH)
+
+    def report(self, message: dict[str, Any]) -> None:
+        """What the app tells its viewer (a held connection, say), sent by the thread soon."""
+        if self._control is not None:
+            self._control.report(message)
 
     # Lifecycle ----------------------------------------------------------------------------------
 
@@ -153,7 +169,7 @@ class Producer:
     def _start(self) -> None:
         # The thread holds the producer only weakly: a Spy that is dropped takes its sender along.
         self._thread = threading.Thread(
-            target=_sender, args=(weakref.ref(self),), name="asgispy-sender", daemon=True
+            target=run, args=(weakref.ref(self),), name="asgispy-sender", daemon=True
         )
         self._thread.start()
 
@@ -223,6 +239,11 @@ class Producer:
                 # Nobody listens: the app compacts what ends on its own, so wake only to retry.
                 return min(backoff, IDLE_POLL) if history._pending else backoff
             return self._guarded(self._replay)
+        control, sock = self._control, channel.sock
+        if control is not None and sock is not None:
+            retry = self._guarded(lambda: control.exchange(sock))
+            if retry is not None:
+                return retry
         if (
             self._queue
             or self._ready
@@ -245,7 +266,7 @@ class Producer:
         try:
             work()
         except OSError as exc:
-            refusal = channel.refusal()
+            refusal = channel.refusal() or (self._control.refusal if self._control is not None else None)
             if refusal is not None:
                 channel.say_once(
                     logging.WARNING, "asgispy: the collector at %s dropped us: %s", self.address, refusal
@@ -267,10 +288,12 @@ class Producer:
         """Now and then, with nothing to send: notice a collector that went away, so that an idle
         app reconnects (and sends its history) as soon as a new one appears."""
         channel = self._channel
-        if channel.sock is not None and self._pace.check_due():
+        if channel.sock is not None and self._control is None and self._pace.check_due():
             self._guarded(channel.check_alive)
 
     def _disconnect(self) -> None:
+        if self._control is not None:
+            self._control.closed()
         self._streaming = False
         self.history.sink = None
         self.history._overflow.clear()  # in the history still: sent with it on reconnect
@@ -291,6 +314,8 @@ class Producer:
         self.history.sink = self._packed
         self._streaming = True
         self.connected = True
+        if self._control is not None:
+            self._control.opened()
         logger.debug("asgispy: streaming to %s", self.address)
         self._busy = True
         out = Batch(self._channel)
@@ -360,39 +385,3 @@ class Producer:
         elif record.outcome == "open":
             self._guard(record, self._framer.begin, out)
         # An ended record not packed yet comes through the ready queue in a moment.
-
-
-def _sender(ref: weakref.ReferenceType[Producer]) -> None:
-    """The sender thread. It holds its producer only while working, never while waiting."""
-    while True:
-        producer = ref()
-        if producer is None or producer._closing:
-            if producer is not None:
-                producer._disconnect()
-            return
-        try:
-            wait = producer._step()
-        except Exception:  # a bug of ours must not end streaming for the life of the process
-            logger.exception("asgispy: the sender failed")
-            wait = MAX_BACKOFF
-        wake = producer._wake
-        del producer
-        if wait is None:
-            continue
-        wake.wait(wait)
-        wake.clear()
-        producer = ref()
-        if producer is None:
-            return
-        del producer
-
-
-_live: weakref.WeakSet[Producer] = weakref.WeakSet()
-
-
-@atexit.register
-def _flush_at_exit() -> None:
-    # A server that shuts down cleanly records its lifespan shutdown last: let it reach the viewer.
-    for producer in list(_live):
-        if producer._generation == fork_generation() and producer._streaming:
-            producer.flush(0.5)

@@ -9,7 +9,14 @@ producer talks, in arrays whose first item says what they are:
 * ``[EVENTS, seq, index, events]``: more events of connection ``seq``, the first of them its
   ``index``-th (from 0), so that a collector never counts an event sent again twice;
 * ``[CLOSE, seq, end]``: how connection ``seq`` ended;
-* ``[DROPPED, total]``: how much news the producer has dropped in all.
+* ``[DROPPED, total]``: how much news the producer has dropped in all;
+* ``[CONTROL, report]``: what an app that may be controlled tells its viewer (a map: a
+  connection held at a breakpoint, one released, its rules and breakpoints).
+
+A producer whose hello says ``"control": true`` (an app made with ``Spy(app, intercept=True)``)
+also reads, after the welcome, the collector's ``{"type": "control", "request": {...}}`` maps:
+what the viewer asks of it (see :mod:`asgispy.intercept.control`). Any other producer is never
+sent one.
 
 Frames are bounded (:data:`MAX_FRAME`): a length past it is refused before anything is read.
 This module holds what every frame shares: its length, kinds, bound, encoding and splitting.
@@ -26,6 +33,7 @@ from asgispy.codec import pack
 
 __all__ = [
     "CLOSE",
+    "CONTROL",
     "DROPPED",
     "EVENTS",
     "MAX_FRAME",
@@ -44,7 +52,7 @@ PROTOCOL_VERSION = 2
 SUPPORTED = (2,)
 #: The longest frame either side accepts, length prefix excluded.
 MAX_FRAME = 16 * 1024 * 1024
-OPEN, EVENTS, CLOSE, DROPPED = 1, 2, 3, 4
+OPEN, EVENTS, CLOSE, DROPPED, CONTROL = 1, 2, 3, 4, 5
 _LENGTH = 4
 
 

@@ -86,11 +86,18 @@ def parse_end(end: Any) -> dict[str, Any] | None:
     """A packed end as the fields of a connection document; ProtocolError on a wrong field."""
     if end is None:
         return None
-    # A seventh item, in layers mode: what crossed each layer (as in the session file).
-    _check(type(end) is list and 6 <= len(end) <= 7, "an end that is not a 6-item array")
+    # A seventh item, in layers mode: what crossed each layer (as in the session file); an
+    # eighth, what asgispy's rules and addons did (the seventh is then None without layers).
+    _check(type(end) is list and 6 <= len(end) <= 8, "an end that is not a 6-item array")
     outcome, duration, error, handler, notes, dropped = end[:6]
-    layers = end[6] if len(end) == 7 else None
+    layers = end[6] if len(end) >= 7 else None
     _check(layers is None or (type(layers) is list and _is_json(layers)), "layers that are not an array")
+    interventions = end[7] if len(end) == 8 else None
+    _check(
+        interventions is None
+        or (type(interventions) is list and all(type(i) is dict for i in interventions)),
+        "interventions that are not an array of maps",
+    )
     _check(type(outcome) is str and outcome in _OUTCOMES, f"an outcome of {outcome!r:.40}")
     if duration is not None:
         duration = as_float(duration, "a duration")
@@ -106,6 +113,7 @@ def parse_end(end: Any) -> dict[str, Any] | None:
         "notes": notes,
         "events_dropped": dropped,
         **({"layers": layers} if layers is not None else {}),
+        **({"interventions": interventions} if interventions else {}),
     }
 
 
