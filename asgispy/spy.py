@@ -135,7 +135,7 @@ class Spy:
         if engine is not None and intercept:
             from asgispy.intercept.control import Control
 
-            self._control = Control(engine)
+            self._control = Control(engine, redactor=self.redactor)
         self._producer: Producer | None = self._make_producer(address, stream_cpu)
         if self._control is not None and self._producer is not None:
             self._control.report = self._producer.report

@@ -96,3 +96,35 @@ def test_a_viewer_that_goes_away_leaves_nothing_held(sockdir: Path) -> None:
         assert waiting.result(10).json()["path"] == "/anything"  # long before the 60 s timeout
         assert released.wait(5)
         assert spy.interception.breakpoints.points == []
+
+
+def test_a_held_request_leaves_the_app_masked_and_keeps_its_secret_when_edited(sockdir: Path) -> None:
+    async def auth(request: Request) -> JSONResponse:
+        return JSONResponse(
+            {"auth": request.headers.get("authorization"), "tag": request.headers.get("x-tag")}
+        )
+
+    sock = f"unix:{sockdir}/c.sock"
+    secret_app = Starlette(routes=[Route("/{path:path}", auth)])
+    with CollectorThread([sock]) as viewer:
+        spy = Spy(secret_app, intercept=True, address=sock)
+        with serve(spy) as server, ThreadPoolExecutor(1) as pool:
+            tag = viewer.wait_for(
+                lambda store: next((t for t, p in store.producers.items() if p.control), None)
+            )
+            request = {"kind": "breakpoints", "points": [{"expression": "", "phase": "request"}]}
+            viewer.call(lambda: viewer.collector.control(tag, request))
+            viewer.wait_for(lambda store: store.producers[tag].control["breakpoints"])
+            waiting = pool.submit(
+                httpx.get, server.url("/me"), headers={"authorization": "Bearer t0ken"}, timeout=20
+            )
+            held = viewer.wait_for(lambda store: next(iter(store.held.values()), None))
+            headers = held["request"]["headers"]
+            assert ["authorization", "[redacted]"] in headers and "t0ken" not in str(held)
+            edits = {"headers": [*headers, ["x-tag", "edited"]]}
+            viewer.call(
+                lambda: viewer.collector.control(
+                    tag, {"kind": "decide", "id": held["id"], "action": "resume", "edits": edits}
+                )
+            )
+            assert waiting.result(10).json() == {"auth": "Bearer t0ken", "tag": "edited"}

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from asgispy.codec.redact import REDACTED, Redactor
 from asgispy.filter.grammar import Filter, parse
 from asgispy.intercept.addons import Addon
 from asgispy.intercept.exchange import Exchange, Request, Response, as_bytes
@@ -77,10 +78,31 @@ def _body_of(edits: dict[str, Any]) -> bytes | None:
     return None
 
 
-def _headers_of(value: Any) -> Headers:
-    if isinstance(value, dict):
-        return Headers((str(k), str(v)) for k, v in value.items())
-    return Headers((str(k), str(v)) for k, v in value)
+MASKED = REDACTED.decode("latin-1")
+
+
+def _headers_of(value: Any, original: Headers) -> Headers:
+    """Edited headers; a value left masked (``[redacted]``) keeps the real one it stood for."""
+    pairs = value.items() if isinstance(value, dict) else value
+    real: dict[str, list[str]] = {}
+    for name, kept in original.fields():
+        real.setdefault(name.lower(), []).append(kept)
+    out = []
+    for name, text in pairs:
+        name, text = str(name), str(text)
+        if text == MASKED and real.get(name.lower()):
+            text = real[name.lower()].pop(0)
+        out.append((name, text))
+    headers = Headers(out)
+    headers.changed = True
+    return headers
+
+
+def _masked(headers: Headers, redactor: Redactor | None) -> list[list[str]]:
+    def secret(name: str) -> bool:
+        return redactor is not None and redactor.is_secret(name.lower().encode("latin-1", "replace"))
+
+    return [[name, MASKED if secret(name) else value] for name, value in headers.fields()]
 
 
 def apply_request(request: Request, edits: dict[str, Any]) -> None:
@@ -92,8 +114,7 @@ def apply_request(request: Request, edits: dict[str, Any]) -> None:
     if "query" in edits:
         request.query = str(edits["query"]).lstrip("?")
     if "headers" in edits:
-        request.headers = _headers_of(edits["headers"])
-        request.headers.changed = True
+        request.headers = _headers_of(edits["headers"], request.headers)
     body = _body_of(edits)
     if body is not None:
         request.body = body
@@ -105,8 +126,7 @@ def response_of(edits: dict[str, Any], base: Response | None = None) -> Response
     if "status" in edits:
         response.status = int(edits["status"])
     if "headers" in edits:
-        response.headers = _headers_of(edits["headers"])
-        response.headers.changed = True
+        response.headers = _headers_of(edits["headers"], response.headers)
     body = _body_of(edits)
     if body is not None and not response.streaming:
         response.body = body
@@ -147,8 +167,10 @@ class Held:
         with contextlib.suppress(RuntimeError):  # a closed loop: the connection is gone already
             self._loop.call_soon_threadsafe(settle)
 
-    def document(self) -> dict[str, Any]:
-        """What a viewer is shown and edits: the request, and for the response phase the response."""
+    def document(self, redactor: Redactor | None = None) -> dict[str, Any]:
+        """What a viewer is shown and edits: the request, and for the response phase the
+        response; secret header values masked with ``redactor`` (an edit that leaves one masked
+        keeps its real value)."""
         request = self.exchange.request
         doc: dict[str, Any] = {
             "id": self.id,
@@ -159,7 +181,7 @@ class Held:
                 "method": request.method,
                 "path": request.path,
                 "query": request.query,
-                "headers": [list(pair) for pair in request.headers.fields()],
+                "headers": _masked(request.headers, redactor),
                 **_text(request._body),
             },
         }
@@ -167,7 +189,7 @@ class Held:
         if self.phase == "response" and response is not None:
             doc["response"] = {
                 "status": response.status,
-                "headers": [list(pair) for pair in response.headers.fields()],
+                "headers": _masked(response.headers, redactor),
                 "streaming": response.streaming,
                 **_text(response.body),
             }

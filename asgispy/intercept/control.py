@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from asgispy.codec.redact import Redactor
 from asgispy.filter.grammar import FilterError
 from asgispy.intercept.breakpoints import Decision, Held
 
@@ -39,14 +40,18 @@ Report = Callable[[dict[str, Any]], None]
 class Control:
     """The viewer's handle on one app's interception (its requests may come from any thread)."""
 
-    def __init__(self, engine: Intercept, report: Report | None = None) -> None:
+    def __init__(
+        self, engine: Intercept, report: Report | None = None, redactor: Redactor | None = None
+    ) -> None:
         self.engine = engine
         self.report: Report = report or (lambda message: None)
+        #: secret header values are masked in what leaves the process (the Spy's redactor)
+        self.redactor = redactor if redactor is not None else Redactor()
         engine.breakpoints.watchers.append(self._watch)
 
     def _watch(self, what: str, held: Held) -> None:
         if what == "held":
-            self.report({"kind": "held", "held": held.document()})
+            self.report({"kind": "held", "held": held.document(self.redactor)})
         else:
             self.report({"kind": "released", "id": held.id})
 
@@ -61,7 +66,7 @@ class Control:
             ],
             "addons": [a.name for a in engine.addons],
             "breakpoints": [p.document() for p in engine.breakpoints.points],
-            "held": [h.document() for h in list(engine.breakpoints.held.values())],
+            "held": [h.document(self.redactor) for h in list(engine.breakpoints.held.values())],
             "timeout": engine.breakpoints.timeout,
         }
 
