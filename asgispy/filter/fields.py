@@ -267,6 +267,11 @@ KEYWORDS: dict[str, tuple[Predicate, str]] = {
         lambda conn: bool(conn.violations),
         "broke a rule of the ASGI spec (any severity; see docs/rules.md)",
     ),
+    "changed": (
+        lambda conn: bool(conn.interventions),
+        "asgispy's rules, addons or a breakpoint changed it (docs/intercept.md)",
+    ),
+    "resent": (lambda conn: conn.resent_from is not None, "sent again from a viewer (edit and resend)"),
 }
 
 
