@@ -24,7 +24,7 @@ from asgispy.analysis.fieldchecks import (
 __all__ = ["HTTPChecks"]
 
 # The core spec's messages and the extensions document's.
-_SEND = frozenset(
+_HTTP_SEND = frozenset(
     {
         "http.response.start",
         "http.response.body",
@@ -36,15 +36,15 @@ _SEND = frozenset(
         "http.response.debug",
     }
 )
-_RECEIVE = frozenset({"http.request", "http.disconnect"})
+_HTTP_RECEIVE = frozenset({"http.request", "http.disconnect"})
 
 
 class HTTPChecks:
     """Checks one HTTP connection's messages; ``head`` for a HEAD request (no body allowed)."""
 
     #: the message types the app sends and receives in an ``http`` scope
-    sends: ClassVar[frozenset[str]] = _SEND
-    receives: ClassVar[frozenset[str]] = _RECEIVE
+    sends: ClassVar[frozenset[str]] = _HTTP_SEND
+    receives: ClassVar[frozenset[str]] = _HTTP_RECEIVE
 
     __slots__ = (
         "_disconnect_at",
@@ -88,7 +88,7 @@ class HTTPChecks:
 
     def send(self, index: int, kind: str, message: dict[str, Any], sizes: Mapping[str, int] | None) -> None:
         """A response message; ``sizes`` (as in ``Checker.feed``) for a body the recording cut."""
-        if kind not in _SEND:
+        if kind not in _HTTP_SEND:
             self._reporter.report_unknown(index, kind, "send")
             return
         if self._final_at is not None:

@@ -15,7 +15,7 @@ from asgispy.analysis.fieldchecks import Reporter
 
 __all__ = ["LifespanChecks"]
 
-_SEND = frozenset(
+_LIFESPAN_SEND = frozenset(
     {
         "lifespan.startup.complete",
         "lifespan.startup.failed",
@@ -23,15 +23,15 @@ _SEND = frozenset(
         "lifespan.shutdown.failed",
     }
 )
-_RECEIVE = frozenset({"lifespan.startup", "lifespan.shutdown"})
+_LIFESPAN_RECEIVE = frozenset({"lifespan.startup", "lifespan.shutdown"})
 
 
 class LifespanChecks:
     """Checks one lifespan connection's messages."""
 
     #: the message types the app sends and receives in a ``lifespan`` scope
-    sends: ClassVar[frozenset[str]] = _SEND
-    receives: ClassVar[frozenset[str]] = _RECEIVE
+    sends: ClassVar[frozenset[str]] = _LIFESPAN_SEND
+    receives: ClassVar[frozenset[str]] = _LIFESPAN_RECEIVE
 
     __slots__ = (
         "_got_shutdown",
@@ -69,7 +69,7 @@ class LifespanChecks:
 
     def send(self, index: int, kind: str, message: dict[str, Any], sizes: Mapping[str, int] | None) -> None:
         """The app's answer to a phase: once each, and only after the phase began."""
-        if kind not in _SEND:
+        if kind not in _LIFESPAN_SEND:
             self._reporter.report_unknown(index, kind, "send")
             return
         startup = kind.startswith("lifespan.startup.")

@@ -27,7 +27,7 @@ from asgispy.analysis.fieldchecks import (
 __all__ = ["WebSocketChecks"]
 
 # The core spec's messages and the denial response extension's.
-_SEND = frozenset(
+_WS_SEND = frozenset(
     {
         "websocket.accept",
         "websocket.send",
@@ -36,7 +36,7 @@ _SEND = frozenset(
         "websocket.http.response.body",
     }
 )
-_RECEIVE = frozenset({"websocket.connect", "websocket.receive", "websocket.disconnect"})
+_WS_RECEIVE = frozenset({"websocket.connect", "websocket.receive", "websocket.disconnect"})
 
 #: Close codes that must never be put in a close frame (RFC 6455 section 7.4.1).
 _RESERVED_CLOSE_CODES = frozenset({1004, 1005, 1006, 1015})
@@ -46,8 +46,8 @@ class WebSocketChecks:
     """Checks one WebSocket connection's messages."""
 
     #: the message types the app sends and receives in a ``websocket`` scope
-    sends: ClassVar[frozenset[str]] = _SEND
-    receives: ClassVar[frozenset[str]] = _RECEIVE
+    sends: ClassVar[frozenset[str]] = _WS_SEND
+    receives: ClassVar[frozenset[str]] = _WS_RECEIVE
 
     __slots__ = ("_accepted_at", "_closed_at", "_denied_at", "_disconnect_at", "_reporter")
 
@@ -71,7 +71,7 @@ class WebSocketChecks:
 
     def send(self, index: int, kind: str, message: dict[str, Any], sizes: Mapping[str, int] | None) -> None:
         """The handshake's answer (accept or a denial), a frame, or the close."""
-        if kind not in _SEND:
+        if kind not in _WS_SEND:
             self._reporter.report_unknown(index, kind, "send")
             return
         if self._closed_at is not None:
