@@ -10,15 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asgispy.analysis.layerdiff import (
-    Changes,
-    ExceptionChange,
-    Side,
-    format_duration,
-    format_size,
-    layer_changes,
-    summarize,
-)
+from asgispy.analysis.layerchanges import Changes, ExceptionChange
+from asgispy.analysis.layerdiff import Side, layer_changes
+from asgispy.analysis.summaries import format_size, summarize
 from asgispy.codec.jsonform import Opaque
 
 Headers = list[tuple[bytes, bytes]]
@@ -314,23 +308,6 @@ def test_document_round_trips_through_json() -> None:
     assert Changes.from_document(doc) == changes
     assert Changes.from_document(doc).words() == changes.words()
     assert Changes().document() == {} and Changes.from_document({}) == Changes()
-
-
-def test_sizes_and_durations_for_people() -> None:
-    assert [format_size(n) for n in (0, 1023, 5120, 1300, 3 * 1024 * 1024)] == [
-        "0 B",
-        "1023 B",
-        "5.0 KiB",
-        "1.3 KiB",
-        "3.0 MiB",
-    ]
-    assert [format_duration(s) for s in (0.0000004, 0.0005, 0.812, 0.99999, 12.34)] == [
-        "0.4 µs",
-        "500.0 µs",
-        "812.0 ms",
-        "1.0 s",
-        "12.3 s",
-    ]
 
 
 leaf = (

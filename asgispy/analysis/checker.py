@@ -16,6 +16,11 @@ the checker reports what it cannot read instead of raising. It keeps its state i
 attributes and allocates nothing for a message that breaks no rule, so a viewer can feed it
 every message it receives. The rules themselves are in :mod:`asgispy.analysis.rules`.
 
+This module is the core: it reads a message's shape and hands it, with one call, to the
+checks of its scope's protocol (:mod:`asgispy.analysis.httpchecks`,
+:mod:`asgispy.analysis.websocketchecks`, :mod:`asgispy.analysis.lifespanchecks`), which
+keep that protocol's state and report through the core.
+
 Sequence rules (a second start, something after the final body, a send before accept...)
 are reported once per connection, at the first offending event; rules about one message's
 fields are reported for every message that breaks them.
@@ -23,12 +28,15 @@ fields are reported for every message that breaks them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn, cast
 
+from asgispy.analysis.fieldchecks import MISSING, show
+from asgispy.analysis.httpchecks import HTTPChecks
+from asgispy.analysis.lifespanchecks import LifespanChecks
 from asgispy.analysis.rules import RULES
+from asgispy.analysis.websocketchecks import WebSocketChecks
 from asgispy.types import Direction
 
 __all__ = ["CheckedEvent", "Checker", "Violation", "check_events"]
@@ -62,87 +70,13 @@ class _NoViolations(list[Violation]):
 
 _NO_VIOLATIONS: list[Violation] = _NoViolations()
 
-# Message types per scope type and direction: the core specs and the extensions document.
-_HTTP_SEND = frozenset(
-    {
-        "http.response.start",
-        "http.response.body",
-        "http.response.trailers",
-        "http.response.pathsend",
-        "http.response.zerocopysend",
-        "http.response.push",
-        "http.response.early_hint",
-        "http.response.debug",
-    }
-)
-_HTTP_RECEIVE = frozenset({"http.request", "http.disconnect"})
-_WS_SEND = frozenset(
-    {
-        "websocket.accept",
-        "websocket.send",
-        "websocket.close",
-        "websocket.http.response.start",
-        "websocket.http.response.body",
-    }
-)
-_WS_RECEIVE = frozenset({"websocket.connect", "websocket.receive", "websocket.disconnect"})
-_LIFESPAN_SEND = frozenset(
-    {
-        "lifespan.startup.complete",
-        "lifespan.startup.failed",
-        "lifespan.shutdown.complete",
-        "lifespan.shutdown.failed",
-    }
-)
-_LIFESPAN_RECEIVE = frozenset({"lifespan.startup", "lifespan.shutdown"})
+#: The message types the app sends and receives, per scope type.
 _TYPES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "http": (_HTTP_SEND, _HTTP_RECEIVE),
-    "websocket": (_WS_SEND, _WS_RECEIVE),
-    "lifespan": (_LIFESPAN_SEND, _LIFESPAN_RECEIVE),
+    "http": (HTTPChecks.sends, HTTPChecks.receives),
+    "websocket": (WebSocketChecks.sends, WebSocketChecks.receives),
+    "lifespan": (LifespanChecks.sends, LifespanChecks.receives),
 }
 _NONE: frozenset[str] = frozenset()
-
-#: Close codes that must never be put in a close frame (RFC 6455 section 7.4.1).
-_RESERVED_CLOSE_CODES = frozenset({1004, 1005, 1006, 1015})
-_CONTROL = re.compile(rb"[\r\n\x00]")
-_BYTES_LIKE = (bytes, bytearray, memoryview)
-_MISSING: Any = object()
-_TEXT_TYPES = (str, bytes, bytearray)
-_NUMBER_TYPES = (int, float, bool)
-_CONTAINER_TYPES = (list, tuple, dict)
-
-
-def _type_name(value: object) -> str:
-    try:
-        return type(value).__name__
-    except Exception:  # pragma: no cover - a metaclass that refuses to name its class
-        return "object"
-
-
-def _show(value: object, limit: int = 40) -> str:
-    """A short, safe description: a cut repr for plain values, the type for anything else."""
-    try:
-        if type(value) in _TEXT_TYPES:
-            text = cast("str | bytes | bytearray", value)
-            return repr(text[:limit]) + "…" if len(text) > limit else repr(text)
-        if type(value) in _NUMBER_TYPES or value is None:
-            return repr(value)
-        if type(value) in _CONTAINER_TYPES:
-            return f"a {_type_name(value)} of {len(cast('list[object]', value))} items"
-    except Exception:  # pragma: no cover - only odd values get here
-        pass
-    return f"a {_type_name(value)}"
-
-
-def _is_int(value: object) -> bool:
-    return type(value) is int or (isinstance(value, int) and not isinstance(value, bool))
-
-
-def _content_length(value: bytes | bytearray | memoryview) -> int | None:
-    digits = bytes(value).strip()
-    if digits.isdigit() and len(digits) <= 19:  # int() refuses very long digit strings
-        return int(digits)
-    return None
 
 
 class Checker:
@@ -153,28 +87,12 @@ class Checker:
     """
 
     __slots__ = (
-        "_accepted_at",
-        "_closed_at",
-        "_denied_at",
-        "_disconnect_at",
-        "_final_at",
-        "_first_body_at",
-        "_got_shutdown",
-        "_got_startup",
-        "_length",
-        "_no_body",
+        "_checks",
         "_receive",
         "_receive_types",
         "_reported",
         "_send",
         "_send_types",
-        "_sent_bytes",
-        "_shutdown_answer",
-        "_start_at",
-        "_startup_answer",
-        "_status",
-        "_trailers",
-        "_trailers_done",
         "finished",
         "head",
         "method",
@@ -191,40 +109,26 @@ class Checker:
         self.finished = False
         #: sequence rules already reported (each is reported once per connection)
         self._reported: set[str] = set()
-        # Where things happened (event indexes; None: not yet).
-        self._disconnect_at: int | None = None  # http.disconnect / websocket.disconnect received
-        # HTTP
-        self._start_at: int | None = None
-        self._first_body_at: int | None = None
-        self._final_at: int | None = None  # the response is complete (but for declared trailers)
-        self._status: int | None = None
-        self._length: int | None = None  # the declared Content-Length, while it is checked
-        self._sent_bytes = 0
-        self._no_body = False  # HEAD, 204 or 304
-        self._trailers = False
-        self._trailers_done = False
-        # WebSocket
-        self._accepted_at: int | None = None
-        self._denied_at: int | None = None  # websocket.http.response.start
-        self._closed_at: int | None = None  # websocket.close, or the final denial body
-        # Lifespan
-        self._got_startup = False
-        self._got_shutdown = False
-        self._startup_answer: tuple[str, int] | None = None
-        self._shutdown_answer: tuple[str, int] | None = None
 
         types = _TYPES.get(scope_type) if type(scope_type) is str else None
         self._send_types, self._receive_types = types or (_NONE, _NONE)
+        # The scope's protocol checks; their send and receive are kept bound, so that each
+        # message costs one call to them.
+        self._checks: HTTPChecks | WebSocketChecks | LifespanChecks | None
+        if scope_type == "http":
+            self._checks = HTTPChecks(self, self.head)
+        elif scope_type == "websocket":
+            self._checks = WebSocketChecks(self)
+        elif scope_type == "lifespan":
+            self._checks = LifespanChecks(self)
+        else:
+            self._checks = None
         self._send: Callable[[int, str, dict[str, Any], Mapping[str, int] | None], None]
         self._receive: Callable[[int, str, dict[str, Any]], None]
-        if scope_type == "http":
-            self._send, self._receive = self._http_send, self._http_receive
-        elif scope_type == "websocket":
-            self._send, self._receive = self._ws_send, self._ws_receive
-        elif scope_type == "lifespan":
-            self._send, self._receive = self._lifespan_send, self._lifespan_receive
-        else:
+        if self._checks is None:
             self._send, self._receive = _ignore_send, _ignore_receive
+        else:
+            self._send, self._receive = self._checks.send, self._checks.receive
 
     # Public API --------------------------------------------------------------------------------
 
@@ -273,15 +177,15 @@ class Checker:
         if direction != "send" and direction != "receive":
             return  # not an event of the app's: nothing to check
         if not isinstance(message, dict):
-            self._report(
-                "message.malformed", f"the {_verb(direction)} message is {_show(message)}, not a dict", index
+            self.report(
+                "message.malformed", f"the {_verb(direction)} message is {show(message)}, not a dict", index
             )
             return
-        kind = message.get("type", _MISSING)
+        kind = message.get("type", MISSING)
         if type(kind) is not str:
             if not isinstance(kind, str):
-                what = "has no 'type'" if kind is _MISSING else f"has a 'type' that is {_show(kind)}"
-                self._report("message.malformed", f"the {_verb(direction)} message {what}, not a str", index)
+                what = "has no 'type'" if kind is MISSING else f"has a 'type' that is {show(kind)}"
+                self.report("message.malformed", f"the {_verb(direction)} message {what}, not a str", index)
                 return
             kind = str.__str__(kind)
         if direction == "send":
@@ -289,19 +193,30 @@ class Checker:
         else:
             self._receive(index, kind, message)
 
-    def _report(self, rule: str, message: str, index: int | None) -> None:
+    def _finish(self, outcome: str) -> None:
+        if outcome == "open" or self.finished:
+            return
+        self.finished = True
+        if self._checks is not None:
+            self._checks.finish(outcome)
+
+    # Reporting (the protocol checks' Reporter) -------------------------------------------------
+
+    def report(self, rule: str, message: str, index: int | None) -> None:
+        """Record that the event at ``index`` (None: no single event) broke ``rule``."""
         self.violations.append(Violation(rule, RULES[rule].severity, message, index))
 
-    def _once(self, rule: str, message: str, index: int | None) -> None:
+    def report_once(self, rule: str, message: str, index: int | None) -> None:
         """Report a sequence rule, the first time only."""
         reported = self._reported
         if rule not in reported:
             reported.add(rule)
-            self._report(rule, message, index)
+            self.report(rule, message, index)
 
-    def _unknown(self, index: int, kind: str, direction: str) -> None:
+    def report_unknown(self, index: int, kind: str, direction: str) -> None:
+        """Report a message type that is not this scope's, in that direction."""
         scope = self.scope_type
-        shown = _show(kind)  # a junk type may be long
+        shown = show(kind)  # a junk type may be long
         if kind in (self._receive_types if direction == "send" else self._send_types):
             if direction == "send":
                 text = f"{shown} is a message the server sends to the app, not one the app sends"
@@ -313,441 +228,7 @@ class Checker:
                 text = f"{shown} belongs to the {owner} protocol, not to a {scope} scope"
             else:
                 text = f"{shown} is not a message type of the {scope} protocol or of a known extension"
-        self._report("message.unknown-type", f"{_verb(direction)}: {text}", index)
-
-    # Field checks shared by HTTP and WebSocket -------------------------------------------------
-
-    def _check_status(self, index: int, message: dict[str, Any], kind: str) -> int | None:
-        status = message.get("status", _MISSING)
-        if status is _MISSING:
-            self._report("http.status-type", f"{kind!r} has no 'status'", index)
-        elif not _is_int(status):
-            self._report("http.status-type", f"'status' is {_show(status)}, not an int", index)
-        elif not 100 <= status <= 599:
-            self._report("http.status-range", f"status {int(status)} is outside 100-599", index)
-        else:
-            return int(status)
-        return None
-
-    def _check_body(self, index: int, message: dict[str, Any]) -> int | None:
-        """The ``body`` field's length, or None when it is not bytes (and so reported)."""
-        body = message.get("body", b"")
-        if type(body) is bytes or isinstance(body, (bytes, bytearray)):
-            return len(body)
-        if isinstance(body, memoryview):
-            return body.nbytes
-        self._report("http.body-type", f"'body' is {_show(body)}, not bytes", index)
-        return None
-
-    def _check_more(self, index: int, message: dict[str, Any], kind: str) -> bool:
-        more = message.get("more_body", False)
-        if more is True or more is False:
-            return more
-        self._report("http.more-body-type", f"'more_body' of {kind!r} is {_show(more)}, not a bool", index)
-        return bool(more)
-
-    def _check_headers(self, index: int, headers: object, kind: str, want_length: bool = False) -> int | None:
-        """Check a ``headers`` field; return the Content-Length it declares, when asked and valid."""
-        if not isinstance(headers, (list, tuple)):
-            if headers is None or isinstance(headers, (str, *_BYTES_LIKE, Mapping)) or not _iterable(headers):
-                self._report(
-                    "http.headers-type",
-                    f"'headers' of {kind!r} is {_show(headers)}, not a list of [name, value] pairs",
-                    index,
-                )
-            # Any other iterable (a generator...) is left alone: walking it could use it up.
-            return None
-        length = None
-        shape = case = control = False
-        for number, pair in enumerate(headers):
-            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-                if not shape:
-                    shape = True
-                    self._report(
-                        "http.headers-type",
-                        f"header #{number} of {kind!r} is {_show(pair)}, not a [name, value] pair",
-                        index,
-                    )
-                continue
-            name, value = pair
-            if not isinstance(name, (bytes, bytearray)) or not isinstance(value, (bytes, bytearray)):
-                if not shape:
-                    shape = True
-                    self._report(
-                        "http.headers-type",
-                        f"header #{number} of {kind!r} is {_show(name)}: {_show(value)} "
-                        f"({_type_name(name)}, {_type_name(value)}); names and values must be bytes",
-                        index,
-                    )
-                continue
-            if not case and name != name.lower():
-                case = True
-                self._report(
-                    "http.header-case", f"header name {_show(name)} in {kind!r} is not lowercased", index
-                )
-            if not control and (_CONTROL.search(name) is not None or _CONTROL.search(value) is not None):
-                control = True
-                where = "name" if _CONTROL.search(name) is not None else "value"
-                self._report(
-                    "http.header-crlf",
-                    f"header {_show(name)} in {kind!r} has a CR, LF or NUL in its {where}",
-                    index,
-                )
-            if want_length and length is None and len(name) == 14 and name.lower() == b"content-length":
-                length = _content_length(value)
-        return length
-
-    # HTTP --------------------------------------------------------------------------------------
-
-    def _http_receive(self, index: int, kind: str, message: dict[str, Any]) -> None:
-        if kind == "http.request":
-            return
-        if kind == "http.disconnect":
-            if self._disconnect_at is None:
-                self._disconnect_at = index
-            return
-        self._unknown(index, kind, "receive")
-
-    def _http_send(
-        self, index: int, kind: str, message: dict[str, Any], sizes: Mapping[str, int] | None
-    ) -> None:
-        if kind not in _HTTP_SEND:
-            self._unknown(index, kind, "send")
-            return
-        if self._final_at is not None:
-            if kind == "http.response.trailers" and self._trailers and not self._trailers_done:
-                self._check_headers(index, message.get("headers", ()), kind)
-                if not message.get("more_trailers", False):
-                    self._trailers_done = True
-                return
-            last = "its trailers" if self._trailers_done else f"the final body (event {self._final_at})"
-            self._once(
-                "http.after-final", f"{kind!r} was sent after the response was complete with {last}", index
-            )
-            return
-        if self._disconnect_at is not None:
-            self._once(
-                "http.send-after-disconnect",
-                f"{kind!r} was sent after the app received 'http.disconnect' (event {self._disconnect_at})",
-                index,
-            )
-        if kind == "http.response.body":
-            size = self._check_body(index, message)
-            if sizes is not None and size is not None:
-                full = sizes.get("body")
-                if _is_int(full):
-                    size = full
-            more = message.get("more_body", False)
-            if more is not True and more is not False:
-                more = self._check_more(index, message, kind)
-            self._content(index, kind, size, not more)
-        elif kind == "http.response.start":
-            self._http_start(index, message, kind)
-        elif kind == "http.response.trailers":
-            self._check_headers(index, message.get("headers", ()), kind)
-            where = (
-                "the final body has not been sent yet"
-                if self._trailers
-                else "'http.response.start' did not declare 'trailers': True"
-            )
-            self._once("http.trailers-misplaced", f"'http.response.trailers' was sent, but {where}", index)
-        elif kind == "http.response.pathsend":
-            self._length = None  # the file's size is not in the message
-            self._content(index, kind, None, True)
-        elif kind == "http.response.zerocopysend":
-            self._length = None
-            self._content(index, kind, None, not self._check_more(index, message, kind))
-        elif kind == "http.response.push":
-            self._check_headers(index, message.get("headers", ()), kind)
-        # http.response.early_hint and http.response.debug: nothing to check here
-
-    def _http_start(self, index: int, message: dict[str, Any], kind: str) -> None:
-        if self._start_at is not None:
-            self._once(
-                "http.start-twice",
-                f"a second 'http.response.start' (the first was event {self._start_at})",
-                index,
-            )
-            return
-        self._start_at = index
-        if self._first_body_at is not None:
-            self._once(
-                "http.start-after-body",
-                f"'http.response.start' came after the response body had begun (event {self._first_body_at})",
-                index,
-            )
-        status = self._status = self._check_status(index, message, kind)
-        length = self._check_headers(index, message.get("headers", ()), kind, want_length=True)
-        self._trailers = bool(message.get("trailers", False))
-        self._no_body = self.head or status == 204 or status == 304
-        if length is not None and not self._no_body:
-            self._length = length
-
-    def _content(self, index: int, kind: str, size: int | None, final: bool) -> None:
-        """Response content (a body, a path, a file); ``size`` None when unknown or not bytes."""
-        if self._first_body_at is None:
-            self._first_body_at = index
-        if self._start_at is None:
-            # Without a start nothing is sent and nothing completes: the start may still come.
-            self._once("http.body-before-start", f"{kind!r} was sent before 'http.response.start'", index)
-            return
-        if size:
-            if self._no_body:
-                if self.head:
-                    self._once(
-                        "http.head-body",
-                        f"{size} body bytes were sent in answer to a HEAD request; the server drops them",
-                        index,
-                    )
-                else:
-                    self._once(
-                        "http.body-not-allowed",
-                        f"a {self._status} response has no body, but {size} bytes were sent",
-                        index,
-                    )
-            length = self._length
-            if length is not None:
-                sent = self._sent_bytes = self._sent_bytes + size
-                if sent > length:
-                    self._length = None  # reported once, and never again as too few
-                    self._report(
-                        "http.content-length", f"Content-Length says {length} bytes, {sent} were sent", index
-                    )
-        if final:
-            self._final_at = index
-            length = self._length
-            if length is not None and self._sent_bytes < length:
-                self._report(
-                    "http.content-length",
-                    f"Content-Length says {length} bytes, only {self._sent_bytes} were sent "
-                    "by the final body",
-                    index,
-                )
-
-    # WebSocket ---------------------------------------------------------------------------------
-
-    def _ws_receive(self, index: int, kind: str, message: dict[str, Any]) -> None:
-        if kind == "websocket.receive" or kind == "websocket.connect":
-            return
-        if kind == "websocket.disconnect":
-            if self._disconnect_at is None:
-                self._disconnect_at = index
-            return
-        self._unknown(index, kind, "receive")
-
-    def _ws_send(
-        self, index: int, kind: str, message: dict[str, Any], sizes: Mapping[str, int] | None
-    ) -> None:
-        if kind not in _WS_SEND:
-            self._unknown(index, kind, "send")
-            return
-        if self._closed_at is not None:
-            self._once(
-                "websocket.after-close",
-                f"{kind!r} was sent after the connection was closed (event {self._closed_at})",
-                index,
-            )
-            return
-        if self._disconnect_at is not None:
-            self._once(
-                "websocket.send-after-disconnect",
-                f"{kind!r} was sent after the app received 'websocket.disconnect' "
-                f"(event {self._disconnect_at})",
-                index,
-            )
-        if kind == "websocket.send":
-            if self._accepted_at is None:
-                self._once(
-                    "websocket.send-before-accept",
-                    "'websocket.send' was sent before 'websocket.accept'",
-                    index,
-                )
-            self._ws_payload(index, message)
-        elif kind == "websocket.accept":
-            self._ws_accept(index, message, kind)
-        elif kind == "websocket.close":
-            # Before accept, this is the spec's way to reject the handshake (403): no violation.
-            if self._denied_at is not None:
-                self._once(
-                    "websocket.denial-order",
-                    "'websocket.close' in the middle of a denial response "
-                    f"(begun at event {self._denied_at})",
-                    index,
-                )
-            self._closed_at = index
-            self._ws_close(index, message)
-        elif kind == "websocket.http.response.start":
-            if self._accepted_at is not None:
-                self._once(
-                    "websocket.denial-order",
-                    f"a denial response after 'websocket.accept' (event {self._accepted_at}): "
-                    "the handshake is already complete",
-                    index,
-                )
-            elif self._denied_at is not None:
-                self._once(
-                    "websocket.denial-order",
-                    f"a second 'websocket.http.response.start' (the first was event {self._denied_at})",
-                    index,
-                )
-            else:
-                self._denied_at = index
-            self._check_status(index, message, kind)
-            self._check_headers(index, message.get("headers", ()), kind)
-        else:  # websocket.http.response.body
-            self._check_body(index, message)
-            more = message.get("more_body", False)
-            if more is not True and more is not False:
-                more = self._check_more(index, message, kind)
-            if self._denied_at is None or self._accepted_at is not None:
-                self._once(
-                    "websocket.denial-order",
-                    "'websocket.http.response.body' was sent without a denial response begun by "
-                    "'websocket.http.response.start'",
-                    index,
-                )
-            elif not more:
-                self._closed_at = index
-
-    def _ws_accept(self, index: int, message: dict[str, Any], kind: str) -> None:
-        if self._accepted_at is not None:
-            self._once(
-                "websocket.accept-twice",
-                f"a second 'websocket.accept' (the first was event {self._accepted_at})",
-                index,
-            )
-            return
-        if self._denied_at is not None:
-            self._once(
-                "websocket.denial-order",
-                f"'websocket.accept' after a denial response began (event {self._denied_at})",
-                index,
-            )
-            return
-        self._accepted_at = index
-        subprotocol = message.get("subprotocol")
-        if subprotocol is not None and not isinstance(subprotocol, str):
-            self._report(
-                "websocket.field-type", f"'subprotocol' is {_show(subprotocol)}, not a str or None", index
-            )
-        headers = message.get("headers", _MISSING)
-        if headers is not _MISSING:
-            self._check_headers(index, headers, kind)
-
-    def _ws_payload(self, index: int, message: dict[str, Any]) -> None:
-        text = message.get("text")
-        data = message.get("bytes")
-        if text is None and data is None:
-            self._report("websocket.send-payload", "'websocket.send' has neither 'text' nor 'bytes'", index)
-            return
-        if text is not None and data is not None:
-            self._report(
-                "websocket.send-payload",
-                "'websocket.send' has both 'text' and 'bytes'; exactly one may be set",
-                index,
-            )
-        if text is not None and not isinstance(text, str):
-            self._report("websocket.field-type", f"'text' is {_show(text)}, not a str", index)
-        if data is not None and not isinstance(data, _BYTES_LIKE):
-            self._report("websocket.field-type", f"'bytes' is {_show(data)}, not bytes", index)
-
-    def _ws_close(self, index: int, message: dict[str, Any]) -> None:
-        code = message.get("code", 1000)
-        if not _is_int(code):
-            self._report("websocket.close-code", f"close code {_show(code)} is not an int", index)
-        elif code in _RESERVED_CLOSE_CODES:
-            self._report(
-                "websocket.close-code",
-                f"close code {int(code)} is reserved for reporting; it must never be sent in a close frame",
-                index,
-            )
-        elif not (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
-            self._report(
-                "websocket.close-code",
-                f"close code {int(code)} is outside 1000-1003, 1007-1014 and 3000-4999",
-                index,
-            )
-        reason = message.get("reason")
-        if reason is None:
-            return
-        if not isinstance(reason, str):
-            self._report("websocket.field-type", f"close 'reason' is {_show(reason)}, not a str", index)
-        elif len(reason) > 30:  # 30 characters are at most 120 bytes of UTF-8
-            size = len(reason.encode("utf-8", "surrogatepass"))
-            if size > 123:
-                self._report(
-                    "websocket.close-reason-length",
-                    f"the close reason is {size} bytes of UTF-8; at most 123 fit in a close frame",
-                    index,
-                )
-
-    # Lifespan ----------------------------------------------------------------------------------
-
-    def _lifespan_receive(self, index: int, kind: str, message: dict[str, Any]) -> None:
-        if kind == "lifespan.startup":
-            self._got_startup = True
-        elif kind == "lifespan.shutdown":
-            self._got_shutdown = True
-        else:
-            self._unknown(index, kind, "receive")
-            return
-        answer = self._startup_answer
-        if answer is not None and answer[0] == "lifespan.startup.failed":
-            self._once(
-                "lifespan.served-after-failure",
-                f"the app received {kind!r} after it sent 'lifespan.startup.failed' (event {answer[1]}); "
-                "the server should have exited",
-                index,
-            )
-
-    def _lifespan_send(
-        self, index: int, kind: str, message: dict[str, Any], sizes: Mapping[str, int] | None
-    ) -> None:
-        if kind not in _LIFESPAN_SEND:
-            self._unknown(index, kind, "send")
-            return
-        startup = kind.startswith("lifespan.startup.")
-        phase = "lifespan.startup" if startup else "lifespan.shutdown"
-        answer = self._startup_answer if startup else self._shutdown_answer
-        if answer is not None:
-            self._report(
-                "lifespan.startup-twice" if startup else "lifespan.shutdown-twice",
-                f"{kind!r} after {answer[0]!r} (event {answer[1]}): {phase!r} is answered once",
-                index,
-            )
-            return
-        if not (self._got_startup if startup else self._got_shutdown):
-            self._report(
-                "lifespan.out-of-order", f"{kind!r} was sent before the app received {phase!r}", index
-            )
-        if startup:
-            self._startup_answer = (kind, index)
-        else:
-            self._shutdown_answer = (kind, index)
-
-    # The end -----------------------------------------------------------------------------------
-
-    def _finish(self, outcome: str) -> None:
-        if outcome == "open" or self.finished:
-            return
-        self.finished = True
-        if self.scope_type != "http" or outcome != "completed" or self._disconnect_at is not None:
-            return  # an exception or a cancellation shows on its own; a client that left ends it too
-        if self._final_at is None:
-            if self._start_at is None and self._first_body_at is None:
-                text = "the app returned without sending a response"
-            elif self._start_at is None:
-                text = "the app returned without sending 'http.response.start'"
-            else:
-                text = "the app returned without sending the final body (more_body False)"
-            self._report("http.unfinished", text, None)
-        elif self._trailers and not self._trailers_done:
-            self._report(
-                "http.unfinished",
-                "the start declared trailers, but the app returned without sending the last "
-                "'http.response.trailers' (more_trailers False)",
-                None,
-            )
+        self.report("message.unknown-type", f"{_verb(direction)}: {text}", index)
 
 
 def _ignore_send(index: int, kind: str, message: dict[str, Any], sizes: Mapping[str, int] | None) -> None:
@@ -756,13 +237,6 @@ def _ignore_send(index: int, kind: str, message: dict[str, Any], sizes: Mapping[
 
 def _ignore_receive(index: int, kind: str, message: dict[str, Any]) -> None:
     pass
-
-
-def _iterable(value: object) -> bool:
-    try:
-        return hasattr(type(value), "__iter__")
-    except Exception:  # pragma: no cover
-        return False
 
 
 def _verb(direction: str) -> str:

@@ -12,43 +12,44 @@ held back, an exception it turned into a response::
 
 The messages are taken as the app saw them and may be anything at all: the diff skips what
 it cannot read instead of raising. It is linear in the number of messages and joins bodies
-only when their sizes are equal, so a viewer can run it for every connection.
+only when their sizes are equal, so a viewer can run it for every connection. What it returns,
+:class:`~asgispy.analysis.layerchanges.Changes`, is data of its own module, which a session
+file's document becomes again without a diff.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import islice
-from typing import Any, Literal
+from typing import Any
 
-__all__ = [
-    "HOLD_THRESHOLD",
-    "BodyChange",
-    "Changes",
-    "ExceptionChange",
-    "FrameChange",
-    "HeaderChanges",
-    "Hold",
-    "ScopeChange",
-    "Side",
-    "format_duration",
-    "format_size",
-    "layer_changes",
-    "summarize",
-]
+from asgispy.analysis.layerchanges import (
+    BodyChange,
+    Changes,
+    ExceptionChange,
+    FrameChange,
+    HeaderChanges,
+    Hold,
+    ScopeChange,
+)
+from asgispy.analysis.reading import (
+    as_bytes,
+    finite_float,
+    header_pairs,
+    nonempty_str,
+    plain_int,
+    scope_get,
+    scope_items,
+)
+from asgispy.analysis.summaries import summarize
+
+__all__ = ["HOLD_THRESHOLD", "Side", "layer_changes"]
 
 #: The shortest hold (seconds) reported: below it the hops of a pass-through layer are noise.
 HOLD_THRESHOLD = 0.005
 
 _STARTS = ("http.response.start", "websocket.accept", "websocket.http.response.start")
 _BODIES = ("http.response.body", "websocket.http.response.body")
-_LIMIT = 60  # longest value summary in words and scope summaries
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-_DEFAULT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
-_PATH_REPR = re.compile(r"\w+\(path='([^']*)'")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,328 +69,6 @@ class Side:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class HeaderChanges:
-    """Headers the layer set, dropped or replaced; names lower-case, all text latin-1.
-
-    Pairs rather than a mapping, because a header may repeat (``set-cookie``): a name whose
-    single value was replaced is in ``changed``, extra or missing values of a repeated
-    header are in ``added`` and ``removed``.
-    """
-
-    added: tuple[tuple[str, str], ...] = ()  # (name, value)
-    removed: tuple[tuple[str, str], ...] = ()  # (name, value)
-    changed: tuple[tuple[str, str, str], ...] = ()  # (name, before, after)
-
-    def __bool__(self) -> bool:
-        return bool(self.added or self.removed or self.changed)
-
-    def words(self, prefix: str = "") -> list[str]:
-        """``+ name: value``, ``- name: value``, ``~ name: before → after``."""
-        lines = [f"{prefix}+ {name}: {_clip(value)}" for name, value in self.added]
-        lines += [f"{prefix}- {name}: {_clip(value)}" for name, value in self.removed]
-        lines += [f"{prefix}~ {name}: {_clip(a)} → {_clip(b)}" for name, a, b in self.changed]
-        return lines
-
-    def document(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {}
-        if self.added:
-            doc["added"] = [list(p) for p in self.added]
-        if self.removed:
-            doc["removed"] = [list(p) for p in self.removed]
-        if self.changed:
-            doc["changed"] = [list(p) for p in self.changed]
-        return doc
-
-    @classmethod
-    def from_document(cls, doc: Any) -> HeaderChanges:
-        if not isinstance(doc, Mapping):
-            return cls()
-        return cls(
-            tuple((a, b) for a, b in _str_rows(doc.get("added"), 2)),
-            tuple((a, b) for a, b in _str_rows(doc.get("removed"), 2)),
-            tuple((a, b, c) for a, b, c in _str_rows(doc.get("changed"), 3)),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ScopeChange:
-    """A scope key the layer set, replaced or removed, its values as short summaries."""
-
-    key: str
-    before: str | None  # None: the layer added the key
-    after: str | None  # None: the layer removed the key
-
-    def words(self) -> str:
-        if self.before is None:
-            return f"scope + {self.key}: {self.after}"
-        if self.after is None:
-            return f"scope - {self.key}: {self.before}"
-        return f"scope ~ {self.key}: {self.before} → {self.after}"
-
-
-@dataclass(frozen=True, slots=True)
-class BodyChange:
-    """A body the layer rewrote or re-chunked, before and after it (in flow order: request
-    outer → inner, response inner → outer).
-
-    Chunks are the body messages that carried bytes: the empty closing message many apps and
-    layers add is not counted, so re-streaming the same bytes is not taken for a split.
-    """
-
-    before: int  # bytes
-    after: int
-    chunks_before: int
-    chunks_after: int
-    rewritten: bool  # the bytes differ
-    encoding: str | None = None  # the content-encoding the layer put on the response (gzip)
-
-    def words(self, which: str) -> str:
-        if self.rewritten:
-            text = f"{which} body rewritten: {format_size(self.before)} → {format_size(self.after)}"
-            if self.encoding:
-                text += f" ({self.encoding})"
-            if self.chunks_before != self.chunks_after:
-                text += f", {_count(self.chunks_before, 'message')} → {self.chunks_after}"
-            return text
-        what = "message" if which == "response" else "request message"
-        if self.chunks_before < self.chunks_after:
-            return f"split {_count(self.chunks_before, what)} into {self.chunks_after}"
-        return f"merged {_count(self.chunks_before, what)} into {self.chunks_after}"
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    """Response bytes the layer kept before passing them on: the longest wait of any byte.
-
-    ``chunks`` is how many inner body messages the outer message that ended that wait
-    carried, together; the counts compare body messages with bytes on both sides.
-    """
-
-    seconds: float
-    chunks: int
-    chunks_before: int  # inner body messages with bytes
-    chunks_after: int  # outer body messages with bytes
-
-    def words(self) -> str:
-        if self.chunks > 1:
-            return f"held {self.chunks} chunks for {format_duration(self.seconds)}, released together"
-        return f"held 1 chunk for {format_duration(self.seconds)}"
-
-
-@dataclass(frozen=True, slots=True)
-class ExceptionChange:
-    """An exception on either side of the layer and what the layer made of it."""
-
-    inner: str | None  # what the inner side raised; None: the layer raised on its own
-    outer: str | None  # what the layer's own call raised (equal to inner: passed through)
-    status: int | None  # the response the layer sent instead (the inner side had not started one)
-
-    @property
-    def fate(self) -> Literal["handled", "swallowed", "propagated", "replaced", "raised"]:
-        """``handled``: turned into a response; ``propagated``: raised on unchanged."""
-        if self.inner is None:
-            return "raised"
-        if self.outer is None:
-            return "handled" if self.status is not None else "swallowed"
-        return "propagated" if self.outer == self.inner else "replaced"
-
-    @property
-    def changed(self) -> bool:
-        """An exception that only passed through is not the layer's doing."""
-        return self.fate != "propagated" or self.status is not None
-
-    def words(self) -> str:
-        sent = f" → {self.status}" if self.status is not None else ""
-        fate = self.fate
-        if fate == "raised":
-            return f"raised {self.outer}"
-        if fate == "handled":
-            return f"{self.inner}{sent}"
-        if fate == "swallowed":
-            return f"{self.inner} swallowed"
-        if fate == "propagated":
-            return f"{self.inner}{sent}, propagated"
-        return f"{self.inner}{sent} → raised {self.outer}"
-
-
-@dataclass(frozen=True, slots=True)
-class FrameChange:
-    """WebSocket frames of one direction the layer dropped, added or rewrote."""
-
-    direction: str  # "receive" (client → app, outer → inner) or "send" (inner → outer)
-    before: int
-    after: int
-    rewritten: int  # frames at the same position whose payload differs
-
-    def words(self) -> list[str]:
-        kind = "received" if self.direction == "receive" else "sent"
-        lines = []
-        if self.rewritten:
-            lines.append(f"rewrote {_count(self.rewritten, kind + ' frame')}")
-        if self.after < self.before:
-            lines.append(f"dropped {self.before - self.after} of {_count(self.before, kind + ' frame')}")
-        elif self.after > self.before:
-            lines.append(f"added {_count(self.after - self.before, kind + ' frame')}")
-        return lines
-
-
-@dataclass(frozen=True, slots=True)
-class Changes:
-    """What one layer did to one connection; empty fields mean "nothing of that kind".
-
-    ``words()`` is non-empty exactly when ``changed``; the time spent inside the layer is
-    data only, since every layer takes some.
-    """
-
-    request_headers: HeaderChanges = HeaderChanges()
-    scope: tuple[ScopeChange, ...] = ()
-    request_body: BodyChange | None = None
-    #: False: the layer answered (or gave up) without calling inward; None: not known (innermost)
-    called_inward: bool | None = None
-    #: status of a response the layer sent although the inner side sent none and raised nothing
-    answered: int | None = None
-    exception: ExceptionChange | None = None
-    status: tuple[int, int] | None = None  # (inner, outer) when they differ
-    response_headers: HeaderChanges = HeaderChanges()
-    response_body: BodyChange | None = None
-    hold: Hold | None = None
-    frames: tuple[FrameChange, ...] = ()
-    #: seconds spent in the layer itself, outside the inner call (None: not known)
-    time_inside: float | None = None
-
-    @property
-    def changed(self) -> bool:
-        """Whether the layer did anything besides taking time."""
-        return bool(
-            self.request_headers
-            or self.scope
-            or self.request_body
-            or self.called_inward is False
-            or self.answered is not None
-            or (self.exception is not None and self.exception.changed)
-            or self.status
-            or self.response_headers
-            or self.response_body
-            or self.hold
-            or self.frames
-        )
-
-    def words(self) -> list[str]:
-        """Short lines, in the order the request and then the response crossed the layer."""
-        lines = self.request_headers.words("request ")
-        lines += [change.words() for change in self.scope]
-        if self.request_body is not None:
-            lines.append(self.request_body.words("request"))
-        if self.called_inward is False:
-            if self.answered is not None:
-                lines.append(f"answered {self.answered} without calling inward")
-            else:
-                lines.append("did not call inward")
-        elif self.answered is not None:
-            lines.append(f"answered {self.answered} itself")
-        if self.exception is not None and self.exception.changed:
-            lines.append(self.exception.words())
-        if self.status is not None:
-            lines.append(f"status {self.status[0]} → {self.status[1]}")
-        lines += self.response_headers.words()
-        if self.response_body is not None:
-            lines.append(self.response_body.words("response"))
-        if self.hold is not None:
-            lines.append(self.hold.words())
-        for frames in self.frames:
-            lines += frames.words()
-        return lines
-
-    def document(self) -> dict[str, Any]:
-        """JSON-able form for a session file: only what is there, all text, no objects."""
-        doc: dict[str, Any] = {}
-        if self.request_headers:
-            doc["request_headers"] = self.request_headers.document()
-        if self.scope:
-            doc["scope"] = [[c.key, c.before, c.after] for c in self.scope]
-        if self.request_body is not None:
-            doc["request_body"] = _body_document(self.request_body)
-        if self.called_inward is not None:
-            doc["called_inward"] = self.called_inward
-        if self.answered is not None:
-            doc["answered"] = self.answered
-        if self.exception is not None:
-            e = self.exception
-            doc["exception"] = {"inner": e.inner, "outer": e.outer, "status": e.status}
-        if self.status is not None:
-            doc["status"] = list(self.status)
-        if self.response_headers:
-            doc["response_headers"] = self.response_headers.document()
-        if self.response_body is not None:
-            doc["response_body"] = _body_document(self.response_body)
-        if self.hold is not None:
-            h = self.hold
-            doc["hold"] = {
-                "seconds": h.seconds,
-                "chunks": h.chunks,
-                "chunks_before": h.chunks_before,
-                "chunks_after": h.chunks_after,
-            }
-        if self.frames:
-            doc["frames"] = [[f.direction, f.before, f.after, f.rewritten] for f in self.frames]
-        if self.time_inside is not None:
-            doc["time_inside"] = self.time_inside
-        return doc
-
-    @classmethod
-    def from_document(cls, doc: Any) -> Changes:
-        """The changes :meth:`document` wrote; parts that do not read are left out, not raised on."""
-        if not isinstance(doc, Mapping):
-            return cls()
-        scope = [
-            ScopeChange(row[0], row[1], row[2])
-            for row in _rows(doc.get("scope"), 3)
-            if type(row[0]) is str and all(v is None or type(v) is str for v in row[1:])
-        ]
-        exception = None
-        e = doc.get("exception")
-        if isinstance(e, Mapping) and (_opt_str(e.get("inner")) or _opt_str(e.get("outer"))):
-            exception = ExceptionChange(
-                _opt_str(e.get("inner")), _opt_str(e.get("outer")), _int(e.get("status"))
-            )
-        status = doc.get("status")
-        hold = None
-        h = doc.get("hold")
-        if isinstance(h, Mapping) and _float(h.get("seconds")) is not None:
-            hold = Hold(
-                _float(h.get("seconds")) or 0.0,
-                _int(h.get("chunks")) or 0,
-                _int(h.get("chunks_before")) or 0,
-                _int(h.get("chunks_after")) or 0,
-            )
-        frames = []
-        for row in _rows(doc.get("frames"), 4):
-            if type(row[0]) is str:
-                counts = [_int(v) for v in row[1:]]
-                if None not in counts:
-                    frames.append(FrameChange(row[0], counts[0] or 0, counts[1] or 0, counts[2] or 0))
-        called = doc.get("called_inward")
-        return cls(
-            request_headers=HeaderChanges.from_document(doc.get("request_headers")),
-            scope=tuple(scope),
-            request_body=_body_from_document(doc.get("request_body")),
-            called_inward=called if type(called) is bool else None,
-            answered=_int(doc.get("answered")),
-            exception=exception,
-            status=(
-                (status[0], status[1])
-                if isinstance(status, list) and len(status) == 2 and all(_int(s) is not None for s in status)
-                else None
-            ),
-            response_headers=HeaderChanges.from_document(doc.get("response_headers")),
-            response_body=_body_from_document(doc.get("response_body")),
-            hold=hold,
-            frames=tuple(frames),
-            time_inside=_float(doc.get("time_inside")),
-        )
-
-
 def layer_changes(outer: Side, inner: Side | None) -> Changes:
     """What the layer between ``outer`` and ``inner`` did; ``inner`` is None for the innermost
     layer, of which nothing is known below, so only its time is given."""
@@ -405,7 +84,7 @@ def layer_changes(outer: Side, inner: Side | None) -> Changes:
     scope: tuple[ScopeChange, ...] = ()
     if outer_scope is not None and inner_scope is not None:
         request_headers = _header_changes(
-            _headers(_get(outer_scope, "headers")), _headers(_get(inner_scope, "headers"))
+            header_pairs(scope_get(outer_scope, "headers")), header_pairs(scope_get(inner_scope, "headers"))
         )
         scope = _scope_changes(outer_scope, inner_scope)
 
@@ -429,7 +108,7 @@ def layer_changes(outer: Side, inner: Side | None) -> Changes:
             encoding = ", ".join(coded)
         response_body = _body_change(i.response, o.response, encoding)
         hold = _hold(i.response, o.response)
-    inner_error, outer_error = _opt_str(inner.error), _opt_str(outer.error)
+    inner_error, outer_error = nonempty_str(inner.error), nonempty_str(outer.error)
     if inner_error is not None:
         sent = o.status if i.start is None else None
         exception = ExceptionChange(inner_error, outer_error, sent)
@@ -477,24 +156,24 @@ class _Flow:
         for event in events:
             if not isinstance(event, (list, tuple)) or len(event) < 3:
                 continue
-            direction, t, message = event[0], _float(event[1]), event[2]
+            direction, t, message = event[0], finite_float(event[1]), event[2]
             if not isinstance(message, dict):
                 continue
             kind = message.get("type")
             if direction == "receive":
                 if kind == "http.request":
-                    self.request.append((t, _bytes(message.get("body"))))
+                    self.request.append((t, as_bytes(message.get("body"))))
                 elif kind == "websocket.receive":
                     self.received.append(_payload(message))
             elif direction == "send":
                 if kind in _BODIES:
-                    self.response.append((t, _bytes(message.get("body"))))
+                    self.response.append((t, as_bytes(message.get("body"))))
                 elif kind == "websocket.send":
                     self.sent.append(_payload(message))
                 elif kind in _STARTS and self.start is None:
                     self.start = message
-                    self.start_headers = _headers(message.get("headers"))
-                    self.status = _int(message.get("status"))
+                    self.start_headers = header_pairs(message.get("headers"))
+                    self.status = plain_int(message.get("status"))
 
 
 def _header_changes(before: list[tuple[str, str]], after: list[tuple[str, str]]) -> HeaderChanges:
@@ -531,8 +210,8 @@ def _header_changes(before: list[tuple[str, str]], after: list[tuple[str, str]])
 
 
 def _scope_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[ScopeChange, ...]:
-    old = _items(before)
-    new = _items(after)
+    old = scope_items(before)
+    new = scope_items(after)
     changes = []
     for key, value in new.items():
         if key == "headers":
@@ -612,7 +291,7 @@ def _frame_change(direction: str, before: list[Any], after: list[Any]) -> FrameC
 
 
 def _time_inside(outer: Side, inner: Side) -> float | None:
-    times = [_float(v) for v in (outer.entered, inner.entered, inner.exited, outer.exited)]
+    times = [finite_float(v) for v in (outer.entered, inner.entered, inner.exited, outer.exited)]
     if None in times:
         return None
     o_in, i_in, i_out, o_out = (v or 0.0 for v in times)
@@ -620,154 +299,17 @@ def _time_inside(outer: Side, inner: Side) -> float | None:
 
 
 def _span(start: Any, end: Any) -> float | None:
-    a, b = _float(start), _float(end)
+    a, b = finite_float(start), finite_float(end)
     return None if a is None or b is None else max(0.0, b - a)
-
-
-def summarize(value: Any) -> str:
-    """A short, never-raising summary of any scope value for people.
-
-    Plain data shows as its repr (clipped), containers a few items deep, routes by their path,
-    other objects by their repr when it is short and says more than the default
-    ``<x.Y object at 0x…>``, else by ``<TypeName>``. A recorded opaque object (type name and
-    repr, as a session file keeps it) is shown like the object it stands for.
-    """
-    try:
-        return _clip(_summary(value, 0))
-    except Exception:
-        return f"<{type(value).__name__}>"
-
-
-def _summary(value: Any, depth: int) -> str:
-    if value is None or isinstance(value, (bool, int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return repr(value[:_LIMIT]) + ("…" if len(value) > _LIMIT else "")
-    if isinstance(value, (bytes, bytearray)):
-        return repr(bytes(value[:_LIMIT])) + ("…" if len(value) > _LIMIT else "")
-    if isinstance(value, dict):
-        if depth >= 2:
-            return "{…}" if value else "{}"
-        pairs = islice(value.items(), 4)
-        parts = [f"{_summary(k, depth + 1)}: {_summary(v, depth + 1)}" for k, v in pairs]
-        return "{" + ", ".join(parts) + (", …" if len(value) > 4 else "") + "}"
-    if isinstance(value, (list, tuple, set, frozenset)):
-        if isinstance(value, tuple):
-            opening, closing = "(", ")"
-        elif isinstance(value, (set, frozenset)):
-            opening, closing = "{", "}"
-        else:
-            opening, closing = "[", "]"
-        if depth >= 2:
-            return f"{opening}…{closing}" if value else f"{opening}{closing}"
-        parts = [_summary(v, depth + 1) for v in islice(value, 4)]
-        if len(value) > 4:
-            parts.append("…")
-        elif isinstance(value, tuple) and len(value) == 1:
-            parts[0] += ","
-        return opening + ", ".join(parts) + closing
-    return _object_summary(value)
-
-
-def _object_summary(value: Any) -> str:
-    name = type(value).__name__
-    try:
-        if name == "Opaque" and isinstance(getattr(value, "repr", None), str):
-            name = str(getattr(value, "type", name)).rpartition(".")[2]
-            text = str(value.repr)
-        elif isinstance(getattr(value, "path_format", None), str):  # a route: Starlette, FastAPI
-            path = getattr(value, "path", None)
-            return path if isinstance(path, str) else str(value.path_format)
-        else:
-            text = repr(value)
-    except Exception:  # a broken __repr__ or property
-        return f"<{name}>"
-    match = _PATH_REPR.match(text)
-    if match:
-        return match.group(1)
-    if len(text) > _LIMIT or _DEFAULT_REPR.fullmatch(text):
-        return f"<{name}>"
-    return text
-
-
-def format_size(n: int) -> str:
-    """Bytes for people: ``812 B``, ``5.0 KiB``, ``3.2 MiB``."""
-    if n < 1024:
-        return f"{n} B"
-    if n < 1024 * 1024:
-        return f"{n / 1024:.1f} KiB"
-    return f"{n / (1024 * 1024):.1f} MiB"
-
-
-def format_duration(seconds: float) -> str:
-    """Seconds for people, one decimal: ``850.0 µs``, ``812.0 ms``, ``1.5 s``."""
-    if round(seconds * 1e6, 1) < 1000:
-        return f"{seconds * 1e6:.1f} µs"
-    if round(seconds * 1e3, 1) < 1000:
-        return f"{seconds * 1e3:.1f} ms"
-    return f"{seconds:.1f} s"
-
-
-def _headers(raw: Any) -> list[tuple[str, str]]:
-    """Header pairs as (lower-case name, value), latin-1 text; what is not a pair is skipped."""
-    items: Iterable[Any]
-    if isinstance(raw, (list, tuple)):
-        items = raw
-    elif isinstance(raw, dict):
-        items = raw.items()
-    else:
-        return []
-    pairs = []
-    for item in items:
-        if isinstance(item, (list, tuple)) and len(item) == 2:
-            name, value = _latin1(item[0]), _latin1(item[1])
-            if name is not None and value is not None:
-                pairs.append((name.translate(_ASCII_LOWER), value))
-    return pairs
 
 
 def _values(headers: list[tuple[str, str]], name: str) -> list[str]:
     return [v for n, v in headers if n == name]
 
 
-def _latin1(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("latin-1")
-    return None
-
-
-def _bytes(value: Any) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, (bytearray, memoryview)):
-        try:
-            return bytes(value)
-        except ValueError:  # a released memoryview
-            return b""
-    if isinstance(value, str):
-        return value.encode("utf-8", "replace")
-    return b""
-
-
 def _payload(message: dict[str, Any]) -> Any:
     data = message.get("bytes")
     return data if data is not None else message.get("text")
-
-
-def _items(scope: Mapping[str, Any]) -> dict[Any, Any]:
-    try:
-        return dict(scope.items())
-    except Exception:
-        return {}
-
-
-def _get(scope: Mapping[str, Any], key: str) -> Any:
-    try:
-        return scope.get(key)
-    except Exception:
-        return None
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -782,72 +324,3 @@ def _same(a: Any, b: Any) -> bool:
 
 def _key(key: Any) -> str:
     return key if isinstance(key, str) else summarize(key)
-
-
-def _clip(text: str, limit: int = _LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def _float(value: Any) -> float | None:
-    """A finite number of seconds, or None."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _opt_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _rows(rows: Any, width: int) -> list[list[Any]]:
-    """The lists of ``width`` items in a document's list of rows."""
-    if not isinstance(rows, list):
-        return []
-    return [r for r in rows if isinstance(r, list) and len(r) == width]
-
-
-def _str_rows(rows: Any, width: int) -> list[list[str]]:
-    return [r for r in _rows(rows, width) if all(type(v) is str for v in r)]
-
-
-def _body_document(body: BodyChange) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "before": body.before,
-        "after": body.after,
-        "chunks_before": body.chunks_before,
-        "chunks_after": body.chunks_after,
-        "rewritten": body.rewritten,
-    }
-    if body.encoding is not None:
-        doc["encoding"] = body.encoding
-    return doc
-
-
-def _body_from_document(doc: Any) -> BodyChange | None:
-    if not isinstance(doc, Mapping):
-        return None
-    counts = [_int(doc.get(k)) for k in ("before", "after", "chunks_before", "chunks_after")]
-    if None in counts:
-        return None
-    before, after, chunks_before, chunks_after = (c or 0 for c in counts)
-    encoding = doc.get("encoding")
-    return BodyChange(
-        before,
-        after,
-        chunks_before,
-        chunks_after,
-        doc.get("rewritten") is True,
-        encoding if isinstance(encoding, str) else None,
-    )

@@ -13,7 +13,7 @@ from asgispy.codec import jsonform
 from asgispy.model.event import Event
 
 if TYPE_CHECKING:
-    from asgispy.analysis.layerdiff import Changes
+    from asgispy.analysis.layerchanges import Changes
     from asgispy.model.connection import Connection
 
 __all__ = ["Layer", "layers_from_document"]
