@@ -45,7 +45,11 @@ TOOLS = {
     "get_violations",
     "get_session_info",
     "get_curl",
+    "get_interception",
+    "list_held",
 }
+#: the tools that change traffic (not read-only: an agent's host may ask its user first)
+CHANGING = {"set_breakpoints", "resume_held", "answer_held", "drop_held", "set_rule", "resend"}
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -165,10 +169,11 @@ def test_tools_are_listed_with_their_parameters_described(recorded: Path, tmp_pa
     async def body() -> None:
         async with agent("--session", str(recorded), stderr=tmp_path / "err") as a:
             tools = {t.name: t for t in (await a.session.list_tools()).tools}
-            assert set(tools) == TOOLS
+            assert set(tools) == TOOLS | CHANGING
             for tool in tools.values():
                 assert tool.description and len(tool.description) > 80
-                assert tool.annotations is not None and tool.annotations.read_only_hint
+                assert tool.annotations is not None
+                assert tool.annotations.read_only_hint is (tool.name not in CHANGING), tool.name
                 for name, schema in tool.input_schema.get("properties", {}).items():
                     assert schema.get("description"), (tool.name, name)
             listing = tools["list_connections"].input_schema["properties"]
@@ -525,3 +530,55 @@ def test_import_asgispy_and_the_tools_never_import_the_sdk() -> None:
         )
     )
     assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr
+
+
+def test_an_agent_holds_edits_resumes_and_resends_a_live_request(sockdir: Path, tmp_path: Path) -> None:
+    address = f"unix:{sockdir}/mcp.sock"
+    spy = Spy(app, address=address, intercept=True)
+
+    async def body() -> None:
+        async with agent("--listen", address, stderr=tmp_path / "err") as a:
+            assert "no connected app may be held" in await a.error("get_interception")
+            with serve(spy, UVICORN_H11) as server:
+                for _ in range(200):  # until the app has said hello
+                    if not (await a.session.call_tool("get_interception", {})).is_error:
+                        break
+                    await anyio.sleep(0.05)
+                state = await a.call("set_breakpoints", expressions=["path:/echo"])
+                assert state["confirmed"] is True
+                assert state["apps"][0]["breakpoints"][0]["expression"] == "path:/echo"
+
+                def request() -> httpx.Response:
+                    headers = {"authorization": SECRET}
+                    return httpx.post(server.url("/echo"), content=b'{"n": 1}', headers=headers, timeout=20)
+
+                results: dict[str, Any] = {}
+
+                async def send() -> None:
+                    results["answer"] = await anyio.to_thread.run_sync(request)
+
+                async with anyio.create_task_group() as group:
+                    group.start_soon(send)
+                    held: list[dict[str, Any]] = []
+                    for _ in range(200):
+                        held = (await a.call("list_held"))["held"]
+                        if held:
+                            break
+                        await anyio.sleep(0.05)
+                    (one,) = held
+                    assert "s3cret" not in json.dumps(one) and "authorization: [redacted]" in one["text"]
+                    edited = one["text"].replace('{"n": 1}', '{"n": 2}')
+                    resumed = await a.call("resume_held", id=one["id"], text=edited)
+                    assert resumed["released"] is True
+                assert results["answer"].json() == {"n": 2}
+                assert (
+                    await a.call("set_breakpoints", expressions=[])
+                    and not (await a.call("list_held"))["held"]
+                )
+                sent = await a.call("resend", id=one["id"], text=edited.replace('"n": 2', '"n": 3'))
+                assert sent["status"] == 200 and sent["resent_from"] == one["id"]
+                seen = await a.call("wait_for_connections", filter="resent", timeout=10)
+                assert [c["path"] for c in seen["connections"]] == ["/echo"]
+                assert "not held" in await a.error("drop_held", id="nobody-1")
+
+    run(body)

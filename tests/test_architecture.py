@@ -56,7 +56,7 @@ ALLOWED: dict[str, set[str]] = {
 VIEWS: dict[str, set[str]] = {
     "asgispy.exports": set(),
     "asgispy.replay": set(),
-    "asgispy.agents": {"asgispy.filter", "asgispy.exports"},
+    "asgispy.agents": {"asgispy.filter", "asgispy.exports", "asgispy.replay"},
     "asgispy.demo": {"asgispy.exports"},
     "asgispy.pytest_plugin": {"asgispy.exports"},
     "asgispy.tui": {"asgispy.filter", "asgispy.exports", "asgispy.replay"},

@@ -13,7 +13,7 @@ import asyncio
 import time
 from typing import Any, Protocol
 
-from asgispy.agents.tools import ToolError
+from asgispy.agents.errors import ToolError
 from asgispy.filter.grammar import FilterError, parse
 from asgispy.replay.editing import EditError, parse_request
 from asgispy.replay.resend import base_url, request_doc, resend
@@ -86,7 +86,11 @@ class Interception:
         return False
 
     async def set_breakpoints(
-        self, expressions: list[str], phase: str = "request", producer: str | None = None, timeout: float | None = None
+        self,
+        expressions: list[str],
+        phase: str = "request",
+        producer: str | None = None,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         """Replace the breakpoints of one phase (the other phase's stay) in every controllable app."""
         if phase not in ("request", "response"):

@@ -19,7 +19,8 @@ from mcp.server.mcpserver.exceptions import ToolError as SDKToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from asgispy.agents import tools
+from asgispy.agents.errors import ToolError
+from asgispy.agents.server_intercept import add_intercept_tools
 from asgispy.agents.tools import DEFAULT_MAX_BODY, Inspector
 from asgispy.filter.grammar import language
 from asgispy.version import __version__
@@ -33,7 +34,11 @@ and breaches of the ASGI spec. Use it to see what a request really did inside th
 To check a change: make the request (curl, a test, a browser action), then call \
 wait_for_connections with a filter for it, then get_connection(id) for headers, bodies and messages.
 list_connections and get_violations look over everything recorded; get_session_info says where \
-the traffic comes from and why nothing arrives. Secret header values are masked."""
+the traffic comes from and why nothing arrives. Secret header values are masked.
+With asgispy mcp --listen and an app served by asgispy run (or Spy(app, intercept=True)), you can \
+also hold connections at breakpoints (set_breakpoints, list_held, resume_held with edits, \
+answer_held, drop_held), turn the app's rules on and off, and resend a request edited, to \
+reproduce an edge case without writing a client."""
 
 FILTER = "asgispy filter: " + language()
 SAME_FILTER = (
@@ -57,7 +62,7 @@ _READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_wor
 def _answer(call: Callable[[], dict[str, Any]]) -> CallToolResult:
     try:
         data = call()
-    except tools.ToolError as exc:
+    except ToolError as exc:
         raise SDKToolError(str(exc)) from None
     return _result(data)
 
@@ -105,7 +110,7 @@ def build_server(inspector: Inspector) -> MCPServer[Any]:
     ) -> CallToolResult:
         try:
             data = await inspector.wait_for_connections(filter, timeout, count, since)
-        except tools.ToolError as exc:
+        except ToolError as exc:
             raise SDKToolError(str(exc)) from None
         return _result(data)
 
@@ -208,6 +213,7 @@ def build_server(inspector: Inspector) -> MCPServer[Any]:
         annotations=_READ_ONLY,
         structured_output=False,
     )
+    add_intercept_tools(server, inspector.interception)
     return server
 
 

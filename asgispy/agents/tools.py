@@ -17,6 +17,8 @@ import datetime
 import time
 from typing import Any, Literal, Protocol
 
+from asgispy.agents.errors import ToolError
+from asgispy.agents.intercepting import Interception
 from asgispy.agents.render import event_fields, masked, ms, plain, target
 from asgispy.agents.watch import Watch
 from asgispy.analysis.checker import Violation
@@ -30,7 +32,6 @@ __all__ = [
     "DEFAULT_MAX_BODY",
     "Inspector",
     "Source",
-    "ToolError",
     "curl_command",
     "get_connection",
     "get_violations",
@@ -48,10 +49,6 @@ TRACEBACK_TAIL = 6000
 POLL = 0.25
 
 Severity = Literal["error", "warning", "notice"]
-
-
-class ToolError(Exception):
-    """A call the agent can correct: a filter it got wrong, an id that is not there."""
 
 
 class Source(Protocol):
@@ -340,6 +337,10 @@ class Inspector:
     def store(self) -> Store:
         self.source.refresh()
         return self.source.store
+
+    def interception(self) -> Interception:
+        """The tools that change traffic, bound to this source (its collector, when live)."""
+        return Interception(self.store, getattr(self.source, "collector", None))
 
     def list_connections(self, filter: str = "", limit: int = 30, since: int | None = None) -> dict[str, Any]:
         out = list_connections(self.store, self.watch, filter, limit, since)
