@@ -117,7 +117,8 @@ def addon_from(obj: Any, source: str = "") -> Addon:
 
 def _label(obj: Any) -> str:
     if isinstance(obj, types.ModuleType):
-        return obj.__name__.rpartition(".")[2]
+        file = getattr(obj, "__file__", None)  # an addon file: named for the file, as the user calls it
+        return Path(file).stem if file else obj.__name__.rpartition(".")[2]
     if isinstance(obj, type):
         return obj.__name__
     return type(obj).__name__
