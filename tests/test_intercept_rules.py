@@ -242,3 +242,16 @@ def test_a_bad_rules_file_is_a_clear_error(tmp_path: Path, text: str, problem: s
 def test_a_missing_rules_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(RuleError, match="does not exist"):
         Spy(make_app(Seen()), rules=tmp_path / "nope.toml", address=False)
+
+
+def test_what_a_rule_did_is_in_the_exports(tmp_path: Path) -> None:
+    from asgispy.exports.otlp_spans import span_plan
+
+    spy = Spy(make_app(Seen()), rules=[{"match": "path:/down", "respond": {"status": 503}}], address=False)
+    with serve(spy) as server:
+        httpx.get(server.url("/down"), timeout=10)
+    (conn,) = [c for c in asgispy.load(spy.export(tmp_path / "s.json")).connections if c.type == "http"]
+    plan = span_plan(conn)
+    (change,) = [attrs for name, _, attrs in plan.events if name == "asgispy.intervention"]
+    assert change == {"asgispy.by": "rule 1", "asgispy.what": "respond 503 without the app"}
+    assert [t for _, t, _ in plan.events] == sorted(t for _, t, _ in plan.events)

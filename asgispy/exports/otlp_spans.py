@@ -145,6 +145,12 @@ def span_plan(
     end = max(end, last)
     if loose:
         events.append(("asgispy.violation", end, {"asgispy.violations": loose}))
+    for change in conn.interventions:  # what asgispy's rules, addons or a breakpoint did, when
+        at = start + _ns(float(change.get("t", 0.0) or 0.0))
+        what = {"asgispy.by": str(change.get("by", "")), "asgispy.what": str(change.get("what", ""))}
+        events.append(("asgispy.intervention", min(at, end), what))
+    if conn.interventions:
+        events.sort(key=lambda item: item[1])
 
     error = _status(conn, attributes, events, end, error)
     plan = SpanPlan(name, kind, start, end, attributes, events, error, traceparent, tracestate)
