@@ -411,8 +411,10 @@ class Pair:
         return statistics.fmean(self.per_request)
 
     @property
-    def spread(self) -> float:
-        return max(self.per_request) - min(self.per_request)
+    def spread(self) -> float | None:
+        """The repeats' range per request; None from one run, which shows no spread at all."""
+        runs = self.per_request
+        return max(runs) - min(runs) if len(runs) > 1 else None
 
 
 def measure(
@@ -454,7 +456,7 @@ def figures(name: str, pair: Pair, rows: dict[str, Any]) -> dict[str, Any]:
         f"{row['title']:24}{pair.mean:15,.0f}"
         + (f"{added:+12,.0f}" if added is not None else f"{'':12}")
         + (f"{multiple:9.1f}x" if multiple is not None else f"{'':10}")
-        + f"{pair.spread:9,.0f}",
+        + (f"{pair.spread:9,.0f}" if pair.spread is not None else ""),
         flush=True,
     )
     return row

@@ -77,6 +77,7 @@ def test_per_request_is_the_difference_over_n(capsys: pytest.CaptureFixture[str]
     spy = bench.figures("spy", bench.Pair(10, [3000, 3010], [1000, 1000]), rows)
     assert rows["bare"]["per_request"] == 100
     assert rows["floor"]["added_over_bare"] == 10
+    assert rows["floor"]["spread"] is None  # one run shows no spread
     assert spy["per_request"] == 200.5 and spy["spread"] == 1
     assert spy["multiple_of_floor"] == pytest.approx(10.05)
     assert "Spy()" in capsys.readouterr().out
