@@ -28,7 +28,8 @@ from asgispy import Spy
 from asgispy.codec.sessionfile import write_session
 from asgispy.demo.app import CHAT_CLOSE_CODE, DEMO_TOKEN
 from asgispy.demo.app import app as demo_app
-from asgispy.exports.otlp import OtlpError, OtlpForwarder, send_session, traces_url
+from asgispy.exports.otlp import OtlpForwarder, send_session
+from asgispy.exports.otlp_endpoint import OtlpError, traces_url
 from asgispy.model.connection import Connection
 from asgispy.model.session import Session
 from tests.otlp_endpoint import OtlpEndpoint, SpanRecord, refused_port, wait_until

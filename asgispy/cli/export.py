@@ -116,7 +116,7 @@ def otlp_settings(command: str, args: argparse.Namespace) -> dict[str, Any] | in
             print(f"asgispy {command}: the --otlp-* options need --otlp URL", file=sys.stderr)
             return 2
         return None
-    from asgispy.exports.otlp import OtlpMissing, check_installed, parse_headers, traces_url
+    from asgispy.exports.otlp_endpoint import OtlpMissing, check_installed, parse_headers, traces_url
 
     try:
         url = traces_url(args.otlp)
@@ -142,7 +142,8 @@ def otlp_settings(command: str, args: argparse.Namespace) -> dict[str, Any] | in
 
 
 def _send_otlp(session: Any, settings: dict[str, Any]) -> int:
-    from asgispy.exports.otlp import OtlpError, send_session
+    from asgispy.exports.otlp import send_session
+    from asgispy.exports.otlp_endpoint import OtlpError
 
     url = settings["url"]
     total = len(session.connections)

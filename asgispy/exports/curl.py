@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from asgispy.codec.jsonform import bytes_text
 from asgispy.codec.redact import REDACTED
-from asgispy.exports.har import request_url
+from asgispy.exports.url import request_url
 from asgispy.model.connection import Connection
 
 __all__ = ["BODY_FILE", "to_curl"]

@@ -15,22 +15,31 @@ Two ways in:
 :mod:`asgispy.exports.otlp_spans` maps each connection to a plain :class:`SpanPlan` without the
 OpenTelemetry SDK (secrets masked there); :mod:`asgispy.exports.otlp_sdk`, imported only when
 something is sent, turns plans into SDK spans. So ``import asgispy`` never loads OpenTelemetry,
-and a missing extra is reported as :class:`OtlpMissing` (with the pip command) only by the
-function that needed it.
+and a missing extra is reported as :class:`~asgispy.exports.otlp_endpoint.OtlpMissing` (with the
+pip command) only by the function that needed it. The URL, headers and errors both ways share
+are in :mod:`asgispy.exports.otlp_endpoint`; the forwarder's warnings, in
+:mod:`asgispy.exports.otlp_health`.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import TYPE_CHECKING
 
 from asgispy.codec.redact import DEFAULT_REDACT, Redactor
+from asgispy.exports.otlp_endpoint import (
+    DEFAULT_TIMEOUT,
+    OtlpError,
+    explain,
+    load_sdk,
+    traces_url,
+    unreachable,
+)
+from asgispy.exports.otlp_health import EndpointHealth
 from asgispy.exports.otlp_spans import (
     DEFAULT_BODY_LIMIT,
     DEFAULT_MAX_EVENTS,
@@ -43,92 +52,9 @@ if TYPE_CHECKING:
     from asgispy.exports.otlp_sdk import Pipeline
     from asgispy.store.store import Change, Store
 
-__all__ = [
-    "INSTALL_HINT",
-    "OtlpError",
-    "OtlpForwarder",
-    "OtlpMissing",
-    "check_installed",
-    "parse_headers",
-    "send_session",
-    "traces_url",
-]
+__all__ = ["OtlpForwarder", "send_session"]
 
 logger = logging.getLogger("asgispy")
-
-INSTALL_HINT = "pip install 'asgispy[otlp]'"
-#: Seconds one export (with the SDK's own retries) may take before it counts as failed.
-DEFAULT_TIMEOUT = 10.0
-TRACES_PATH = "/v1/traces"
-
-
-class OtlpMissing(ImportError):
-    """The ``otlp`` extra (the OpenTelemetry SDK and its OTLP/HTTP exporter) is not installed."""
-
-    def __init__(self, missing: str = "") -> None:
-        detail = f" ({missing})" if missing else ""
-        super().__init__(f"sending to OpenTelemetry needs the otlp extra{detail}: {INSTALL_HINT}")
-
-
-class OtlpError(RuntimeError):
-    """The endpoint could not be reached, or did not accept the spans; ``sent`` got through."""
-
-    def __init__(self, message: str, sent: int = 0) -> None:
-        super().__init__(message)
-        self.sent = sent
-
-
-def check_installed() -> None:
-    """Raise :class:`OtlpMissing` (which names the pip command) unless the extra is installed."""
-    _sdk()
-
-
-def _sdk() -> Any:
-    """The SDK side, imported on first use; :class:`OtlpMissing` when the extra is absent."""
-    try:
-        from asgispy.exports import otlp_sdk
-    except ImportError as exc:
-        raise OtlpMissing(getattr(exc, "name", None) or str(exc)) from exc
-    return otlp_sdk
-
-
-# Options ---------------------------------------------------------------------------------------
-
-
-def traces_url(url: str) -> str:
-    """The OTLP/HTTP traces URL for what the user gave: a base URL (``http://host:4318``, or one
-    ending in ``/``) gets ``v1/traces`` appended; any other path is taken as the full URL.
-
-    Raises ValueError for anything that is not an http(s) URL with a host.
-    """
-    text = url.strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(
-            f"{url!r} is not an OTLP/HTTP URL: give http://HOST:PORT (4318 is OTLP/HTTP's usual port)"
-        )
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError as exc:
-        raise ValueError(f"{url!r}: {exc}") from None
-    path = parts.path
-    if not path or path.endswith("/"):
-        path = path.rstrip("/") + TRACES_PATH
-    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
-
-
-def parse_headers(items: Iterable[str]) -> dict[str, str]:
-    """``["Authorization=Bearer x", "X-Scope-OrgID=a"]`` (``--otlp-header K=V``) as a dict.
-
-    Raises ValueError for an item without ``=`` or with an empty name.
-    """
-    headers: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise ValueError(f"{item!r} is not NAME=VALUE")
-        headers[name.strip()] = value.strip()
-    return headers
 
 
 # Sending a session -----------------------------------------------------------------------------
@@ -160,13 +86,13 @@ def send_session(
     ValueError for a URL that is not http(s).
     """
     endpoint = traces_url(url)
-    sdk = _sdk()
+    sdk = load_sdk()
     connections = list(connections)
     if not connections:
         return 0
-    unreachable = _unreachable(endpoint, min(timeout, 5.0))
-    if unreachable is not None:
-        raise OtlpError(f"cannot send spans to {endpoint}: {_explain(unreachable, endpoint)}")
+    down = unreachable(endpoint, min(timeout, 5.0))
+    if down is not None:
+        raise OtlpError(f"cannot send spans to {endpoint}: {explain(down, endpoint)}")
     redactor = Redactor(redact)
     pipeline: Pipeline = sdk.Pipeline(
         endpoint,
@@ -193,38 +119,11 @@ def send_session(
     return sent
 
 
-def _unreachable(endpoint: str, timeout: float) -> str | None:
-    """Why nothing listens at ``endpoint`` (no such host, connection refused), or None.
-
-    The SDK retries a refused connection for most of its timeout; a saved session is better
-    told at once that the URL is wrong. Skipped when a proxy would carry the request.
-    """
-    import urllib.request
-
-    parts = urlsplit(endpoint)
-    host = parts.hostname or ""
-    if urllib.request.getproxies() and not urllib.request.proxy_bypass(host):
-        return None
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-    except OSError as exc:
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        return reason[:1].lower() + reason[1:]
-    return None
-
-
 def _flush(pipeline: Pipeline, endpoint: str, sent: int) -> int:
     count, reason = pipeline.flush()
     if reason is not None:
-        raise OtlpError(f"cannot send spans to {endpoint}: {_explain(reason, endpoint)}", sent)
+        raise OtlpError(f"cannot send spans to {endpoint}: {explain(reason, endpoint)}", sent)
     return count
-
-
-def _explain(reason: str, endpoint: str) -> str:
-    if urlsplit(endpoint).port == 4317:
-        return f"{reason} (4317 is OTLP/gRPC's port; asgispy speaks OTLP/HTTP, usually on 4318)"
-    return reason
 
 
 # Forwarding live -------------------------------------------------------------------------------
@@ -277,7 +176,7 @@ class OtlpForwarder:
         warn: Callable[[str], None] | None = None,
     ) -> None:
         self.url = traces_url(url)
-        sdk = _sdk()
+        sdk = load_sdk()
         self.store = store
         self.bodies = bodies
         self.body_limit = body_limit
@@ -285,14 +184,11 @@ class OtlpForwarder:
         self.max_queue = max(max_queue, 1)
         self.max_bytes = max_bytes
         self._redactor = Redactor(redact)
-        self._warn = warn
+        self._health = EndpointHealth(self.url, warn)
         self.sent = 0
         self.dropped = 0
         self._offered = 0
         self.last_error: str | None = None
-        self._down = False
-        self._behind_warned = False
-        self._dropped_while_down = 0
         self._pending: collections.deque[Connection] = collections.deque()
         self._held = 0  # connections waiting or in flight
         self._held_bytes = 0  # weight of the spans in flight
@@ -341,14 +237,7 @@ class OtlpForwarder:
             self._offered += 1
             if self._held >= self.max_queue:
                 self.dropped += 1
-                if self._down:
-                    self._dropped_while_down += 1
-                elif self.sent and not self._behind_warned:  # (before any answer, it may be down)
-                    self._behind_warned = True
-                    self._say(
-                        f"otlp: {self.url} takes spans slower than connections end; "
-                        "dropping some (the session file keeps them all)"
-                    )
+                self._health.queue_full(self.sent)
                 return
             self._held += 1
             self._pending.append(conn)
@@ -405,7 +294,6 @@ class OtlpForwarder:
     def _exported(self, span_ids: list[int], ok: bool, reason: str | None) -> None:
         count = len(span_ids)
         weight = sum(self._weights.pop(i, 0) for i in span_ids)
-        message = None
         with self._cond:
             if self._summary is not None:
                 # A batch the SDK gave up on while shutting down, after close() counted it as
@@ -415,36 +303,13 @@ class OtlpForwarder:
             self._held_bytes -= weight
             if ok:
                 self.sent += count
-                if self._down:
-                    self._down = False
-                    message = (
-                        f"otlp: spans reach {self.url} again "
-                        f"({self._dropped_while_down} dropped while it did not answer)"
-                    )
             else:
                 self.dropped += count
                 self.last_error = reason
-                if not self._down:
-                    self._down = True
-                    self._dropped_while_down = 0
-                    why = _explain(reason or "no answer", self.url)
-                    message = (
-                        f"otlp: cannot send spans to {self.url}: {why}; "
-                        "dropping them until it answers (the session file keeps everything)"
-                    )
-                self._dropped_while_down += count
+            message = self._health.exported(ok, count, reason)
             self._cond.notify_all()
         if message is not None:
-            self._say(message)
-
-    def _say(self, message: str) -> None:
-        try:
-            if self._warn is not None:
-                self._warn(message)
-            else:
-                logger.warning("%s", message)
-        except Exception:
-            logger.debug("otlp: the warning callback failed", exc_info=True)
+            self._health.say(message)
 
     # Closing ----------------------------------------------------------------------------------
 
