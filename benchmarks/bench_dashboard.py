@@ -293,7 +293,7 @@ async def datatable(count: int) -> None:
     feeder = Feeder(store, 0)
     for _ in range(count):
         feeder.one()
-    from asgispy.tui.connlist import row_text
+    from asgispy.tui.rows import row_text
 
     class TableApp(App[None]):
         def compose(self) -> ComposeResult:

@@ -413,7 +413,7 @@ async def test_clear_filter_from_the_palette_actions(store: Store) -> None:
 
 
 def test_traceback_sets_the_apps_frames_apart() -> None:
-    from asgispy.tui.eventtree import traceback_lines
+    from asgispy.tui.labels import traceback_lines
 
     lines = traceback_lines(
         "Traceback (most recent call last):\n"

@@ -147,8 +147,9 @@ def span_plan(
         events.append(("asgispy.violation", end, {"asgispy.violations": loose}))
     for change in conn.interventions:  # what asgispy's rules, addons or a breakpoint did, when
         at = start + _ns(float(change.get("t", 0.0) or 0.0))
-        what = {"asgispy.by": str(change.get("by", "")), "asgispy.what": str(change.get("what", ""))}
-        events.append(("asgispy.intervention", min(at, end), what))
+        by, what = str(change.get("by", "")), str(change.get("what", ""))
+        attributes_of: Attributes = {"asgispy.by": by, "asgispy.what": what}
+        events.append(("asgispy.intervention", min(at, end), attributes_of))
     if conn.interventions:
         events.sort(key=lambda item: item[1])
 

@@ -30,10 +30,11 @@ from asgispy.exports.formats import EXTENSIONS, TITLES, Format
 from asgispy.store.store import Change, Store
 from asgispy.tui.child import ChildProcess
 from asgispy.tui.commands import DashboardCommands
-from asgispy.tui.connlist import COLUMN_SETS, ConnectionList, ListHeader
+from asgispy.tui.connlist import ConnectionList, ListHeader
 from asgispy.tui.eventtree import EventTree
 from asgispy.tui.filterbar import FilterBar
 from asgispy.tui.logpanel import LogPanel
+from asgispy.tui.rows import COLUMN_SETS
 from asgispy.tui.screens import DiffScreen, ExportChoice, ExportScreen, HelpScreen
 from asgispy.tui.statusbar import StatusBar
 from asgispy.tui.timeline import Timeline

@@ -3,15 +3,14 @@
 It holds no widgets per row, only the ids of the connections that pass the filter, in
 arrival order; Textual asks for the lines on screen and only those are formatted. Holding
 50,000 connections costs a list of ids, and a batch of changes costs a refresh of the
-rows in view, so the list keeps up with a busy app.
+rows in view, so the list keeps up with a busy app. What a row says is
+:mod:`asgispy.tui.rows`; this module keeps the ids, the cursor and the drawing.
 """
 
 from __future__ import annotations
 
 import bisect
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from rich.segment import Segment
 from rich.style import Style
@@ -23,208 +22,13 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Static
 
-from asgispy.exports.line import format_duration, format_size
 from asgispy.model.connection import Connection
 from asgispy.store.store import Store
+from asgispy.tui.rows import MARK_WIDTH, Outcome, header_text, outcome_class, row_text
 
-__all__ = ["ConnectionList", "ListHeader", "Outcome", "outcome_class"]
+__all__ = ["ConnectionList", "ListHeader"]
 
 Predicate = Callable[[Connection], bool]
-
-
-@dataclass(frozen=True)
-class Column:
-    title: str
-    width: int
-    right: bool = False
-
-
-# Fixed columns; path and route share what is left of the width. The first cell of a row marks
-# a connection that broke a protocol rule.
-_MARK = 1
-_TIME = Column("time", 12)
-_WORKER = Column("worker", 7, right=True)
-_TYPE = Column("type", 4)
-_METHOD = Column("method", 7)
-_STATUS = Column("stat", 4, right=True)
-_DURATION = Column("duration", 9, right=True)
-_TTFB = Column("TTFB", 8, right=True)
-_UP = Column("↑ req", 9, right=True)
-_DOWN = Column("↓ resp", 9, right=True)
-_LAST = Column("last byte", 9, right=True)
-_GAP = Column("max gap", 8, right=True)
-_BLOCKED = Column("blocked", 8, right=True)
-_WAITED = Column("waited", 8, right=True)
-
-#: The measures shown after the status, by name (``o`` switches between them).
-COLUMN_SETS: dict[str, tuple[Column, ...]] = {
-    "sizes": (_DURATION, _TTFB, _UP, _DOWN),
-    "timing": (_DURATION, _TTFB, _LAST, _GAP, _BLOCKED, _WAITED),
-}
-
-_MEASURES: dict[Column, Callable[[Connection], str]] = {}
-
-
-def _seconds(value: float | None) -> str:
-    return format_duration(value) if value is not None else ""
-
-
-def _fixed(columns: str) -> int:
-    return (
-        _MARK + 1 + sum(c.width + 1 for c in (_TIME, _WORKER, _TYPE, _METHOD, _STATUS, *COLUMN_SETS[columns]))
-    )
-
-
-_TYPE_NAMES = {"http": "HTTP", "websocket": "WS", "lifespan": "LIFE"}
-
-
-class Outcome:
-    """The row colours, one component class each (so a theme or the .tcss can restyle them)."""
-
-    PROGRESS = "connection-list--progress"
-    SUCCESS = "connection-list--success"
-    REDIRECT = "connection-list--redirect"
-    CLIENT_ERROR = "connection-list--client-error"
-    SERVER_ERROR = "connection-list--server-error"
-    ERROR = "connection-list--error"
-    CUT = "connection-list--cut"
-    PLAIN = "connection-list--plain"
-
-
-def outcome_class(conn: Connection) -> str:
-    """Which colour a connection's row takes: by outcome first, then by status."""
-    outcome = conn.outcome
-    if outcome == "open":
-        return Outcome.PROGRESS
-    if outcome == "exception":
-        return Outcome.ERROR
-    if outcome in ("cut off", "cancelled"):
-        return Outcome.CUT
-    status = conn.status
-    if status is None:
-        if conn.type == "lifespan" and any(e.type.endswith(".failed") for e in conn.events):
-            return Outcome.ERROR
-        return Outcome.PLAIN
-    if status >= 500:
-        return Outcome.SERVER_ERROR
-    if status >= 400:
-        return Outcome.CLIENT_ERROR
-    if status >= 300:
-        return Outcome.REDIRECT
-    return Outcome.SUCCESS
-
-
-def _widths(total: int, columns: str = "sizes") -> tuple[int, int]:
-    """Path and route widths for a row ``total`` cells wide."""
-    rest = max(total - _fixed(columns) - 1, 8)
-    if rest < 40:
-        return rest, 0
-    route = min(rest * 2 // 5, 40)
-    return rest - route, route
-
-
-def _cell(text: str, width: int, right: bool = False) -> str:
-    if len(text) > width:
-        return text[: max(width - 1, 0)] + "…" if width else ""
-    return text.rjust(width) if right else text.ljust(width)
-
-
-_STEP_MARKS = {"complete": "✓", "failed": "✗"}
-
-
-def lifespan_steps(conn: Connection) -> str:
-    """``startup ✓ shutdown ✓``: how far the app's lifespan got."""
-    steps: list[str] = []
-    for event in conn.events:
-        step = event.type.removeprefix("lifespan.")
-        phase, _, result = step.partition(".")
-        if result and steps and steps[-1] == phase:
-            steps[-1] = f"{phase} {_STEP_MARKS.get(result, result)}"
-        else:
-            steps.append(step)
-    return "  ".join(steps)
-
-
-def violation_mark(conn: Connection) -> str:
-    """``✖`` when the connection broke an error rule, ``⚠`` for a warning, ``·`` for a notice."""
-    worst = ""
-    for violation in conn.violations:
-        if violation.severity == "error":
-            return "✖"
-        if violation.severity == "warning":
-            worst = "⚠"
-        elif not worst:
-            worst = "·"
-    return worst or " "
-
-
-def row_text(conn: Connection, width: int, pid: int = 0, columns: str = "sizes") -> str:
-    """The row of ``conn`` as plain text ``width`` cells wide."""
-    path_w, route_w = _widths(width, columns)
-    started = conn.started
-    clock = time.strftime("%H:%M:%S", time.localtime(started)) + f".{int(started % 1 * 1000):03d}"
-    kind = _TYPE_NAMES.get(conn.type, conn.type.upper()[:4])
-    if conn.type == "lifespan":
-        method = ""
-        path = lifespan_steps(conn) or "(waiting)"
-    else:
-        method = conn.method or ""
-        path = conn.target or conn.path
-    if conn.outcome == "open":
-        status = str(conn.status) if conn.status else "…"
-    elif conn.outcome == "exception" and conn.status is None:
-        status = "ERR"
-    else:
-        status = str(conn.status) if conn.status is not None else "---"
-    worker = str(pid) if pid else conn.producer[-6:]
-    cells = [
-        violation_mark(conn),
-        _cell(clock, _TIME.width),
-        _cell(worker, _WORKER.width, True),
-        _cell(kind, _TYPE.width),
-        _cell(method, _METHOD.width),
-        _cell(path, path_w),
-        _cell(status, _STATUS.width, True),
-    ]
-    for column in COLUMN_SETS[columns]:
-        cells.append(_cell(_MEASURES[column](conn), column.width, column.right))
-    if route_w:
-        route = conn.route or ""
-        if conn.outcome == "exception" and conn.error is not None:
-            route = f"{conn.error.type}" + (f" {route}" if route else "")
-        cells.append(_cell(route, route_w))
-    return " ".join(cells)
-
-
-_MEASURES.update(
-    {
-        _DURATION: lambda c: format_duration(c.duration) if c.duration is not None else "…",
-        _TTFB: lambda c: _seconds(c.ttfb),
-        _UP: lambda c: format_size(c.request_bytes),
-        _DOWN: lambda c: format_size(c.response_bytes),
-        _LAST: lambda c: _seconds(c.last_byte),
-        _GAP: lambda c: _seconds(c.max_gap),
-        _BLOCKED: lambda c: _seconds(c.blocked),
-        _WAITED: lambda c: _seconds(c.waited),
-    }
-)
-
-
-def header_text(width: int, columns: str = "sizes") -> str:
-    path_w, route_w = _widths(width, columns)
-    cells = [
-        " " * _MARK,
-        _cell(_TIME.title, _TIME.width),
-        _cell(_WORKER.title, _WORKER.width, True),
-        _cell(_TYPE.title, _TYPE.width),
-        _cell(_METHOD.title, _METHOD.width),
-        _cell("path", path_w),
-        _cell(_STATUS.title, _STATUS.width, True),
-    ]
-    cells += [_cell(c.title, c.width, c.right) for c in COLUMN_SETS[columns]]
-    if route_w:
-        cells.append(_cell("route", route_w))
-    return " ".join(cells)
 
 
 class ListHeader(Static):
@@ -511,13 +315,13 @@ class ConnectionList(ScrollView, can_focus=True):
         producer = self.store.producers.get(conn.producer)
         text = row_text(conn, width, producer.info.pid if producer is not None else 0, self.columns)
         text = text.ljust(width)[:width]
-        mark = text[:_MARK]
+        mark = text[:MARK_WIDTH]
         if mark == " ":
             return Strip([Segment(text, style)], width)
         mark_style = self.get_component_rich_style(
             "connection-list--violation" if mark != "·" else "connection-list--notice"
         )
-        return Strip([Segment(mark, style + mark_style), Segment(text[_MARK:], style)], width)
+        return Strip([Segment(mark, style + mark_style), Segment(text[MARK_WIDTH:], style)], width)
 
 
 def _accepts(predicate: Predicate, conn: Connection) -> bool:

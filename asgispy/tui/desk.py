@@ -100,7 +100,7 @@ class Desk:
 
     def rules(self) -> list[tuple[str, dict[str, Any]]]:
         """Every controllable app's rules, as ``(producer, rule)``."""
-        out = []
+        out: list[tuple[str, dict[str, Any]]] = []
         for tag in self.apps:
             state = self.store.producers[tag].control if tag in self.store.producers else None
             out.extend((tag, rule) for rule in (state or {}).get("rules", []))

@@ -69,9 +69,7 @@ class EditScreen(ModalScreen["Edited | None"]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if self.mode == "resend" and action in ("answer", "drop"):
             return False
-        if self.mode == "held-response" and action == "answer":
-            return False
-        return True
+        return not (self.mode == "held-response" and action == "answer")
 
     def on_mount(self) -> None:
         self.query_one(TextArea).focus()

@@ -16,43 +16,29 @@ from textual.widgets.tree import TreeNode
 
 from asgispy.analysis.checker import Violation
 from asgispy.analysis.rules import RULES
-from asgispy.codec.redact import REDACTED
-from asgispy.exports.line import format_duration, format_size, summary_line
+from asgispy.exports.line import format_duration, summary_line
 from asgispy.model.connection import Connection
 from asgispy.model.event import Event
-from asgispy.model.layers import Layer
+from asgispy.tui.labels import (
+    RECEIVE_LABEL,
+    SEND_LABEL,
+    SEVERITY_MARKS,
+    SEVERITY_STYLES,
+    content_type,
+    event_summary,
+    header_line,
+    layer_label,
+    scope_label,
+    traceback_lines,
+    violation_text,
+    wait_text,
+)
 from asgispy.tui.preview import body_kind, body_lines, body_title, value_text
 from asgispy.tui.streamview import StreamFollower, stream_views
 
-__all__ = ["EventTree", "event_summary"]
+__all__ = ["EventTree"]
 
-_RECEIVE = Text("→ recv", style="bold cyan")
-_SEND = Text("← send", style="bold magenta")
 _PAYLOAD = ("body", "bytes", "text")
-_SEVERITY_STYLES = {"error": "bold red", "warning": "bold yellow", "notice": "dim"}
-_SEVERITY_MARKS = {"error": "✖", "warning": "⚠", "notice": "·"}
-#: Waits shorter than this are not worth a word on the message's line.
-_NOTABLE_WAIT = 0.001
-
-
-def wait_text(event: Event) -> Text:
-    """``  blocked 812 ms`` (send) or ``  waited 2.1 s`` (receive), when long enough to matter."""
-    wait = event.wait
-    if wait is None or wait < _NOTABLE_WAIT:
-        return Text()
-    if event.direction == "send":
-        return Text(f"  blocked {format_duration(wait)}", style="yellow")
-    return Text(f"  waited {format_duration(wait)}", style="cyan")
-
-
-def violation_text(violation: Violation) -> Text:
-    """``✖ http.content-length  Content-Length says 10 bytes, 14 were sent``."""
-    style = _SEVERITY_STYLES.get(violation.severity, "bold")
-    return Text.assemble(
-        (f"{_SEVERITY_MARKS.get(violation.severity, '!')} {violation.rule}", style),
-        "  ",
-        violation.message,
-    )
 
 
 class _Lazy:
@@ -64,122 +50,6 @@ class _Lazy:
         self.kind = kind
         self.value = value
         self.built = False
-
-
-def event_summary(event: Event) -> Text:
-    """The one-line gist of a message: status, size, more_body, close code, a text preview."""
-    doc = event.doc  # parsed from the stored JSON on each read: read once
-    if type(doc) is not dict:
-        doc = {}
-    kind = event.type
-    text = Text()
-    if kind.endswith("response.start"):
-        status = doc.get("status")
-        text.append(f"{status}", style=_status_style(status))
-    if kind == "websocket.accept" and doc.get("subprotocol"):
-        text.append(f"subprotocol {doc['subprotocol']}")
-    for name in _PAYLOAD:
-        if name in doc and doc[name] is not None:
-            size = event.field_size(name)
-            text.append(f"{name} {format_size(size)}", style="bold")
-            if event.cut and name in event.cut:
-                text.append(" (cut)", style="bold yellow")
-            if name == "text" and isinstance(doc[name], str):
-                preview = doc[name][:48].replace("\n", "⏎")
-                text.append(f"  {preview!r}" + ("…" if len(doc[name]) > 48 else ""), style="green")
-    if doc.get("more_body"):
-        text.append("  more_body", style="yellow")
-    if "code" in doc and kind.startswith("websocket."):
-        text.append(f"code {doc['code']}", style="bold")
-        if doc.get("reason"):
-            text.append(f"  {doc['reason']!r}")
-    if kind.endswith(".failed") and doc.get("message"):
-        text.append(f"{doc['message']}", style="bold red")
-    return text
-
-
-def layer_label(layer: Layer) -> Text:
-    """``GZipMiddleware  + content-encoding: gzip · body 5.0 KiB → 1.2 KiB · 0.4 ms inside``."""
-    label = Text(layer.name, style="bold" if layer.reached else "dim")
-    if not layer.reached:
-        label.append("  not reached", style="dim italic")
-        return label
-    changes = layer.changes
-    words = changes.words() if changes is not None else []
-    if words:
-        label.append("  " + " · ".join(words), style="yellow")
-    else:
-        label.append("  passed through", style="dim")
-    inside = changes.time_inside if changes is not None else None
-    if inside is not None:
-        label.append(f"  {format_duration(inside)} inside", style="dim")
-    return label
-
-
-def scope_label(conn: Connection) -> Text:
-    """``scope  http/1.1 GET http://testserver/items · client 127.0.0.1:5000 · 5 headers``."""
-    scope = conn.scope
-    label = Text("scope", style="bold")
-    parts = []
-    if conn.type in ("http", "websocket"):
-        version = scope.get("http_version")
-        scheme = scope.get("scheme") or ("ws" if conn.type == "websocket" else "http")
-        host = next((v.decode("latin-1") for k, v in conn.request_headers if k == b"host"), "")
-        parts.append(
-            " ".join(p for p in (f"{conn.type}/{version}" if version else conn.type, conn.method or "") if p)
-        )
-        parts.append(f"{scheme}://{host}{scope.get('root_path') or ''}{conn.target}")
-        client = conn.client
-        if client is not None:
-            parts.append(
-                f"client {client.host}:{client.port}" if client.port is not None else f"client {client.host}"
-            )
-        parts.append(f"{len(conn.request_headers)} headers")
-    else:
-        parts.append(conn.type)
-        spec = scope.get("asgi")
-        if isinstance(spec, dict) and spec.get("version"):
-            parts.append(f"asgi {spec['version']}")
-    label.append("  " + " · ".join(parts), style="dim")
-    return label
-
-
-def traceback_lines(traceback: str) -> list[Text]:
-    """The traceback, with the app's own frames standing out from the server's and libraries'."""
-    lines = []
-    library = False
-    for line in traceback.rstrip("\n").splitlines():
-        stripped = line.lstrip()
-        if stripped.startswith('File "'):
-            library = "site-packages" in line or "/asgispy/" in line or "<frozen" in line
-            lines.append(Text(line, style="dim" if library else "bold"))
-        elif line.startswith(" "):
-            lines.append(Text(line, style="dim" if library else ""))
-        else:
-            lines.append(Text(line, style="bold red"))
-    return lines
-
-
-def _status_style(status: object) -> str:
-    if not isinstance(status, int):
-        return "bold"
-    if status >= 500:
-        return "bold red"
-    if status >= 400:
-        return "bold yellow"
-    if status >= 300:
-        return "bold cyan"
-    return "bold green"
-
-
-def _header_line(name: bytes, value: bytes) -> Text:
-    line = Text(name.decode("latin-1"), style="bold blue")
-    line.append(": ")
-    if value == REDACTED:
-        line.append("[redacted]", style="italic magenta")
-    else:
-        line.append(value.decode("latin-1"))
-    return line
 
 
 class EventTree(Tree[Any]):
@@ -275,12 +145,12 @@ class EventTree(Tree[Any]):
             rule = RULES.get(violation.rule)
             if rule is not None:
                 item.add_leaf(Text(rule.title, style="italic"))
-        counts = {s: sum(1 for v in conn.violations if v.severity == s) for s in _SEVERITY_STYLES}
+        counts = {s: sum(1 for v in conn.violations if v.severity == s) for s in SEVERITY_STYLES}
         words = [f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n]
-        worst = next((s for s in _SEVERITY_STYLES if counts[s]), "notice")
+        worst = next((s for s in SEVERITY_STYLES if counts[s]), "notice")
         problems.set_label(
             Text.assemble(
-                ("problems", _SEVERITY_STYLES[worst]), "  " + ", ".join(words), ("  (docs/rules.md)", "dim")
+                ("problems", SEVERITY_STYLES[worst]), "  " + ", ".join(words), ("  (docs/rules.md)", "dim")
             )
         )
         at_fault: dict[int, list[Violation]] = {}
@@ -314,7 +184,7 @@ class EventTree(Tree[Any]):
 
     def _event_label(self, event: Event, violations: Sequence[Violation] = ()) -> Text:
         label = Text.assemble(
-            _RECEIVE if event.direction == "receive" else _SEND,
+            RECEIVE_LABEL if event.direction == "receive" else SEND_LABEL,
             " ",
             (event.type.ljust(22), "bold"),
             (f"+{format_duration(event.t)}".rjust(10), "dim"),
@@ -323,8 +193,8 @@ class EventTree(Tree[Any]):
         label.append_text(event_summary(event))
         label.append_text(wait_text(event))
         for violation in violations:
-            style = _SEVERITY_STYLES.get(violation.severity, "bold")
-            label.append(f"  {_SEVERITY_MARKS.get(violation.severity, '!')} {violation.rule}", style=style)
+            style = SEVERITY_STYLES.get(violation.severity, "bold")
+            label.append(f"  {SEVERITY_MARKS.get(violation.severity, '!')} {violation.rule}", style=style)
         return label
 
     def _add_ending(self, conn: Connection) -> None:
@@ -387,7 +257,7 @@ class EventTree(Tree[Any]):
             kept = sum(len(e.message.get("body", b"") or b"") for e in events)
             cut = any(e.cut for e in events)
             body = b"".join(e.message.get("body", b"") or b"" for e in events)
-            ctype = _content_type(headers)
+            ctype = content_type(headers)
             kind = body_kind(body, ctype)
             title = body_title(name, kind, kept, size if cut else None)
             node = self.root.add(title, _Lazy("body", (body, ctype, kind)), expand=False)
@@ -450,9 +320,7 @@ class EventTree(Tree[Any]):
                 headers = node.add(Text.assemble(name, f"  {len(item)}"), expand=True)
                 for pair in item:
                     if isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[0], bytes):
-                        headers.add_leaf(
-                            _header_line(pair[0], pair[1] if isinstance(pair[1], bytes) else b"")
-                        )
+                        headers.add_leaf(header_line(pair[0], pair[1] if isinstance(pair[1], bytes) else b""))
                     else:
                         headers.add_leaf(value_text(pair))
             elif isinstance(item, (Mapping, list, tuple)) and item:
@@ -465,7 +333,7 @@ class EventTree(Tree[Any]):
         message = event.message if isinstance(event.message, dict) else {"message": event.message}
         payload = {k: v for k, v in message.items() if k in _PAYLOAD and v is not None}
         self._fields(node, {k: v for k, v in message.items() if k not in payload})
-        ctype = _content_type(conn.response_headers if event.direction == "send" else conn.request_headers)
+        ctype = content_type(conn.response_headers if event.direction == "send" else conn.request_headers)
         if conn.type == "websocket":
             ctype = ""
         for name, value in payload.items():
@@ -488,10 +356,3 @@ class EventTree(Tree[Any]):
 
     def action_back(self) -> None:
         self.screen.focus_next("ConnectionList")
-
-
-def _content_type(headers: Sequence[tuple[bytes, bytes]]) -> str:
-    for name, value in headers:
-        if name.lower() == b"content-type":
-            return value.decode("latin-1")
-    return ""
