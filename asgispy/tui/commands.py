@@ -36,6 +36,10 @@ ACTIONS: tuple[tuple[str, str, str], ...] = (
     ("Expand all events", "expand_all", "Open every node of the event tree"),
     ("Mark the selected connection", "mark", "Then select another one and compare them (d)"),
     ("Compare with the marked connection", "diff", "Status, headers, body field by field, frames"),
+    ("Break on the filter", "break_here", "Hold requests the filter matches before the app sees them"),
+    ("Break responses on the filter", "break_response", "Hold responses the filter matches (status: works)"),
+    ("Edit a held connection", "edit_held", "Resume it with edits, answer it yourself, or drop it"),
+    ("Edit and resend", "resend", "Send the selected request again to the app, edited"),
     ("Help", "help", "Keys, mouse and filter syntax"),
 )
 

@@ -24,7 +24,7 @@ from textual.widgets import Static
 
 from asgispy.model.connection import Connection
 from asgispy.store.store import Store
-from asgispy.tui.rows import MARK_WIDTH, Outcome, header_text, outcome_class, row_text
+from asgispy.tui.rows import COLUMN_SETS, MARK_WIDTH, Outcome, header_text, outcome_class, row_text
 
 __all__ = ["ConnectionList", "ListHeader"]
 
@@ -96,6 +96,15 @@ class ConnectionList(ScrollView, can_focus=True):
         self.columns = "sizes"
 
     # The data ------------------------------------------------------------------------------
+
+    def next_columns(self, header: ListHeader) -> str:
+        """Switch to the next set of columns (sizes, timings), the header with it; its name."""
+        names = list(COLUMN_SETS)
+        self.columns = names[(names.index(self.columns) + 1) % len(names)]
+        header.columns = self.columns
+        header.refresh()
+        self.refresh()
+        return self.columns
 
     @property
     def selected(self) -> Connection | None:
@@ -313,7 +322,8 @@ class ConnectionList(ScrollView, can_focus=True):
                 cursor = Style(bgcolor=cursor.bgcolor, dim=False)
             style = style + cursor
         producer = self.store.producers.get(conn.producer)
-        text = row_text(conn, width, producer.info.pid if producer is not None else 0, self.columns)
+        pid = producer.info.pid if producer is not None else 0
+        text = row_text(conn, width, pid, self.columns, conn.id in self.store.held)
         text = text.ljust(width)[:width]
         mark = text[:MARK_WIDTH]
         if mark == " ":

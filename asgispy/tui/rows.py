@@ -152,8 +152,8 @@ def violation_mark(conn: Connection) -> str:
     return worst or " "
 
 
-def row_text(conn: Connection, width: int, pid: int = 0, columns: str = "sizes") -> str:
-    """The row of ``conn`` as plain text ``width`` cells wide."""
+def row_text(conn: Connection, width: int, pid: int = 0, columns: str = "sizes", held: bool = False) -> str:
+    """The row of ``conn`` as plain text ``width`` cells wide (``held``: waiting at a breakpoint)."""
     path_w, route_w = _widths(width, columns)
     started = conn.started
     clock = time.strftime("%H:%M:%S", time.localtime(started)) + f".{int(started % 1 * 1000):03d}"
@@ -164,7 +164,9 @@ def row_text(conn: Connection, width: int, pid: int = 0, columns: str = "sizes")
     else:
         method = conn.method or ""
         path = conn.target or conn.path
-    if conn.outcome == "open":
+    if held:
+        status = "HELD"
+    elif conn.outcome == "open":
         status = str(conn.status) if conn.status else "…"
     elif conn.outcome == "exception" and conn.status is None:
         status = "ERR"

@@ -33,6 +33,9 @@ _KEYS = (
     ("t", "show or hide the timeline"),
     ("o", "switch the list's columns: sizes or timings"),
     ("m  then d", "mark a connection, then compare another with it"),
+    ("b  B", "hold requests (b) or responses (B) that the filter matches; again to stop (asgispy run)"),
+    ("h", "edit a held connection: resume it, answer it yourself, or drop it"),
+    ("r", "edit the selected request and send it again to the app"),
     ("ctrl+p", "command palette: every action by name"),
     ("?", "this help"),
     ("q", "quit"),
@@ -50,6 +53,7 @@ _FILTERS = (
     ("ttfb:>200ms  gap:>1s  blocked:>50ms  waited:>1s", "timing: first byte, gaps, backpressure"),
     ("violation  rule:http.content-length", "broke a rule of the ASGI spec"),
     ("layer:GZipMiddleware", "a middleware layer changed something (layers mode)"),
+    ("changed  resent", "changed by asgispy's rules, addons or a breakpoint; sent again"),
     ("-path:/health  !type:lifespan", "leave out what matches"),
     ("a b   a or b", "all terms must match; or joins groups"),
 )

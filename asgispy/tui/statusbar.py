@@ -26,6 +26,8 @@ class StatusFlags:
     child: str = ""
     live: bool = False
     listening: str = ""
+    #: breakpoints set from this dashboard
+    breakpoints: int = 0
 
 
 class StatusBar(Static):
@@ -82,6 +84,13 @@ class StatusBar(Static):
             parts += ["  ", (" PAUSED ", "reverse bold yellow")]
             if flags.pending:
                 parts.append((f" {flags.pending:,} changes waiting", "yellow"))
+        if store.held:
+            parts += ["  ", (f" {len(store.held)} HELD ", "reverse bold magenta"), (" h", "dim")]
+        elif flags.breakpoints:
+            parts += [
+                "  ",
+                (f"{flags.breakpoints} breakpoint{'s' if flags.breakpoints != 1 else ''}", "magenta"),
+            ]
         parts += ["  ", (" FOLLOW ", "reverse bold green") if flags.follow else ("follow off", "dim")]
         if flags.listening:
             # Last, being the longest: a narrow terminal cuts the socket path, not the counts.

@@ -172,6 +172,12 @@ class Timeline(Static):
         self.connection = conn
         self.refresh_timeline()
 
+    def toggle(self) -> None:
+        """Show it (drawn for now) or hide it."""
+        self.display = not self.display
+        if self.display:
+            self.refresh_timeline()
+
     def refresh_timeline(self) -> None:
         conn = self.connection
         if conn is None:
