@@ -226,6 +226,10 @@ def served_dashboard(args: argparse.Namespace, **options: Any) -> Dashboard:
 
     options.setdefault("source", args.app)
     options.setdefault("event_log", getattr(args, "jsonl", None))
+    breakpoints = [(e, "request") for e in getattr(args, "break_requests", ())]
+    breakpoints += [(e, "response") for e in getattr(args, "break_responses", ())]
+    options.setdefault("breakpoints", breakpoints)
+    options.setdefault("break_timeout", getattr(args, "break_timeout", None))
     return Dashboard(store, live=collector, child=child, **options)
 
 

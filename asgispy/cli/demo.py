@@ -105,6 +105,7 @@ def demo_dashboard(
         [DEMO_APP, "--host", "127.0.0.1", "--port", str(port), "--lifespan", "on", "--log-level", "info"]
         + (["--layers"] if layers else [])
     )
+    args.intercept = True  # as under asgispy run: b, h and r work on the demo app too
     url = f"http://127.0.0.1:{port}"
 
     async def traffic(app: Dashboard) -> None:

@@ -221,6 +221,29 @@ class EventTree(Tree[Any]):
             notes = self.root.add(Text("notes", style="bold yellow"), expand=True)
             for note in conn.notes:
                 notes.add_leaf(Text(note, style="yellow"))
+        if conn.interventions:
+            self._add_interventions(conn)
+
+    def _add_interventions(self, conn: Connection) -> None:
+        """What asgispy's rules, addons and breakpoints did, at its time; a hook's traceback."""
+        changed = self.root.add(
+            Text.assemble(("✎ changed by asgispy", "bold magenta"), (f"  {len(conn.interventions)}", "dim")),
+            expand=True,
+        )
+        for change in conn.interventions:
+            label = Text.assemble(
+                (f"{float(change.get('t', 0.0)) * 1000:8.1f} ms  ", "dim"),
+                (str(change.get("by", "")), "bold magenta"),
+                "  ",
+                str(change.get("what", "")),
+            )
+            trace = change.get("traceback")
+            if trace:
+                node = changed.add(label)
+                for line in traceback_lines(str(trace)):
+                    node.add_leaf(line)
+            else:
+                changed.add_leaf(label)
 
     def _add_layers(self, conn: Connection) -> None:
         """The middleware stack, outermost first: what each layer did, in words; the layers
