@@ -255,3 +255,15 @@ def test_what_a_rule_did_is_in_the_exports(tmp_path: Path) -> None:
     (change,) = [attrs for name, _, attrs in plan.events if name == "asgispy.intervention"]
     assert change == {"asgispy.by": "rule 1", "asgispy.what": "respond 503 without the app"}
     assert [t for _, t, _ in plan.events] == sorted(t for _, t, _ in plan.events)
+
+
+def test_what_a_rule_did_is_in_the_har_too(tmp_path: Path) -> None:
+    from asgispy.exports.har import to_har
+
+    spy = Spy(make_app(Seen()), rules=[{"match": "path:/down", "respond": {"status": 503}}], address=False)
+    with serve(spy) as server:
+        httpx.get(server.url("/down"), timeout=10)
+    session = asgispy.load(spy.export(tmp_path / "s.json"))
+    (entry,) = to_har(session)["log"]["entries"]
+    assert entry["response"]["status"] == 503
+    assert [i["what"] for i in entry["_asgispy"]["interventions"]] == ["respond 503 without the app"]

@@ -175,6 +175,8 @@ def _asgispy_fields(conn: Connection) -> dict[str, Any]:
         extra["closeCode"] = conn.close_code
     if conn.notes:
         extra["notes"] = list(conn.notes)
+    if conn.interventions:
+        extra["interventions"] = [dict(i) for i in conn.interventions]
     return extra
 
 
