@@ -194,3 +194,26 @@ def test_a_viewer_controls_breakpoints_and_rules_through_control_messages() -> N
         control.handle({"kind": "gone"})
         assert again.result(10).json()["path"] == "/again"
         assert spy.interception.breakpoints.points == []
+
+
+def test_removing_a_breakpoint_lets_what_it_held_go_on() -> None:
+    from asgispy.intercept.control import Control
+
+    spy = Spy(APP, intercept=True, address=False)
+    assert spy.interception is not None
+    control = Control(spy.interception)
+    viewer = Viewer(spy)
+    with serve(spy) as server, ThreadPoolExecutor(2) as pool:
+        control.handle(
+            {"kind": "breakpoints", "points": [{"expression": "path:/a"}, {"expression": "path:/b"}]}
+        )
+        first = call(pool, server, "GET", "/a")
+        second = call(pool, server, "GET", "/b")
+        viewer.wait_held(2)
+        control.handle({"kind": "breakpoints", "points": [{"expression": "path:/b"}]})
+        assert first.result(10).json()["path"] == "/a"
+        assert not second.done()  # its breakpoint is still there
+        control.handle({"kind": "breakpoints", "points": []})
+        assert second.result(10).json()["path"] == "/b"
+    whats = [i["what"] for r in spy.records for i in r.interventions]
+    assert sum(w.endswith("resumed unchanged: its breakpoint was removed") for w in whats) == 2

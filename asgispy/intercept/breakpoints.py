@@ -280,6 +280,7 @@ def _described(decision: Decision, waited: float) -> str:
         "drop": "dropped",
         "timeout": "resumed unchanged after the timeout",
         "released": "resumed unchanged: the viewer went away",
+        "unset": "resumed unchanged: its breakpoint was removed",
     }
     return f"held {waited:.1f}s at a breakpoint; {words.get(decision.action, decision.action)}"
 

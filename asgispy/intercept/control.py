@@ -88,6 +88,9 @@ class Control:
             points.clear()
             for expression, phase in wanted:
                 points.add(expression, phase)
+            for held in list(points.held.values()):  # its breakpoint is gone: it goes on
+                if (held.point.expression, held.point.phase) not in wanted:
+                    held.decide(Decision("unset"))
             if "timeout" in message:
                 points.timeout = max(0.1, float(message["timeout"]))
             self.report(self.state())
