@@ -14,6 +14,7 @@ from textual.widgets import TextArea
 from asgispy.cli import dashboard
 from asgispy.tui.app import Dashboard
 from asgispy.tui.editor import EditScreen
+from asgispy.tui.rulesscreen import RulesScreen
 from tests.test_tui_run import APP, free_port, on_screen, run_args, until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
@@ -24,6 +25,17 @@ name = "teapot"
 match = "path:/broken"
 respond = { status = 418, body = "mocked" }
 """
+
+
+async def on_screen_text(app: Dashboard, *texts: str) -> None:
+    """Wait until the top screen (a modal one too) shows every one of ``texts``."""
+    from textual.widgets import OptionList
+
+    def shown() -> str:
+        options = app.screen.query_one(OptionList)
+        return " ".join(str(options.get_option_at_index(i).prompt) for i in range(options.option_count))
+
+    await until(lambda: all(text in shown() for text in texts))
 
 
 @pytest.fixture
@@ -102,4 +114,13 @@ async def test_hold_edit_resume_resend_and_see_the_changes(tmp_path: Path) -> No
         await until(lambda: any(c.resent_from == held.id and c.outcome == "completed" for c in app.store))
         copy = next(c for c in app.store if c.resent_from == held.id)
         assert copy.path == "/hello/eve" and copy.response_body() == b'{"hello":"eve"}'
+
+        # i: the rules screen; Enter switches the teapot rule off, and /broken reaches the app again
+        await pilot.press("i")
+        await until(lambda: isinstance(app.screen, RulesScreen))
+        await on_screen_text(app, "teapot", "respond 418")
+        await pilot.press("enter")
+        await until(lambda: any(not r.get("enabled") for _, r in app.intercepting.desk.rules()))
+        assert (await client.get("/broken")).status_code == 500
+        await pilot.press("escape")
         await pilot.press("q")

@@ -255,9 +255,6 @@ class Dashboard(App[int]):
             self._log_lines.append((line, ""))
 
     def show_log_panel(self) -> None:
-        self._show_log_panel()
-
-    def _show_log_panel(self) -> None:
         self.log_panel.display = True
         self._show_log = True
 
@@ -384,6 +381,9 @@ class Dashboard(App[int]):
 
     def action_resend(self) -> None:
         self.intercepting.resend()
+
+    def action_rules(self) -> None:
+        self.intercepting.show_rules()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

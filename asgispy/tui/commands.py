@@ -40,6 +40,7 @@ ACTIONS: tuple[tuple[str, str, str], ...] = (
     ("Break responses on the filter", "break_response", "Hold responses the filter matches (status: works)"),
     ("Edit a held connection", "edit_held", "Resume it with edits, answer it yourself, or drop it"),
     ("Edit and resend", "resend", "Send the selected request again to the app, edited"),
+    ("Rules and breakpoints", "rules", "Switch the app's rules on and off; remove breakpoints"),
     ("Help", "help", "Keys, mouse and filter syntax"),
 )
 

@@ -99,6 +99,15 @@ class Intercepting:
 
         app.push_screen(EditScreen(title, text, mode), decided)
 
+    def show_rules(self) -> None:
+        """The rules of every controllable app (switch each on or off) and the breakpoints."""
+        from asgispy.tui.rulesscreen import RulesScreen
+
+        if not self.desk.apps and not self.desk.points:
+            self.app.notify(NOT_HERE, severity="warning", timeout=8)
+            return
+        self.app.push_screen(RulesScreen(self.desk))
+
     def resend(self) -> None:
         """Open the editor on the selected request; sending it goes to the live app."""
         app = self.app

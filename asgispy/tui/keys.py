@@ -28,6 +28,7 @@ DASHBOARD_KEYS: tuple[Binding, ...] = (
     Binding("B", "break_response", "Break responses on filter", show=False),
     Binding("h", "edit_held", "Edit held", show=False),
     Binding("r", "resend", "Edit and resend", show=False),
+    Binding("i", "rules", "Rules and breakpoints", show=False),
     Binding("question_mark", "help", "Help"),
     Binding("q", "quit", "Quit"),
 )

@@ -36,6 +36,7 @@ _KEYS = (
     ("b  B", "hold requests (b) or responses (B) that the filter matches; again to stop (asgispy run)"),
     ("h", "edit a held connection: resume it, answer it yourself, or drop it"),
     ("r", "edit the selected request and send it again to the app"),
+    ("i", "the app's rules (Enter: on/off) and the breakpoints (Delete: remove)"),
     ("ctrl+p", "command palette: every action by name"),
     ("?", "this help"),
     ("q", "quit"),
