@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from asgispy.codec.jsonform import Opaque, text_prefix
-from asgispy.codec.redact import DEFAULT_REDACT, REDACTED, Redactor
+from asgispy.codec.redact import DEFAULT_REDACT, REDACTED_TEXT, Redactor
 from asgispy.model.connection import Connection
 from asgispy.model.event import Event
 from asgispy.types import PAYLOAD_FIELDS
@@ -41,7 +41,7 @@ BINARY_PREVIEW = 256
 #: Events waiting less than this long inside receive() or send() do not show their wait.
 NOTABLE_WAIT = 0.001
 _MAX_DEPTH = 16
-_MASKED = REDACTED.decode()
+_MASKED = REDACTED_TEXT
 
 redactor = Redactor(DEFAULT_REDACT)
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from asgispy.codec.redact import Redactor
     from asgispy.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["LayerSide", "Stack", "Tap", "current_record", "layers_document"]
+__all__ = ["LayerSide", "Stack", "Tap", "current_record", "layer_name_of", "layers_document"]
 
 #: The record of the connection being served, for the taps below Spy (set only in layers mode).
 current_record: contextvars.ContextVar[ConnectionRecord | None] = contextvars.ContextVar(
@@ -185,7 +185,7 @@ class Stack:
         return chain
 
     def _tap(self, chain: list[tuple[Any, dict[str, str] | None]]) -> list[LayerInfo]:
-        layers = [LayerInfo(_name(node), options) for node, options in chain]
+        layers = [LayerInfo(layer_name_of(node), options) for node, options in chain]
         for depth in range(1, len(chain)):
             outer: Any = chain[depth - 1][0]
             try:
@@ -199,7 +199,8 @@ class Stack:
         return layers
 
 
-def _name(node: Any) -> str:
+def layer_name_of(node: Any) -> str:
+    """A layer's name in the layers view: its own ``layer_name``, a function's name, or its class's."""
     own = getattr(type(node), "layer_name", None)
     if isinstance(own, str):
         return own  # a layer that names itself (asgispy's own interception)

@@ -16,6 +16,8 @@ from urllib.parse import unquote_plus
 __all__ = ["DEFAULT_REDACT", "QUERY_REDACTED", "REDACTED", "Redactor"]
 
 REDACTED = b"[redacted]"
+#: the same, as text (what an editor, an agent or a span shows)
+REDACTED_TEXT = REDACTED.decode("ascii")
 
 #: What a secret query parameter's value becomes: URL-safe, unlike ``[redacted]``.
 QUERY_REDACTED = "REDACTED"

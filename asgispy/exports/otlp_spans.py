@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from asgispy.codec import jsonform
-from asgispy.codec.redact import DEFAULT_REDACT, REDACTED, Redactor
+from asgispy.codec.redact import DEFAULT_REDACT, REDACTED, REDACTED_TEXT, Redactor
 from asgispy.exports.line import format_size
 from asgispy.model.connection import Connection
 from asgispy.model.event import Event
@@ -44,7 +44,7 @@ AttributeValue = str | bool | int | float | list[str]
 Attributes = dict[str, AttributeValue]
 
 _METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"})
-_REDACTED_TEXT = REDACTED.decode()
+_REDACTED_TEXT = REDACTED_TEXT
 _HEADER_VALUE_LIMIT = 4096
 _DEFAULT_REDACTOR = Redactor(DEFAULT_REDACT)
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from asgispy.codec.redact import REDACTED, Redactor
+from asgispy.codec.redact import REDACTED_TEXT, Redactor
 from asgispy.filter.grammar import Filter, parse
 from asgispy.intercept.addons import Addon
 from asgispy.intercept.exchange import Exchange, Request, Response, as_bytes
@@ -78,7 +78,7 @@ def _body_of(edits: dict[str, Any]) -> bytes | None:
     return None
 
 
-MASKED = REDACTED.decode("latin-1")
+MASKED = REDACTED_TEXT
 
 
 def _headers_of(value: Any, original: Headers) -> Headers:

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from asgispy.capture.layers import LayerInfo, Tap, current_record
+from asgispy.capture.layers import LayerInfo, Tap, current_record, layer_name_of
 from asgispy.intercept.addons import Addon, addons_from
 from asgispy.intercept.breakpoints import Breakpoints, breakpoint_addon
 from asgispy.intercept.exchange import Exchange
@@ -104,7 +104,7 @@ class Intercept:
         self.breakpoints = Breakpoints()
         self.max_body = max_body
         self.tapped_by_spy = layers
-        self._app_layer = LayerInfo(_name(app), None)
+        self._app_layer = LayerInfo(layer_name_of(app), None)
 
     @property
     def active(self) -> bool:
@@ -156,10 +156,3 @@ class Intercept:
 def _conn_id() -> str:
     record = current_record.get()
     return record.id if record is not None else f"unrecorded-{next(_unnamed)}"
-
-
-def _name(node: Any) -> str:
-    name = type(node).__name__
-    if name in ("function", "method"):
-        name = getattr(node, "__name__", name)
-    return name

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from asgispy.codec.redact import REDACTED
+from asgispy.codec.redact import REDACTED_TEXT
 from asgispy.model.connection import RESENT_HEADER, Connection
 
 __all__ = ["RESENT_HEADER", "Resent", "base_url", "request_doc", "resend"]
@@ -66,9 +66,8 @@ def _secrets(
     headers: list[tuple[str, str]], env: Mapping[str, str]
 ) -> tuple[list[tuple[str, str]], list[str]]:
     out, missing = [], []
-    masked = REDACTED.decode("latin-1")
     for name, value in headers:
-        if value == masked:
+        if value == REDACTED_TEXT:
             supplied = env.get("ASGISPY_SECRET_" + name.upper().replace("-", "_"))
             if supplied is None:
                 missing.append(name)
