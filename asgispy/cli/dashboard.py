@@ -23,6 +23,10 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
     parser.set_defaults(dashboard=name)
     if name == "open":
         parser.add_argument("file", metavar="FILE", help="a JSON session (from an export, `record` or Spy)")
+        group = parser.add_argument_group("resending in-process (r sends the selected request to APP)")
+        group.add_argument("--app", metavar="APP", help="the app to send to, as module:attribute")
+        group.add_argument("--factory", action="store_true", help="APP is a factory: call it to get the app")
+        group.add_argument("--app-dir", default="", metavar="DIR", help="look for APP's module in DIR")
     elif name == "attach":
         add_listen_arguments(
             parser, "where to listen for producers (repeatable; default: the per-user socket)"
@@ -132,6 +136,8 @@ def run_open(args: argparse.Namespace) -> int:
         app = opened_dashboard(args)
     except (SessionFileError, ValueError) as exc:
         return _fail(f"open: {exc}")
+    except Exception as exc:  # --app APP does not import, or its factory raised
+        return _fail(f"open: --app {args.app}: {type(exc).__name__}: {exc}")
     return app.run() or 0
 
 
@@ -145,6 +151,13 @@ def opened_dashboard(args: argparse.Namespace, **options: Any) -> Dashboard:
     store = Store(max_connections=max(args.max_connections, len(session)))
     store.add_session(session)
     options.setdefault("source", f"file {args.file}")
+    target = getattr(args, "app", None)
+    if target and "in_process" not in options:
+        from asgispy.cli.replay import app_from_string
+        from asgispy.replay.inprocess import InProcess
+
+        app = app_from_string(target, args.factory, args.app_dir)
+        options["in_process"] = InProcess(app, name=f"{target} (in-process)")
     return Dashboard(store, **options)
 
 

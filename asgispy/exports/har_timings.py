@@ -2,7 +2,8 @@
 
 ASGI shows no DNS, connect or TLS phase, so those are -1 (unknown), never 0; what the
 recording does show (until the app read the request, until it answered, the body) becomes
-``send``, ``wait`` and ``receive``, in milliseconds, without overlaps.
+``send``, ``wait`` and ``receive``, in milliseconds, without overlaps. Time asgispy held the
+request or response at a breakpoint is ``blocked``, so ``wait`` stays the app's.
 """
 
 from __future__ import annotations
@@ -37,22 +38,25 @@ def http_timings(conn: Connection) -> dict[str, float]:
         elif event.type == "http.response.body":
             response_end = event.t
     end = conn.duration if conn.duration is not None else (response_end or request_end)
+    held = conn.held
     if response_start is None:
-        return timings(request_end, max(end - request_end, 0.0), 0.0)
+        return timings(request_end, max(end - request_end - held, 0.0), 0.0, held)
     # An app may answer before it reads the whole body (an echo streaming it back): the parts
     # must not overlap, or their sum (the entry's time) would exceed the connection's duration.
     sent = min(request_end, response_start)
     return timings(
         sent,
-        response_start - sent,
+        max(response_start - sent - held, 0.0),
         (response_end if response_end is not None else response_start) - response_start,
+        held,
     )
 
 
-def timings(send: float, wait: float, receive: float) -> dict[str, float]:
-    """HAR's ``timings`` from the three phases a recording knows, in seconds."""
+def timings(send: float, wait: float, receive: float, held: float = 0.0) -> dict[str, float]:
+    """HAR's ``timings`` from the three phases a recording knows, in seconds; time held at a
+    breakpoint is ``blocked`` (queued before it went on), not the server's ``wait``."""
     return {
-        "blocked": -1,
+        "blocked": _ms(held) if held > 0 else -1,
         "dns": -1,
         "connect": -1,
         "ssl": -1,

@@ -107,6 +107,8 @@ def span_plan(
         attributes["asgispy.websocket.close_code"] = conn.close_code
     if conn.ttfb is not None:
         attributes["asgispy.ttfb"] = conn.ttfb
+    if conn.held:
+        attributes["asgispy.held"] = conn.held  # seconds held at breakpoints: not the app's time
     if conn.events_dropped:
         attributes["asgispy.events.dropped"] = conn.events_dropped
     if conn.notes:

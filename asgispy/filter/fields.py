@@ -34,10 +34,11 @@ class BadValue(ValueError):
 
 
 def _duration(conn: Connection) -> float | None:
+    """The app's time: the whole connection less what breakpoints held (docs/intercept.md)."""
     if conn.duration is not None:
-        return conn.duration
+        return conn.app_time(conn.duration)
     if conn.outcome == "open" and conn.started:
-        return max(0.0, time.time() - conn.started)  # still running: how long so far
+        return conn.app_time(max(0.0, time.time() - conn.started))  # still running: so far
     return None
 
 
@@ -226,11 +227,18 @@ FIELDS: dict[str, tuple[Builder, str]] = {
     "outcome": (_field_outcome, "how it ended: completed, exception, cancelled, cut-off, open"),
     "header": (_field_header, "request or response header: header:content-type=*json*, header:x-request-id"),
     "body": (_field_body, "request/response bodies and WebSocket frames contain the text: body:teapot"),
-    "duration": (_field_duration, "time taken (so far, if open): duration:>100ms, duration:<1s"),
+    "duration": (
+        _field_duration,
+        "time taken (so far, if open; breakpoint holds left out): duration:>100ms, duration:<1s",
+    ),
     "size": (_field_size, "request + response payload bytes: size:>10k, size:0"),
     "ttfb": (
-        _timing("ttfb", lambda c: c.ttfb),
-        "time to the response start (WebSocket: accept): ttfb:>200ms",
+        _timing("ttfb", lambda c: c.app_time(c.ttfb)),
+        "time to the response start (WebSocket: accept; holds left out): ttfb:>200ms",
+    ),
+    "held": (
+        _timing("held", lambda c: c.held or None),
+        "time asgispy held it at breakpoints: held:>1s",
     ),
     "gap": (
         _timing("gap", lambda c: c.max_gap),

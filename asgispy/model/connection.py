@@ -298,6 +298,19 @@ class Connection:
         return header_pairs(self.scope.get("headers"))
 
     @property
+    def held(self) -> float:
+        """Seconds asgispy held this connection at breakpoints, while the app did nothing."""
+        return sum(_held(entry) for entry in self.interventions)
+
+    def app_time(self, t: float | None) -> float | None:
+        """``t`` (seconds since the start) less the holds that had ended by then: the app's share,
+        so that a request paused at a breakpoint does not look like a slow app."""
+        if t is None or not self.interventions:
+            return t
+        held = sum(_held(e) for e in self.interventions if _number(e.get("t")) <= t + 1e-9)
+        return max(0.0, t - held)
+
+    @property
     def resent_from(self) -> str | None:
         """The id of the connection this one was sent again from (by a viewer), if it was."""
         for name, value in self.request_headers:
@@ -362,3 +375,12 @@ class Connection:
     def __repr__(self) -> str:
         what = f"{self.method} {self.target}" if self.method else self.path or self.type
         return f"<Connection {self.id} {self.type} {what} {self.outcome}>"
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
+def _held(entry: Mapping[str, Any]) -> float:
+    """An intervention's hold in seconds (0 for any other, or a value that is not a number)."""
+    return max(0.0, _number(entry.get("held")))

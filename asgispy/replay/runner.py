@@ -10,13 +10,13 @@ request that needed one that is missing is reported as such instead of as a diff
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from asgispy.codec.redact import REDACTED
 from asgispy.model.connection import Connection
+from asgispy.replay.lifespan import Lifespan
 from asgispy.spy import Spy
 from asgispy.store.load import session_from_document
 
@@ -44,7 +44,7 @@ async def replay(
     secrets = {k.lower(): v for k, v in (secrets or {}).items()}
     spy = Spy(app, address=False, history=max(len(connections) + 8, 64), max_body=64 * 1024 * 1024)
     results: list[Replayed] = []
-    async with _Lifespan(spy) as lifespan:
+    async with Lifespan(spy) as lifespan:
         for conn in connections:
             if conn.type not in ("http", "websocket"):
                 continue
@@ -138,38 +138,3 @@ async def _drive(app: Any, scope: dict[str, Any], conn: Connection) -> None:
             done.set()
 
     await app(scope, receive, send)
-
-
-class _Lifespan:
-    """The app's lifespan around the replay, when it speaks the protocol (like uvicorn's ``auto``)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.task: asyncio.Task[None] | None = None
-        self.supported = False
-        self.state: dict[str, Any] = {}
-
-    async def __aenter__(self) -> _Lifespan:
-        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": self.state}
-        self.task = asyncio.ensure_future(self._run(scope))
-        await self.inbox.put({"type": "lifespan.startup"})
-        message = await self.outbox.get()
-        if message.get("type") == "lifespan.startup.failed":
-            raise RuntimeError(f"the app's startup failed: {message.get('message', '')}")
-        self.supported = message.get("type") == "lifespan.startup.complete"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.supported:
-            await self.inbox.put({"type": "lifespan.shutdown"})
-            await asyncio.wait_for(self.outbox.get(), 10)
-        if self.task is not None:
-            self.task.cancel()
-
-    async def _run(self, scope: dict[str, Any]) -> None:
-        # An app without lifespan raises or returns: it is served without one.
-        with contextlib.suppress(Exception):
-            await self.app(scope, self.inbox.get, self.outbox.put)
-        await self.outbox.put({"type": "lifespan.unsupported"})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from textual import work
 from textual.app import App, ComposeResult
@@ -32,7 +32,7 @@ from asgispy.tui.desk import Desk
 from asgispy.tui.eventtree import EventTree
 from asgispy.tui.exporting import Exporter
 from asgispy.tui.filterbar import FilterBar
-from asgispy.tui.intercepting import Intercepting
+from asgispy.tui.intercepting import Intercepting, InterceptingKeys
 from asgispy.tui.keys import DASHBOARD_KEYS
 from asgispy.tui.logpanel import LogPanel
 from asgispy.tui.pending import PendingChanges
@@ -49,12 +49,15 @@ from asgispy.tui.sources import (
 from asgispy.tui.statusbar import StatusBar
 from asgispy.tui.timeline import Timeline
 
+if TYPE_CHECKING:
+    from asgispy.replay.inprocess import InProcess
+
 __all__ = ["Dashboard"]
 
 W = TypeVar("W", bound=Widget)
 
 
-class Dashboard(App[int]):
+class Dashboard(InterceptingKeys, App[int]):
     """asgispy's terminal dashboard over one :class:`Store`."""
 
     CSS_PATH = "dashboard.tcss"
@@ -76,6 +79,7 @@ class Dashboard(App[int]):
         event_log: str | Path | None = None,
         breakpoints: Sequence[tuple[str, str]] = (),
         break_timeout: float | None = None,
+        in_process: InProcess | None = None,
     ) -> None:
         super().__init__()
         self.store = store
@@ -105,6 +109,8 @@ class Dashboard(App[int]):
         controller = live if live is not None and hasattr(live, "control") else None
         desk = Desk(store, controller, list(breakpoints), break_timeout)  # type: ignore[arg-type]
         self.intercepting = Intercepting(self, desk)
+        #: ``asgispy open FILE --app APP``: resending goes to that app, in this process
+        self.in_process = in_process
 
     # Layout -------------------------------------------------------------------------------
 
@@ -369,21 +375,6 @@ class Dashboard(App[int]):
 
     def action_expand_all(self) -> None:
         self.events_tree.expand_everything()
-
-    def action_break_here(self) -> None:
-        self.intercepting.break_here("request")
-
-    def action_break_response(self) -> None:
-        self.intercepting.break_here("response")
-
-    def action_edit_held(self) -> None:
-        self.intercepting.edit_held()
-
-    def action_resend(self) -> None:
-        self.intercepting.resend()
-
-    def action_rules(self) -> None:
-        self.intercepting.show_rules()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

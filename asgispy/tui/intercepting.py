@@ -20,11 +20,32 @@ from asgispy.tui.filterbar import FilterBar
 if TYPE_CHECKING:
     from asgispy.tui.app import Dashboard
 
-__all__ = ["Intercepting"]
+__all__ = ["Intercepting", "InterceptingKeys"]
 
 NOT_HERE = (
     "No app shown here may be held: serve it with asgispy run, or make it with Spy(app, intercept=True)"
 )
+
+
+class InterceptingKeys:
+    """The dashboard's actions for its keys b, B, h, r and i (see :mod:`asgispy.tui.keys`)."""
+
+    intercepting: Intercepting
+
+    def action_break_here(self) -> None:
+        self.intercepting.break_here("request")
+
+    def action_break_response(self) -> None:
+        self.intercepting.break_here("response")
+
+    def action_edit_held(self) -> None:
+        self.intercepting.edit_held()
+
+    def action_resend(self) -> None:
+        self.intercepting.resend()
+
+    def action_rules(self) -> None:
+        self.intercepting.show_rules()
 
 
 class Intercepting:
@@ -109,15 +130,20 @@ class Intercepting:
         self.app.push_screen(RulesScreen(self.desk))
 
     def resend(self) -> None:
-        """Open the editor on the selected request; sending it goes to the live app."""
+        """Open the editor on the selected request; sending it goes to the live app (over HTTP) or,
+        for ``asgispy open FILE --app APP``, to that app in this process."""
         app = self.app
         conn = app.connections.selected
         if conn is None or conn.type != "http":
             app.notify("Select an HTTP request to send again", severity="warning")
             return
-        url = base_url(conn)
-        if url is None:
-            app.notify("The app's address is not in the recording (a Unix socket?)", severity="warning")
+        url = None if app.in_process is not None else base_url(conn)
+        if url is None and app.in_process is None:
+            app.notify(
+                "The app's address is not in the recording (a Unix socket?): "
+                "open the session with --app APP to send it in-process",
+                severity="warning",
+            )
             return
         first = conn.id
 
@@ -125,13 +151,21 @@ class Intercepting:
             if choice is not None:
                 app.run_worker(self._send(choice.edits, first, url), group="resend")
 
-        title = f"send again: {conn.method} {conn.target} → {url}"
+        where = url or "the app, in-process"
+        title = f"send again: {conn.method} {conn.target} → {where}"
         app.push_screen(EditScreen(title, request_text(request_doc(conn)), "resend"), chosen)
 
-    async def _send(self, doc: dict[str, Any], first: str, url: str) -> None:
-        result = await resend(doc, first, url=url)
+    async def _send(self, doc: dict[str, Any], first: str, url: str | None) -> None:
+        in_process = self.app.in_process
+        if in_process is not None:
+            result, session = await in_process.send(doc, first)
+            if session is not None:
+                self.app.store.add_session(session)  # a live app's copy comes back through the collector
+        else:
+            result = await resend(doc, first, url=url)
         if result.status is None:
             self.app.notify(result.error or "no answer", title="Not sent", severity="error")
             return
         note = f"; left out (masked): {', '.join(result.missing_secrets)}" if result.missing_secrets else ""
-        self.app.notify(f"answered {result.status}{note}", title=f"Sent again to {url}")
+        where = url or "the app, in-process"
+        self.app.notify(f"answered {result.status}{note}", title=f"Sent again to {where}")

@@ -64,6 +64,18 @@ def _seconds(value: float | None) -> str:
     return format_duration(value) if value is not None else ""
 
 
+#: After a time that leaves out a breakpoint's hold (the timeline shows the hold itself).
+HELD_MARK = "‖"
+
+
+def _app_seconds(conn: Connection, value: float | None) -> str:
+    """The app's share of ``value``; marked when a hold was left out of it."""
+    shown = conn.app_time(value)
+    if shown is None:
+        return ""
+    return format_duration(shown) + (HELD_MARK if shown != value else "")
+
+
 def _fixed(columns: str) -> int:
     fixed = (_TIME, _WORKER, _TYPE, _METHOD, _STATUS, *COLUMN_SETS[columns])
     return MARK_WIDTH + 1 + sum(c.width + 1 for c in fixed)
@@ -194,8 +206,8 @@ def row_text(conn: Connection, width: int, pid: int = 0, columns: str = "sizes",
 
 _MEASURES.update(
     {
-        _DURATION: lambda c: format_duration(c.duration) if c.duration is not None else "…",
-        _TTFB: lambda c: _seconds(c.ttfb),
+        _DURATION: lambda c: _app_seconds(c, c.duration) if c.duration is not None else "…",
+        _TTFB: lambda c: _app_seconds(c, c.ttfb),
         _UP: lambda c: format_size(c.request_bytes),
         _DOWN: lambda c: format_size(c.response_bytes),
         _LAST: lambda c: _seconds(c.last_byte),

@@ -81,12 +81,14 @@ async def run_background(app: Dashboard, task: Callable[[Dashboard], Awaitable[N
 
 
 async def stop_sources(app: Dashboard) -> None:
-    """Stop the child, then the collector, then close the event log."""
+    """Stop the child, then the collector and an in-process app, then close the event log."""
     if app.child is not None:
         await app.child.stop()
     if app.live is not None and app.live_error is None:
         with contextlib.suppress(Exception):  # the screen is going away: nothing left to tell
             await app.live.stop()
+    if app.in_process is not None:
+        await app.in_process.close()  # the app's lifespan shutdown, if a resend started it
     if app.event_log is not None:
         # After the collector stopped: what it marked cut off is in the log too.
         with contextlib.suppress(OSError):

@@ -1,7 +1,8 @@
 """The timeline of one connection: when each message crossed the ASGI boundary, drawn as lanes.
 
 A waterfall of messages over the connection's life, one lane per direction plus the time the
-app spent blocked in ``send()`` and waiting in ``receive()``, so that a stream held back and
+app spent blocked in ``send()`` and waiting in ``receive()`` (and the time asgispy held it at a
+breakpoint, which is not the app's), so that a stream held back and
 released at once (a burst at the right edge after a flat line) or a slow upload (a long wait
 lane) shows at a glance. It is drawn by hand, as a few lines of text: what it plots is a few
 hundred marks on a time axis, which a plotting library's line charts do not fit better, and
@@ -29,6 +30,7 @@ _BARS = " ▁▂▃▄▅▆▇█"
 _MARK = "│"  # a message with no payload (start, accept, close, disconnect)
 _BLOCKED = "━"
 _WAITED = "┄"
+_HELD = "‖"  # held at a breakpoint by asgispy: time that is not the app's
 _PAYLOAD_TYPES = frozenset(
     {
         "http.request",
@@ -91,6 +93,23 @@ def _spans(events: Sequence[Event], width: int, end: float, before: bool, glyph:
     return "".join(cells) if seen else None
 
 
+def _holds(conn: Connection, width: int, end: float) -> str | None:
+    """A lane of the intervals asgispy held the connection at a breakpoint (each entry's ``t``
+    is when the hold ended, ``held`` how long it lasted)."""
+    cells = [" "] * width
+    seen = False
+    for entry in conn.interventions:
+        held, stop = entry.get("held"), entry.get("t")
+        if not isinstance(held, (int, float)) or not isinstance(stop, (int, float)) or held <= 0 or end <= 0:
+            continue
+        first = max(0, min(int((stop - held) / end * width), width - 1))
+        last = max(first, min(int(stop / end * width), width - 1))
+        for cell in range(first, last + 1):
+            cells[cell] = _HELD
+        seen = True
+    return "".join(cells) if seen else None
+
+
 def _axis(width: int, end: float) -> str:
     left, middle, right = "0", format_duration(end / 2), format_duration(end)
     line = [" "] * width
@@ -102,9 +121,16 @@ def _axis(width: int, end: float) -> str:
     return "".join(line)[:width]
 
 
+#: The summary's times that are moments since the start (a hold before them is left out).
+_MOMENTS = frozenset({"TTFB", "first byte", "last byte"})
+
+
 def timing_summary(conn: Connection) -> Text:
-    """``TTFB 12 ms · first byte 13 ms · last byte 812 ms · largest gap 790 ms · ...``."""
+    """``TTFB 12 ms · first byte 13 ms · last byte 812 ms · largest gap 790 ms · ...``; with a
+    breakpoint's hold, how long it was and the app's own share of the times it is part of."""
+    held = conn.held
     parts: list[tuple[str, float | None]] = [
+        ("held by asgispy", held or None),
         ("TTFB", conn.ttfb),
         ("first byte", conn.first_byte),
         ("last byte", conn.last_byte),
@@ -119,7 +145,10 @@ def timing_summary(conn: Connection) -> Text:
         if text:
             text.append(" · ", style="dim")
         text.append(f"{name} ")
-        text.append(format_duration(value), style="bold")
+        text.append(format_duration(value), style="bold yellow" if name == "held by asgispy" else "bold")
+        own = conn.app_time(value) if held and name in _MOMENTS else value
+        if own != value and own is not None:
+            text.append(f" (app {format_duration(own)})", style="dim")
     return text
 
 
@@ -150,6 +179,10 @@ def timeline_text(conn: Connection, width: int) -> Text:
     if waited:
         text.append("waiting".ljust(_LABEL), style="dim cyan")
         text.append(waited + "\n", style="dim cyan")
+    holds = _holds(conn, plot, end)
+    if holds:
+        text.append("held".ljust(_LABEL), style="bold yellow")
+        text.append(holds + "\n", style="yellow")
     text.append(" " * _LABEL + _axis(plot, end), style="dim")
     return text
 
