@@ -5,7 +5,8 @@
 Runs ``asgispy demo`` headless (a real uvicorn child, the real traffic, one round), then
 drives the dashboard with Pilot and saves SVGs: the main screen, an event tree with a JSON
 body, a WebSocket conversation, an error with its traceback, the filter in use, the export of
-what it shows, the timeline of a stream held back, and server-sent events. Then records a small
+what it shows, the timeline of a stream held back, server-sent events, and a request held at a
+breakpoint, edited before the app sees it. Then records a small
 app that breaks the ASGI protocol under a real uvicorn and saves the violation as the dashboard
 shows it, a FastAPI app in layers mode: a streamed response held back by one middleware and
 compressed by GZip, and ``asgispy attach`` with the demo served by Granian, Hypercorn and
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -43,7 +45,10 @@ def pick(app: Dashboard, test: Callable[[Connection], bool]) -> Connection:
 
 
 async def shoot(out: Path, size: tuple[int, int]) -> list[Path]:
-    app = demo_dashboard(rounds=2, delay=0.1, refresh_interval=0.05)
+    from asgispy.cli.demo import _free_port
+
+    port = _free_port()
+    app = demo_dashboard(port=port, rounds=2, delay=0.1, refresh_interval=0.05)
     written: list[Path] = []
 
     def save(name: str) -> None:
@@ -109,10 +114,39 @@ async def shoot(out: Path, size: tuple[int, int]) -> list[Path]:
         assert listing.select_id(pick(app, lambda c: c.path == "/events").id)
         await pilot.pause(0.2)
         save("sse")
+
+        # A request held at a breakpoint, being edited before the app sees it.
+        await shoot_held(app, pilot, port, save)
     written.append(await shoot_violation(out, size))
     written.append(await shoot_layers(out, size))
     written.append(await shoot_servers(out, size))
     return written
+
+
+async def shoot_held(app: Dashboard, pilot: Any, port: int, save: Callable[[str], None]) -> None:
+    import httpx
+    from textual.widgets import TextArea
+
+    from asgispy.tui.editor import EditScreen
+
+    app.intercepting.desk.toggle("method:POST path:/api/items")
+    await until(lambda: any((p.control or {}).get("breakpoints") for p in app.store.producers.values()))
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False, timeout=30) as client:
+        asking = asyncio.create_task(client.post("/api/items", json={"name": "kettle", "price": 25}))
+        await until(lambda: bool(app.store.held))
+        await pilot.pause(0.3)
+        app.connections.focus()
+        await pilot.press("h")
+        await until(lambda: isinstance(app.screen, EditScreen))
+        editor = app.screen.query_one(TextArea)
+        editor.text = re.sub(r'"price": ?25', '"price": 19.5', editor.text)
+        editor.move_cursor((editor.document.line_count - 1, 0))
+        await pilot.pause(0.3)
+        save("held")
+        await pilot.press("ctrl+s")
+        answer = await asking
+        assert answer.json()["price"] == 19.5, answer.text
+    app.intercepting.desk.toggle("method:POST path:/api/items")
 
 
 #: The demo app wrapped in Spy, as a user's module would be, for servers other than uvicorn.

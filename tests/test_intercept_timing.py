@@ -60,13 +60,13 @@ def test_every_timing_view_leaves_the_hold_out_of_the_apps_time() -> None:
     assert "held by asgispy" in drawn and "(app " in drawn
     assert any(line.startswith("held") and "‖" in line for line in drawn.splitlines())
 
-    # HAR: the hold is "blocked", the server's "wait" is the app's alone; the total is the client's
+    # HAR: the hold is "blocked", the server's "wait" is the app's alone; the total holds both
     entry = har_entry(conn)
     assert entry is not None
     timings = entry["timings"]
     assert timings["blocked"] == pytest.approx(conn.held * 1000, abs=1)
     assert timings["wait"] < 300
-    assert entry["time"] == pytest.approx(conn.duration * 1000, abs=5)
+    assert timings["blocked"] + timings["wait"] <= entry["time"] <= conn.duration * 1000 + 0.01
 
 
 def test_a_connection_never_held_reads_as_before() -> None:
