@@ -206,6 +206,7 @@ class Spy:
             assert events is not None
             stack = self._stack
             token = None
+            app = self.app
             if stack is not None:
                 from asgispy.capture.layers import current_record
 
@@ -213,10 +214,13 @@ class Spy:
                 record.layer_infos = infos
                 record.layers = [None] * len(infos)
                 token = current_record.set(record)
-            elif self.interception is not None and self.interception.active:
-                from asgispy.capture.layers import current_record
+            elif self.interception is not None:
+                if self.interception.active:
+                    from asgispy.capture.layers import current_record
 
-                token = current_record.set(record)  # asgispy's interception journals on it
+                    token = current_record.set(record)  # asgispy's interception journals on it
+                else:
+                    app = self._app  # nothing to apply: not even a pass through Intercept
         except Exception:
             logger.exception("asgispy could not start recording a connection; the app runs unrecorded")
             await self._app(scope, receive, send)
@@ -275,7 +279,7 @@ class Spy:
                     event[4] = perf_counter() - called
 
         try:
-            await self.app(scope, spy_receive, spy_send)
+            await app(scope, spy_receive, spy_send)
         except asyncio.CancelledError:
             self._close(record, scope, None, cancelled=True)
             raise

@@ -98,6 +98,9 @@ class Variant:
     live: bool = False
 
 
+#: A rule that never matches the workloads: what having rules costs a connection they leave alone.
+_UNMATCHED_RULE = [{"name": "mock", "match": "path:/nowhere/*", "respond": {"status": 503}}]
+
 VARIANTS = {
     v.name: v
     for v in (
@@ -108,6 +111,8 @@ VARIANTS = {
         Variant("spy-compact", "Spy(compact=True)", spy(compact=True)),
         Variant("spy-layers", "Spy(layers=True)", spy(layers=True)),
         Variant("spy-live", "Spy(), live recorder", spy(), live=True),
+        Variant("spy-intercept", "Spy(intercept=True), nothing set", spy(intercept=True)),
+        Variant("spy-rule", "Spy(rules=...), one rule, no match", spy(rules=_UNMATCHED_RULE)),
     )
 }
 

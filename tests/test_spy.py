@@ -144,7 +144,7 @@ def test_exception_propagates_untouched(harness: MakeHarness) -> None:
     assert raised.__suppress_context__ is True
     # The traceback is the bare one with one frame more: Spy's bare ``await``, then what it was.
     assert frames[0] == bare_frames[0] and frames[2:] == bare_frames[1:]
-    assert frames[1] == "__call__:await self.app(scope, spy_receive, spy_send)"
+    assert frames[1] == "__call__:await app(scope, spy_receive, spy_send)"
     assert frames[-1] == 'edge_app:raise AppError("the endpoint failed") from cause'
     inner_frames = [frame.name for frame in traceback.extract_tb(raised.__cause__.__traceback__)]
     assert inner_frames == ["edge_app"]

@@ -30,32 +30,14 @@ __all__ = ["Intercept", "request_view"]
 
 logger = logging.getLogger("asgispy")
 
-#: the scope keys a filter reads before the response: plain values only
-_VIEW_KEYS = (
-    "type",
-    "http_version",
-    "method",
-    "scheme",
-    "path",
-    "raw_path",
-    "query_string",
-    "root_path",
-    "headers",
-    "client",
-    "server",
-    "subprotocols",
-)
 _unnamed = itertools.count(1)
 
 
 def request_view(scope: Scope) -> Connection:
     """The connection as far as it is known when it begins, for the filter of a rule or addon
-    (fields of the response, such as ``status:``, match nothing yet)."""
-    plain = {key: scope[key] for key in _VIEW_KEYS if key in scope}
-    headers = plain.get("headers")
-    if headers is not None:
-        plain["headers"] = [(bytes(k), bytes(v)) for k, v in headers]
-    return Connection.from_values("", str(scope.get("type", "")), plain, (), None)
+    (fields of the response, such as ``status:``, match nothing yet). It reads the scope itself,
+    not a copy: it is matched at once and dropped."""
+    return Connection.viewing(str(scope.get("type", "")), scope)
 
 
 def response_view(scope: Scope, exchange: Exchange) -> Connection:
@@ -109,7 +91,7 @@ class Intercept:
     @property
     def active(self) -> bool:
         """Whether anything may apply to a connection (when not, Spy passes it straight on)."""
-        return bool(self.addons) or bool(self.breakpoints) or self.rules.any_enabled
+        return bool(self.addons or self.breakpoints.points) or self.rules.any_enabled
 
     def _needs_view(self) -> bool:
         return (

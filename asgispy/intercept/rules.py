@@ -100,13 +100,11 @@ class RuleSet:
     def __init__(self, rules: Iterable[Rule] = ()) -> None:
         self.rules = list(rules)
         self.needs_match = any(rule.match is not None for rule in self.rules)
+        #: whether any rule is on: kept by toggle(), read once per connection
+        self.any_enabled = any(rule.enabled for rule in self.rules)
 
     def __len__(self) -> int:
         return len(self.rules)
-
-    @property
-    def any_enabled(self) -> bool:
-        return any(rule.enabled for rule in self.rules)
 
     def __iter__(self) -> Any:
         return iter(self.rules)
@@ -114,6 +112,7 @@ class RuleSet:
     def toggle(self, index: int, enabled: bool | None = None) -> Rule:
         rule = self.rules[index]
         rule.enabled = (not rule.enabled) if enabled is None else enabled
+        self.any_enabled = any(r.enabled for r in self.rules)
         return rule
 
     def plan(self, conn: Connection | None, scope_type: str) -> Plan:

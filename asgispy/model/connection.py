@@ -162,6 +162,21 @@ class Connection:
         return conn
 
     @classmethod
+    def viewing(cls, kind: str, scope: Mapping[str, Any]) -> Connection:
+        """A connection over ``scope`` as it is, kept by reference and never packed: what a rule's
+        or breakpoint's filter reads while a request begins, at a fraction of a recording's cost."""
+        conn = cls.__new__(cls)
+        conn.id, conn.type, conn.seq, conn.producer, conn.started = "", kind, 0, "", 0.0
+        conn._scope_raw = b""
+        conn._scope = scope if isinstance(scope, dict) else dict(scope)
+        method, path, query = scope.get("method"), scope.get("path"), scope.get("query_string")
+        conn._method = method if type(method) is str else None
+        conn._path = path if type(path) is str else ""
+        conn._query = query if type(query) is bytes else b""
+        conn._reset()
+        return conn
+
+    @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Connection:
         try:
             conn = cls(
