@@ -14,11 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from asgispy.codec import jsonform, pack
 from asgispy.model.event import Event
+from asgispy.model.holds import app_time, held_seconds
+from asgispy.model.inside import Inside, inside_from_document
 from asgispy.model.layers import Layer, layers_from_document
 from asgispy.model.parts import (
     Endpoint,
     ErrorInfo,
     endpoint,
+    first_header,
     handler_document,
     header_pairs,
     scope_from_document,
@@ -47,6 +50,8 @@ class Connection:
 
     __slots__ = (
         "__weakref__",
+        "_inside",
+        "_inside_docs",
         "_last_out",
         "_layer_docs",
         "_layers",
@@ -126,16 +131,18 @@ class Connection:
         self.violations: list[Violation] = []
         self._layer_docs: list[Any] | None = None
         self._layers: list[Layer] | None = None  # built on first use
+        #: what the app did inside it (``Spy(app, inside=True)``), as recorded; read on first use
+        self._inside_docs: list[dict[str, Any]] = []
+        self._inside: list[Inside] | None = None
 
-    def _set_scope(self, scope: dict[str, Any]) -> None:
-        self._scope_raw = pack.dumps(scope)
-        self._scope: dict[str, Any] | None = None
+    def _set_scope(self, scope: dict[str, Any], packed: bool = True) -> None:
+        """Keep the scope packed (a recording), or as it is, by reference (a passing view)."""
+        self._scope_raw = pack.dumps(scope) if packed else b""
+        self._scope: dict[str, Any] | None = None if packed else scope
         method, path, query = scope.get("method"), scope.get("path"), scope.get("query_string")
         self._method = method if type(method) is str else None
         self._path = path if type(path) is str else ""
         self._query = query if type(query) is bytes else b""
-
-    # Building ------------------------------------------------------------------------------
 
     @classmethod
     def from_values(
@@ -167,12 +174,7 @@ class Connection:
         or breakpoint's filter reads while a request begins, at a fraction of a recording's cost."""
         conn = cls.__new__(cls)
         conn.id, conn.type, conn.seq, conn.producer, conn.started = "", kind, 0, "", 0.0
-        conn._scope_raw = b""
-        conn._scope = scope if isinstance(scope, dict) else dict(scope)
-        method, path, query = scope.get("method"), scope.get("path"), scope.get("query_string")
-        conn._method = method if type(method) is str else None
-        conn._path = path if type(path) is str else ""
-        conn._query = query if type(query) is bytes else b""
+        conn._set_scope(scope if isinstance(scope, dict) else dict(scope), packed=False)
         conn._reset()
         return conn
 
@@ -253,6 +255,10 @@ class Connection:
         if isinstance(layers, list):
             self._layer_docs = layers
             self._layers = None
+        inside = doc.get("inside")
+        if isinstance(inside, list):
+            self._inside_docs = [dict(i) for i in inside if isinstance(i, Mapping)]
+            self._inside = None
 
     def _gap(self, t: float) -> None:
         """The time since the previous response message (or WebSocket frame) is a gap."""
@@ -260,8 +266,6 @@ class Connection:
         if last is not None and (self.max_gap is None or t - last > self.max_gap):
             self.max_gap = t - last
         self._last_out = t
-
-    # Reading -------------------------------------------------------------------------------
 
     @property
     def scope_doc(self) -> Any:
@@ -315,23 +319,16 @@ class Connection:
     @property
     def held(self) -> float:
         """Seconds asgispy held this connection at breakpoints, while the app did nothing."""
-        return sum(_held(entry) for entry in self.interventions)
+        return held_seconds(self.interventions)
 
     def app_time(self, t: float | None) -> float | None:
-        """``t`` (seconds since the start) less the holds that had ended by then: the app's share,
-        so that a request paused at a breakpoint does not look like a slow app."""
-        if t is None or not self.interventions:
-            return t
-        held = sum(_held(e) for e in self.interventions if _number(e.get("t")) <= t + 1e-9)
-        return max(0.0, t - held)
+        """``t`` (seconds since the start) less the holds that had ended by then: the app's share."""
+        return app_time(self.interventions, t)
 
     @property
     def resent_from(self) -> str | None:
         """The id of the connection this one was sent again from (by a viewer), if it was."""
-        for name, value in self.request_headers:
-            if name.lower() == RESENT_HEADER.encode():
-                return value.decode("latin-1")
-        return None
+        return first_header(self.request_headers, RESENT_HEADER.encode())
 
     @property
     def response_headers(self) -> list[tuple[bytes, bytes]]:
@@ -364,6 +361,15 @@ class Connection:
         return self._layers
 
     @property
+    def inside(self) -> list[Inside]:
+        """What the app did while serving it (outgoing HTTP calls, log records, SQL), in time
+        order (recorded with ``Spy(app, inside=True)``; empty otherwise)."""
+        if self._inside is None:
+            found = (inside_from_document(doc) for doc in self._inside_docs)
+            self._inside = sorted((i for i in found if i is not None), key=lambda i: i.t)
+        return self._inside
+
+    @property
     def body_cut(self) -> bool:
         return any(e.cut for e in self.events)
 
@@ -385,17 +391,9 @@ class Connection:
             "notes": list(self.notes),
             **({"layers": self._layer_docs} if self._layer_docs is not None else {}),
             **({"interventions": [dict(i) for i in self.interventions]} if self.interventions else {}),
+            **({"inside": [dict(i) for i in self._inside_docs]} if self._inside_docs else {}),
         }
 
     def __repr__(self) -> str:
         what = f"{self.method} {self.target}" if self.method else self.path or self.type
         return f"<Connection {self.id} {self.type} {what} {self.outcome}>"
-
-
-def _number(value: Any) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
-
-
-def _held(entry: Mapping[str, Any]) -> float:
-    """An intervention's hold in seconds (0 for any other, or a value that is not a number)."""
-    return max(0.0, _number(entry.get("held")))

@@ -9,7 +9,15 @@ from typing import Any, NamedTuple
 
 from asgispy.codec import jsonform
 
-__all__ = ["Endpoint", "ErrorInfo", "endpoint", "handler_document", "header_pairs", "scope_from_document"]
+__all__ = [
+    "Endpoint",
+    "ErrorInfo",
+    "endpoint",
+    "first_header",
+    "handler_document",
+    "header_pairs",
+    "scope_from_document",
+]
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,14 @@ def scope_from_document(doc: Any) -> dict[str, Any]:
     except ValueError:
         return {}
     return scope if isinstance(scope, dict) else {}
+
+
+def first_header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    """The first value of header ``name`` (lower case) as text, or None."""
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
 
 
 def header_pairs(value: Any) -> list[tuple[bytes, bytes]]:
