@@ -26,7 +26,9 @@ from asgispy.codec.sessionfile import session_document, write_session
 from asgispy.types import RECEIVE, SEND, ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
+    from asgispy.capture.inside import InsideOptions
     from asgispy.capture.layers import Stack
+    from asgispy.inside.hooks import Installed
     from asgispy.intercept.control import Control
     from asgispy.intercept.engine import Intercept
     from asgispy.wire.address import Address
@@ -80,6 +82,12 @@ class Spy:
         intercept: let a viewer hold connections at breakpoints, edit them and answer them
             (``asgispy run`` turns it on; off here, so a dashboard attached to production
             traffic can never hold it). With no breakpoint set it costs one check per connection.
+        inside: record what the app does while serving each connection: its outgoing HTTP
+            calls, log records and SQL statements (True, or some of ``"http"``, ``"logging"``,
+            ``"sql"``; see docs/inside.md). Off by default; hooks are installed only for what
+            is asked and removed by :meth:`close`.
+        inside_level: the lowest log level recorded (default INFO).
+        inside_sql_params: record SQL parameters too (they are user data: off by default).
     """
 
     def __init__(
@@ -101,6 +109,9 @@ class Spy:
         addons: Iterable[Any] = (),
         rules: Any = None,
         intercept: bool = False,
+        inside: bool | str | Iterable[str] = False,
+        inside_level: int | str = "INFO",
+        inside_sql_params: bool = False,
     ) -> None:
         if max_body < 0 or max_events < 0:
             raise ValueError("max_body and max_events must not be negative")
@@ -139,6 +150,29 @@ class Spy:
         self._producer: Producer | None = self._make_producer(address, stream_cpu)
         if self._control is not None and self._producer is not None:
             self._control.report = self._producer.report
+        self._inside: InsideOptions | None = None
+        self._inside_hooks: Installed | None = None
+        if inside:
+            self._watch_inside(inside, inside_level, inside_sql_params)
+
+    def _watch_inside(self, inside: bool | str | Iterable[str], level: int | str, params: bool) -> None:
+        from asgispy.capture.inside import InsideOptions
+        from asgispy.inside import parse_kinds
+        from asgispy.inside.hooks import install
+
+        kinds = parse_kinds(inside)
+        number = level if isinstance(level, int) else logging.getLevelName(str(level).upper())
+        if not isinstance(number, int):
+            raise ValueError(f"inside_level: {level!r} is not a logging level (DEBUG, INFO, WARNING...)")
+        self._inside = InsideOptions(kinds, number, self.max_body, params)
+        self._inside_hooks = install(kinds, number)
+
+    def close(self) -> None:
+        """Remove the hooks ``inside`` installed (the last Spy that asked for a kind removes it)."""
+        hooks, self._inside_hooks = self._inside_hooks, None
+        self._inside = None
+        if hooks is not None:
+            hooks.remove()
 
     def _make_producer(self, address: str | Address | bool | None, cpu_share: float) -> Producer | None:
         from asgispy.wire.address import ENV_ADDRESS, parse_address
@@ -221,6 +255,13 @@ class Spy:
                     token = current_record.set(record)  # asgispy's interception journals on it
                 else:
                     app = self._app  # nothing to apply: not even a pass through Intercept
+            inside = self._inside
+            if inside is not None:
+                record.inside_options = inside  # what the hooks of asgispy.inside record for it
+                if token is None:
+                    from asgispy.capture.layers import current_record
+
+                    token = current_record.set(record)
         except Exception:
             logger.exception("asgispy could not start recording a connection; the app runs unrecorded")
             await self._app(scope, receive, send)

@@ -44,10 +44,12 @@ ALLOWED: dict[str, set[str]] = {
         "asgispy.model",
         "asgispy.filter",
     },
+    "asgispy.inside": {"asgispy.types", "asgispy.codec", "asgispy.capture"},
     "asgispy.spy": {
         "asgispy.types",
         "asgispy.codec",
         "asgispy.capture",
+        "asgispy.inside",
         "asgispy.wire",
         "asgispy.intercept",
     },

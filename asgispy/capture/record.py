@@ -14,6 +14,7 @@ from time import perf_counter
 from typing import Any
 
 from asgispy.capture.documents import error_document, event_document, handler_document, scope_document
+from asgispy.capture.inside import MAX_INSIDE, InsideOptions, inside_documents, response_done
 from asgispy.capture.layers import layers_document
 from asgispy.capture.packing import pack_connection
 from asgispy.capture.snapshot import RecordedEvent, snapshot_message, snapshot_scope
@@ -50,6 +51,8 @@ class ConnectionRecord:
         "error",
         "handler",
         "history_slot",
+        "inside",
+        "inside_options",
         "interventions",
         "kept",
         "layer_infos",
@@ -86,6 +89,9 @@ class ConnectionRecord:
         self.notes: list[str] | tuple[str, ...] = ()
         #: what addons, rules and breakpoints did to it (see asgispy.intercept.journal)
         self.interventions: list[dict[str, Any]] | tuple[()] = ()
+        #: what the app did inside it (asgispy.inside), and what its Spy records of that
+        self.inside: list[dict[str, Any]] | tuple[()] = ()
+        self.inside_options: InsideOptions | None = None
         #: scope and events in one marshal buffer, once ended, while nobody streams (see keep)
         self.kept: bytes | None = None
         #: the packed connection (see asgispy.codec.pack), once it has ended and been packed
@@ -191,6 +197,23 @@ class ConnectionRecord:
         elif len(kept) == 200:
             kept.append({"t": entry.get("t", 0.0), "by": "asgispy", "what": "more interventions, not kept"})
 
+    def did(self, entry: dict[str, Any]) -> None:
+        """Note something the app did inside the connection (an outgoing call, a log record, a
+        query): at most MAX_INSIDE entries, more are counted in a note."""
+        kept = self.inside
+        if not isinstance(kept, list):
+            self.inside = kept = []
+        if len(kept) < MAX_INSIDE:
+            kept.append(entry)
+        elif len(kept) == MAX_INSIDE:
+            kept.append({"kind": "note", "t": entry.get("t", 0.0)})
+            self.note(f"more than {MAX_INSIDE} calls, log records and queries: the rest not kept")
+
+    def inside_document(self, redactor: Redactor | None) -> list[dict[str, Any]]:
+        """What the app did inside, as JSON entries (masked with ``redactor``)."""
+        entries = [e for e in list(self.inside) if e.get("kind") != "note"]
+        return inside_documents(entries, redactor, response_done(self.events)) if entries else []
+
     # Off the request path ------------------------------------------------------------------
 
     def end_value(self, redactor: Redactor | None = None) -> list[Any] | None:
@@ -207,10 +230,13 @@ class ConnectionRecord:
             self.dropped_events,
         ]
         layers = self.layers_document(redactor)
-        if layers is not None or self.interventions:
+        inside = self.inside_document(redactor) if self.inside else []
+        if layers is not None or self.interventions or inside:
             end.append(layers)
-        if self.interventions:
+        if self.interventions or inside:
             end.append(list(self.interventions))
+        if inside:
+            end.append(inside)
         return end
 
     def layers_document(self, redactor: Redactor | None) -> list[dict[str, Any]] | None:
@@ -297,6 +323,8 @@ class ConnectionRecord:
                 doc["layers"] = end[6]
             if len(end) > 7 and end[7]:
                 doc["interventions"] = list(end[7])
+            if len(end) > 8 and end[8]:
+                doc["inside"] = list(end[8])
             return doc
         doc = {
             "id": self.id,
@@ -318,4 +346,6 @@ class ConnectionRecord:
             doc["layers"] = layers
         if self.interventions:
             doc["interventions"] = list(self.interventions)
+        if self.inside:
+            doc["inside"] = self.inside_document(redactor)
         return doc

@@ -87,16 +87,22 @@ def parse_end(end: Any) -> dict[str, Any] | None:
     if end is None:
         return None
     # A seventh item, in layers mode: what crossed each layer (as in the session file); an
-    # eighth, what asgispy's rules and addons did (the seventh is then None without layers).
-    _check(type(end) is list and 6 <= len(end) <= 8, "an end that is not a 6-item array")
+    # eighth, what asgispy's rules and addons did (the seventh is then None without layers); a
+    # ninth, what the app did inside (outgoing calls, logs, SQL; the eighth is then a list).
+    _check(type(end) is list and 6 <= len(end) <= 9, "an end that is not a 6-item array")
     outcome, duration, error, handler, notes, dropped = end[:6]
     layers = end[6] if len(end) >= 7 else None
     _check(layers is None or (type(layers) is list and _is_json(layers)), "layers that are not an array")
-    interventions = end[7] if len(end) == 8 else None
+    interventions = end[7] if len(end) >= 8 else None
     _check(
         interventions is None
         or (type(interventions) is list and all(type(i) is dict for i in interventions)),
         "interventions that are not an array of maps",
+    )
+    inside = end[8] if len(end) == 9 else None
+    _check(
+        inside is None or (type(inside) is list and all(type(i) is dict and _is_json(i) for i in inside)),
+        "inside entries that are not an array of maps",
     )
     _check(type(outcome) is str and outcome in _OUTCOMES, f"an outcome of {outcome!r:.40}")
     if duration is not None:
@@ -114,6 +120,7 @@ def parse_end(end: Any) -> dict[str, Any] | None:
         "events_dropped": dropped,
         **({"layers": layers} if layers is not None else {}),
         **({"interventions": interventions} if interventions else {}),
+        **({"inside": inside} if inside else {}),
     }
 
 
