@@ -184,7 +184,7 @@ def run_served(args: argparse.Namespace) -> int:
     problem = serving.check_app_string(args.app)
     if problem:
         return _fail(f"run: {problem}")
-    problem = serving.check_interception(args) or _check_breakpoints(args)
+    problem = serving.check_interception(args) or serving.check_inside(args) or _check_breakpoints(args)
     if problem:
         return _fail(f"run: {problem}")
     args.intercept = True  # a development server: the dashboard may hold its connections

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asgispy.cli.dashboard import add_listen_arguments
-from asgispy.cli.serving import add_server_arguments, check_app_string, check_interception
+from asgispy.cli.serving import add_server_arguments, check_app_string, check_inside, check_interception
 
 if TYPE_CHECKING:
     from asgispy.exports.eventlog import EventLog
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         if problem is not None:
             print(f"asgispy record: {problem}", file=sys.stderr)
             return 3
-        problem = check_interception(args)
+        problem = check_interception(args) or check_inside(args)
         if problem is not None:
             print(f"asgispy record: {problem}", file=sys.stderr)
             return 2

@@ -26,6 +26,7 @@ __all__ = [
     "ENV_TARGET",
     "add_server_arguments",
     "check_app_string",
+    "check_inside",
     "check_interception",
     "server_command",
     "server_environment",
@@ -39,6 +40,9 @@ ENV_LAYERS = "ASGISPY_LAYERS"
 ENV_ADDONS = "ASGISPY_ADDONS"  # addon files, os.pathsep between them
 ENV_RULES = "ASGISPY_RULES"
 ENV_INTERCEPT = "ASGISPY_INTERCEPT"  # set by `asgispy run`: the dashboard may hold connections
+ENV_INSIDE = "ASGISPY_INSIDE"  # what the app does inside each request: http,logging,sql
+ENV_INSIDE_LEVEL = "ASGISPY_INSIDE_LEVEL"
+ENV_INSIDE_SQL_PARAMS = "ASGISPY_INSIDE_SQL_PARAMS"
 FACTORY = "asgispy.cli.serving:spied_app"
 #: uvicorn's exit status for an app that cannot be loaded.
 STARTUP_FAILURE = 3
@@ -141,6 +145,22 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, optional: bool = Fa
     changing.add_argument(
         "--rules", metavar="FILE", help="a TOML file of rules: mocks, delays, throttles, faults, drops"
     )
+    inside = parser.add_argument_group("what the app does inside each request (docs/inside.md)")
+    inside.add_argument(
+        "--inside",
+        nargs="?",
+        const="all",
+        metavar="KINDS",
+        help="record outgoing HTTP calls, log records and SQL on each connection (or some: http,sql)",
+    )
+    inside.add_argument(
+        "--inside-level", default="INFO", metavar="LEVEL", help="the lowest log level recorded (default INFO)"
+    )
+    inside.add_argument(
+        "--inside-sql-params",
+        action="store_true",
+        help="record SQL parameters too (user data: off by default)",
+    )
     for option in OPTIONS:
         kwargs: dict[str, Any] = {"dest": option.dest, "help": option.help}
         if option.kind == "flag":
@@ -161,6 +181,23 @@ def check_app_string(app: str) -> str | None:
     module, _, attrs = app.partition(":")
     if not module or not attrs:
         return f'Error loading ASGI app. Import string "{app}" must be in format "<module>:<attribute>".'
+    return None
+
+
+def check_inside(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``--inside`` and ``--inside-level``, found before a server starts."""
+    import logging
+
+    from asgispy.inside import parse_kinds
+
+    if getattr(args, "inside", None) is None:
+        return None
+    try:
+        parse_kinds(args.inside)
+    except ValueError as exc:
+        return f"--inside: {exc}"
+    if not isinstance(logging.getLevelName(str(args.inside_level).upper()), int):
+        return f"--inside-level: {args.inside_level!r} is not a logging level (DEBUG, INFO, WARNING, ERROR)"
     return None
 
 
@@ -242,6 +279,15 @@ def server_environment(
         env[ENV_INTERCEPT] = "1"
     else:
         env.pop(ENV_INTERCEPT, None)
+    for name, value in (
+        (ENV_INSIDE, getattr(args, "inside", None)),
+        (ENV_INSIDE_LEVEL, getattr(args, "inside_level", None) if getattr(args, "inside", None) else None),
+        (ENV_INSIDE_SQL_PARAMS, "1" if getattr(args, "inside_sql_params", False) else None),
+    ):
+        if value:
+            env[name] = str(value)
+        else:
+            env.pop(name, None)
     rules = getattr(args, "rules", None)
     if rules:
         env[ENV_RULES] = os.path.abspath(rules)
@@ -296,8 +342,11 @@ def spied_app() -> Any:
             addons=addons,
             rules=rules,
             intercept=bool(os.environ.get(ENV_INTERCEPT)),
+            inside=os.environ.get(ENV_INSIDE) or False,
+            inside_level=os.environ.get(ENV_INSIDE_LEVEL) or "INFO",
+            inside_sql_params=bool(os.environ.get(ENV_INSIDE_SQL_PARAMS)),
         )
-    except (AddonError, RuleError) as exc:
+    except (AddonError, RuleError, ValueError) as exc:
         logger.error("Error loading asgispy's addons or rules: %s", exc)
         sys.exit(STARTUP_FAILURE)
 
