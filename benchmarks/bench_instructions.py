@@ -113,6 +113,7 @@ VARIANTS = {
         Variant("spy-live", "Spy(), live recorder", spy(), live=True),
         Variant("spy-intercept", "Spy(intercept=True), nothing set", spy(intercept=True)),
         Variant("spy-rule", "Spy(rules=...), one rule, no match", spy(rules=_UNMATCHED_RULE)),
+        Variant("spy-inside", "Spy(inside=True), nothing done inside", spy(inside=True)),
     )
 }
 
