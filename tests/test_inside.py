@@ -47,7 +47,16 @@ def recorded(upstream: str, tmp_path: Path) -> Iterator[tuple[Spy, str]]:
 
 
 def saved(spy: Spy, tmp_path: Path) -> list[Connection]:
-    return asgispy.load(spy.export(tmp_path / "inside.json")).connections
+    """The session written, checked against the session file's schema, and loaded again."""
+    import json
+
+    import jsonschema
+
+    from tests.test_codec import SCHEMA
+
+    path = spy.export(tmp_path / "inside.json")
+    jsonschema.validate(json.loads(path.read_text()), SCHEMA)
+    return asgispy.load(path).connections
 
 
 def by_n(connections: list[Connection], path: str) -> dict[int, Connection]:
