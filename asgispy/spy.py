@@ -17,6 +17,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from asgispy.capture.history import History
+from asgispy.capture.layers import current_record  # loaded with the record in any case
 from asgispy.capture.origin import Origin, fork_generation, new_origin
 from asgispy.capture.record import ConnectionRecord
 from asgispy.capture.skip import Skip
@@ -242,16 +243,12 @@ class Spy:
             token = None
             app = self.app
             if stack is not None:
-                from asgispy.capture.layers import current_record
-
                 infos = stack.place()
                 record.layer_infos = infos
                 record.layers = [None] * len(infos)
                 token = current_record.set(record)
             elif self.interception is not None:
                 if self.interception.active:
-                    from asgispy.capture.layers import current_record
-
                     token = current_record.set(record)  # asgispy's interception journals on it
                 else:
                     app = self._app  # nothing to apply: not even a pass through Intercept
@@ -259,8 +256,6 @@ class Spy:
             if inside is not None:
                 record.inside_options = inside  # what the hooks of asgispy.inside record for it
                 if token is None:
-                    from asgispy.capture.layers import current_record
-
                     token = current_record.set(record)
         except Exception:
             logger.exception("asgispy could not start recording a connection; the app runs unrecorded")
@@ -331,8 +326,6 @@ class Spy:
             self._close(record, scope, None, cancelled=False)
         finally:
             if token is not None:
-                from asgispy.capture.layers import current_record
-
                 current_record.reset(token)
 
     def _close(

@@ -39,6 +39,7 @@ def test_the_loop_gets_right_answers_and_spy_records_each_request(variant: str, 
     app = bench.VARIANTS[variant].wrap(bench.build_app())
     asyncio.run(bench.requests(app, bench.WORKLOADS[workload], 3, check=True))
     if isinstance(app, Spy):
+        app.close()  # the hooks Spy(inside=True) installed go with it
         records = app.records
         assert len(records) == (0 if variant == "spy-history0" else 3)
         for record in records:
