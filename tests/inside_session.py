@@ -122,6 +122,8 @@ def recorded_document() -> dict[str, Any]:
         if conn["type"] == "http" and conn["scope"].get("path") == "/checkout":
             conn["inside"] = [i.document() for i in checkout_inside()]
             conn["inside"].append({"kind": "cache", "t": 0.011, "key": "card:7", "hit": True})
+            # The made-up entries run to 20 ms: the app's time must cover them, as it would.
+            conn["duration"] = max(conn["duration"], 0.05)
     return doc
 
 
