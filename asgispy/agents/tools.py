@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 from asgispy.agents.errors import ToolError
 from asgispy.agents.intercepting import Interception
 from asgispy.agents.render import event_fields, masked, ms, plain, target
+from asgispy.agents.render_inside import inside_counts, inside_fields, repeated
 from asgispy.agents.watch import Watch
 from asgispy.analysis.checker import Violation
 from asgispy.analysis.rules import RULES, SEVERITIES
@@ -112,6 +113,8 @@ def summary(conn: Connection) -> dict[str, Any]:
         out["violations"] = len(conn.violations)
     if conn.body_cut or conn.events_dropped:
         out["cut"] = True
+    if conn.inside:
+        out["inside"] = inside_counts(conn)
     return out
 
 
@@ -190,6 +193,14 @@ def get_connection(
             middleware.append(did)
     if middleware:
         out["middleware"] = middleware
+    inside = conn.inside
+    if inside:  # what the app did meanwhile (calls, SQL, logs), paged with the messages
+        out["inside"] = [inside_fields(i) for i in inside[:max_events]]
+        if len(inside) > max_events:
+            out["inside_total"] = len(inside)
+        again = repeated(conn)
+        if again:
+            out["repeated"] = again
     if conn.notes:
         out["notes"] = conn.notes
     return out

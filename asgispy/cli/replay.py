@@ -1,5 +1,8 @@
 """``asgispy replay SESSION APP``: send the recorded requests again, in-process, and say what changed.
 
+With ``--stub-calls`` the app's outgoing httpx calls are answered from the recording
+(:mod:`asgispy.replay.stubs`), so an upstream that changed or is gone changes nothing.
+
 One line per connection (``same`` or ``changed``), then the differences of each changed one;
 exit status 1 when anything changed, so a fix can be checked against the traffic that showed
 the bug.
@@ -45,6 +48,12 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
         metavar="NAME=VALUE",
         help=f"the value of a header redacted when recorded (or ${ENV_SECRET}NAME); repeatable",
     )
+    parser.add_argument(
+        "--stub-calls",
+        action="store_true",
+        help="answer the app's outgoing httpx calls from the recording instead of the network"
+        " (a call with no recorded answer fails)",
+    )
     ignore_arguments(parser)
     return parser
 
@@ -87,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"asgispy replay: cannot load {args.app}: {exc}", file=sys.stderr)
         return 2
     ignore = Ignore.from_rules(args.ignore)
-    results = asyncio.run(replay(app, connections, secrets))
+    results = asyncio.run(replay(app, connections, secrets, stub_calls=args.stub_calls))
     changed = unsent = 0
     for result in results:
         name = label(result.recorded)
@@ -99,6 +108,15 @@ def run(args: argparse.Namespace) -> int:
             unsent += 1
             needed = " ".join(f"--header {m}=VALUE" for m in missing)
             print(f"skipped  {name}  (needs {', '.join(missing)}, redacted when recorded: give {needed})")
+            continue
+        if result.unrecorded:
+            # Stubbed, and the app made a call the recording never saw: its answer means nothing.
+            changed += 1
+            calls = ", ".join(result.unrecorded)
+            print(f"failed   {name}  (no recorded answer for {calls}: not sent, --stub-calls)")
+            if differences:
+                for line in difference_lines(differences):
+                    print(line)
             continue
         if result.now is None or differences is None:
             changed += 1

@@ -112,7 +112,9 @@ def export_bytes(session: Session, fmt: Format, *, comment: str | None = None) -
 
         har = to_har(connections, comment=comment)
         data = orjson.dumps(har, option=orjson.OPT_INDENT_2) + b"\n"
-        return Export(data, len(har["log"]["entries"]))
+        # Outgoing calls are entries of their own, but not connections.
+        made = sum(1 for e in har["log"]["entries"] if e["_asgispy"].get("kind") != "outgoing")
+        return Export(data, made)
     if fmt == "curl":
         from asgispy.exports.curl import to_curl
 

@@ -7,7 +7,8 @@ writes. Lifespan and other scope types have no place in HAR and are left out.
 What a recording cannot know is said, never invented: header sizes are -1, DNS and connect
 timings -1, a body cut at ``max_body`` carries a comment with its true size, and redacted
 values stay ``[redacted]``. Extra facts asgispy knows (connection id, route, outcome, the
-exception) go in ``_asgispy`` fields, which HAR readers ignore.
+exception) go in ``_asgispy`` fields, which HAR readers ignore. The outgoing HTTP calls the app
+made are entries of their own, right after their request's (:mod:`~asgispy.exports.har_inside`).
 
 This module assembles the document and its entries; the parts live beside it: headers and
 cookies (:mod:`~asgispy.exports.har_headers`), bodies (:mod:`~asgispy.exports.har_content`),
@@ -35,6 +36,7 @@ from asgispy.exports.har_headers import (
     response_cookies,
     status_text,
 )
+from asgispy.exports.har_inside import call_id, inside_summary, outgoing_entries
 from asgispy.exports.har_timings import http_timings, started, total
 from asgispy.exports.har_websocket import websocket_exchange
 from asgispy.exports.url import header, request_url
@@ -54,8 +56,14 @@ def to_har(
 ) -> dict[str, Any]:
     """A HAR 1.2 document (``{"log": ...}``) of the HTTP and WebSocket connections, in start order."""
 
-    entries = [entry for entry in (har_entry(c) for c in connections) if entry is not None]
-    entries.sort(key=lambda e: e["startedDateTime"])
+    groups: list[tuple[str, list[dict[str, Any]]]] = []
+    for conn in connections:
+        entry = har_entry(conn)
+        if entry is not None:
+            groups.append((entry["startedDateTime"], [entry, *outgoing_entries(conn)]))
+    # Sorted by the requests' start; each one's outgoing calls right after it, in their order.
+    groups.sort(key=lambda g: g[0])
+    entries = [entry for _, group in groups for entry in group]
     log: dict[str, Any] = {
         "version": HAR_VERSION,
         "creator": {"name": creator, "version": __version__},
@@ -177,6 +185,12 @@ def _asgispy_fields(conn: Connection) -> dict[str, Any]:
         extra["notes"] = list(conn.notes)
     if conn.interventions:
         extra["interventions"] = [dict(i) for i in conn.interventions]
+    calls = sum(1 for i in conn.inside if i.kind == "http")
+    if calls:
+        extra["calls"] = [call_id(conn, n) for n in range(1, calls + 1)]
+    inside = inside_summary(conn)
+    if inside:
+        extra["inside"] = inside
     return extra
 
 

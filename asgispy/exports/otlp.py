@@ -40,6 +40,7 @@ from asgispy.exports.otlp_endpoint import (
     unreachable,
 )
 from asgispy.exports.otlp_health import EndpointHealth
+from asgispy.exports.otlp_inside import with_inside
 from asgispy.exports.otlp_spans import (
     DEFAULT_BODY_LIMIT,
     DEFAULT_MAX_EVENTS,
@@ -109,6 +110,7 @@ def send_session(
             plan = span_plan(
                 conn, bodies=bodies, body_limit=body_limit, max_events=max_events, redactor=redactor
             )
+            plan = with_inside(plan, conn, redactor)
             pipeline.emit(plan, producers.get(conn.producer) if producers else None)
             if pipeline.collected >= batch_size:
                 sent += _flush(pipeline, endpoint, sent)
@@ -269,6 +271,7 @@ class OtlpForwarder:
             max_events=self.max_events,
             redactor=self._redactor,
         )
+        plan = with_inside(plan, conn, self._redactor)
         with self._cond:
             # Wait for room while spans are in flight (a slow or absent endpoint); meanwhile new
             # connections find the queue full and are dropped, so memory stays bounded.

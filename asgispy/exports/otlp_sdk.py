@@ -24,7 +24,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_span_in_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from asgispy.exports.otlp_spans import SpanPlan, service_name_for
@@ -38,7 +38,7 @@ logger = logging.getLogger("asgispy.otlp")
 Report = Callable[[list[int], bool, str | None], None]
 
 _COMPRESSION = {"gzip": Compression.Gzip, "deflate": Compression.Deflate, "none": Compression.NoCompression}
-_KINDS = {"server": SpanKind.SERVER, "internal": SpanKind.INTERNAL}
+_KINDS = {"server": SpanKind.SERVER, "internal": SpanKind.INTERNAL, "client": SpanKind.CLIENT}
 _PROPAGATOR = TraceContextTextMapPropagator()
 #: Recording processes with a resource of their own; past that, spans share a generic one.
 _MAX_PROVIDERS = 64
@@ -83,6 +83,9 @@ class Pipeline:
         self.exporter = _CountingExporter(inner, self._failure, self._exported)
         _quiet_sdk(True)
         self._collected: list[ReadableSpan] = []
+        #: span ids of the client spans under connections' spans, until exported
+        self._children: set[int] = set()
+        self._lock = threading.Lock()
         self._last: tuple[int, str | None] = (0, None)
         self.processor: SpanProcessor
         if batch is None:
@@ -97,7 +100,7 @@ class Pipeline:
             )
         # Room for every event sent (plus the exception), attribute values bounded (a base64 body).
         self._limits = SpanLimits(
-            max_events=max_events + 8,
+            max_events=2 * max_events + 8,  # the messages, then logs (and their exceptions)
             max_span_attributes=512,
             max_event_attributes=64,
             max_attribute_length=max(16384, body_limit * 4 // 3 + 8),
@@ -147,7 +150,21 @@ class Pipeline:
             if plan.tracestate:
                 carrier["tracestate"] = plan.tracestate
             context = _PROPAGATOR.extract(carrier, context=Context())
-        span = self.tracer(producer).start_span(
+        tracer = self.tracer(producer)
+        span = self._start(tracer, plan, context)
+        if started is not None:
+            started(span.get_span_context().span_id)
+        inner = set_span_in_context(span, context)
+        for child in plan.children:
+            child_span = self._start(tracer, child, inner)
+            # Counted as part of their connection's span, not as connections of their own.
+            self._children.add(child_span.get_span_context().span_id)
+            child_span.end(end_time=child.end)
+        span.end(end_time=plan.end)
+
+    @staticmethod
+    def _start(tracer: Tracer, plan: SpanPlan, context: Context) -> Span:
+        span = tracer.start_span(
             plan.name,
             context=context,
             kind=_KINDS[plan.kind],
@@ -160,9 +177,7 @@ class Pipeline:
             span.add_event(name, attributes, timestamp=when)
         if plan.error is not None:
             span.set_status(Status(StatusCode.ERROR, plan.error or None))
-        if started is not None:
-            started(span.get_span_context().span_id)
-        span.end(end_time=plan.end)
+        return span
 
     # Sending --------------------------------------------------------------------------------
 
@@ -180,9 +195,13 @@ class Pipeline:
         return self._last
 
     def _exported(self, spans: Sequence[ReadableSpan], ok: bool, reason: str | None) -> None:
-        self._last = (len(spans) if ok else 0, None if ok else reason or "the export failed")
+        ids = [span.context.span_id for span in spans if span.context is not None]
+        with self._lock:
+            children = self._children.intersection(ids)
+            self._children.difference_update(children)
+        ids = [i for i in ids if i not in children]  # a connection's span, its children aside
+        self._last = (len(ids) if ok else 0, None if ok else reason or "the export failed")
         if self._report is not None:
-            ids = [span.context.span_id for span in spans if span.context is not None]
             self._report(ids, ok, reason)
 
     def close(self, timeout: float) -> bool:

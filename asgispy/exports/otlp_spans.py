@@ -60,7 +60,7 @@ class SpanPlan:
     """
 
     name: str
-    kind: Literal["server", "internal"]
+    kind: Literal["server", "internal", "client"]
     start: int
     end: int
     attributes: Attributes
@@ -69,6 +69,8 @@ class SpanPlan:
     traceparent: str | None = None
     tracestate: str | None = None
     weight: int = 0
+    #: spans of what the app did inside it (outgoing calls, SQL): :mod:`~asgispy.exports.otlp_inside`
+    children: list[SpanPlan] = field(default_factory=list)
 
 
 def span_plan(

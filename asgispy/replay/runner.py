@@ -10,6 +10,7 @@ request that needed one that is missing is reported as such instead of as a diff
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from asgispy.codec.redact import REDACTED
 from asgispy.model.connection import Connection
 from asgispy.replay.lifespan import Lifespan
+from asgispy.replay.stubs import Stubs, answering, stubbing
 from asgispy.spy import Spy
 from asgispy.store.load import session_from_document
 
@@ -29,45 +31,67 @@ TIMEOUT = 30.0
 @dataclass
 class Replayed:
     """One recorded connection and what the app did with it now (None: it sent nothing);
-    ``missing_secrets``: redacted headers nobody supplied, left out of the request."""
+    ``missing_secrets``: redacted headers nobody supplied, left out of the request;
+    ``unrecorded``: outgoing calls with no recorded answer (``stub_calls``), never sent."""
 
     recorded: Connection
     now: Connection | None
     missing_secrets: list[str] = field(default_factory=list)
     error: str | None = None
+    unrecorded: list[str] = field(default_factory=list)
 
 
 async def replay(
-    app: Any, connections: Sequence[Connection], secrets: Mapping[str, str] | None = None
+    app: Any,
+    connections: Sequence[Connection],
+    secrets: Mapping[str, str] | None = None,
+    *,
+    stub_calls: bool = False,
 ) -> list[Replayed]:
-    """Send ``connections`` (HTTP and WebSocket, in order) to ``app`` inside its lifespan."""
+    """Send ``connections`` (HTTP and WebSocket, in order) to ``app`` inside its lifespan;
+    with ``stub_calls``, each one's outgoing httpx calls are answered from its recording."""
     secrets = {k.lower(): v for k, v in (secrets or {}).items()}
     spy = Spy(app, address=False, history=max(len(connections) + 8, 64), max_body=64 * 1024 * 1024)
     results: list[Replayed] = []
-    async with Lifespan(spy) as lifespan:
-        for conn in connections:
-            if conn.type not in ("http", "websocket"):
-                continue
-            scope, missing = _scope(conn, secrets)
-            if lifespan.supported:
-                scope["state"] = dict(lifespan.state)  # as servers do: the lifespan's state, copied
-            before = len(spy.records)
-            try:
-                await asyncio.wait_for(_drive(spy, scope, conn), TIMEOUT)
-                error = None
-            except asyncio.TimeoutError:
-                error = f"no answer within {TIMEOUT:g} s"
-            except Exception as exc:  # the app raised: recorded as its outcome; go on with the rest
-                error = None if len(spy.records) > before else f"{type(exc).__name__}: {exc}"
-            records = spy.records[before:]
-            now = None
-            if records:
-                doc = records[-1].document(spy.redactor, spy.origin.tag)
-                now = session_from_document({"connections": [doc]}).connections[0]
-            # Sent without the redacted headers nobody supplied: the caller tells whether the
-            # answer shows they were needed.
-            results.append(Replayed(conn, now, missing, error))
+    with stubbing() if stub_calls else contextlib.nullcontext():
+        async with Lifespan(spy) as lifespan:
+            await _each(spy, lifespan, connections, secrets, stub_calls, results)
     return results
+
+
+async def _each(
+    spy: Spy,
+    lifespan: Lifespan,
+    connections: Sequence[Connection],
+    secrets: Mapping[str, str],
+    stub_calls: bool,
+    results: list[Replayed],
+) -> None:
+    """Replay each connection in turn, recording what the app does now into ``results``."""
+    for conn in connections:
+        if conn.type not in ("http", "websocket"):
+            continue
+        scope, missing = _scope(conn, secrets)
+        if lifespan.supported:
+            scope["state"] = dict(lifespan.state)  # as servers do: the lifespan's state, copied
+        before = len(spy.records)
+        stubs = Stubs.of(conn)
+        try:
+            with answering(stubs) if stub_calls else contextlib.nullcontext(stubs):
+                await asyncio.wait_for(_drive(spy, scope, conn), TIMEOUT)
+            error = None
+        except asyncio.TimeoutError:
+            error = f"no answer within {TIMEOUT:g} s"
+        except Exception as exc:  # the app raised: recorded as its outcome; go on with the rest
+            error = None if len(spy.records) > before else f"{type(exc).__name__}: {exc}"
+        records = spy.records[before:]
+        now = None
+        if records:
+            doc = records[-1].document(spy.redactor, spy.origin.tag)
+            now = session_from_document({"connections": [doc]}).connections[0]
+        # Sent without the redacted headers nobody supplied: the caller tells whether the
+        # answer shows they were needed.
+        results.append(Replayed(conn, now, missing, error, list(stubs.unrecorded)))
 
 
 def _scope(conn: Connection, secrets: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
