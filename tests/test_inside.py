@@ -197,3 +197,30 @@ def test_a_live_viewer_gets_what_happened_inside(upstream: str, tmp_path: Path) 
         assert sorted(kinds) == ["http", "log", "log", "sql", "sql"]
         call = next(i for i in conn.inside if isinstance(i, OutgoingCall))
         assert call.status == 503 and ("authorization", "[redacted]") in call.request_headers
+
+
+def test_what_was_recorded_inside_replays_without_the_upstream_and_exports(tmp_path: Path) -> None:
+    """The real capture's entries feed the other views: a replay with ``stub_calls`` answers the
+    app's call from the recording while the upstream is gone; HAR lists the call as an entry."""
+    from asgispy.exports.har import to_har
+    from asgispy.replay.runner import replay
+
+    with serve(UPSTREAM) as up:
+        app = shop(up.url("").rstrip("/"), tmp_path / "shop.db")
+        spy = Spy(app, inside="http", address=False)
+        try:
+            with serve(spy) as server:
+                assert httpx.post(server.url("/orders?n=8"), timeout=20).json()["upstream"] == 503
+        finally:
+            spy.close()
+    session = asgispy.load(spy.export(tmp_path / "recorded.json"))
+    orders = [c for c in session.connections if c.path == "/orders"]
+
+    entries = to_har(orders)["log"]["entries"]
+    assert [e["_asgispy"].get("kind") for e in entries][1:] == ["outgoing"]
+    assert entries[1]["response"]["status"] == 503 and entries[1]["request"]["method"] == "POST"
+
+    results = asyncio.run(replay(app, orders, stub_calls=True))  # the upstream has stopped
+    asyncio.run(dispose(app))
+    assert len(results) == 1 and results[0].now is not None
+    assert results[0].now.response_body() == b'{"n":8,"upstream":503}'
