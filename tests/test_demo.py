@@ -253,6 +253,12 @@ def test_asgispy_demo_headless_end_to_end(tmp_path: Path) -> None:
         " GET /boom?order=" in line and "[raised RuntimeError: payment service" in line for line in lines
     )
     assert any(" WS /ws/chat?name=alice 101 " in line and "close 4000" in line for line in lines)
+    # what the demo did inside /api/quote: its call to the carrier, and its logs
+    busy = next(c for c in session if c.path == "/api/quote" and b"busy" in c.query_string)
+    call = next(i for i in busy.inside if i.kind == "http")
+    assert (call.status, call.url.split("?")[0]) == (503, "http://carrier.example/quote")  # type: ignore[attr-defined]
+    assert call.duration and call.duration >= 0.3  # type: ignore[attr-defined]
+    assert [i.level for i in busy.inside if i.kind == "log"] == ["INFO", "WARNING"]  # type: ignore[attr-defined]
     assert f"recorded {len(session.connections)} connections" in result.stdout
     assert f"session written to {output}" in result.stdout
 

@@ -103,6 +103,7 @@ def demo_dashboard(
     dashboard.add_limit_arguments(parser)
     args = parser.parse_args(
         [DEMO_APP, "--host", "127.0.0.1", "--port", str(port), "--lifespan", "on", "--log-level", "info"]
+        + ["--inside", "http,logging"]  # what the demo does inside a request: /api/quote
         + (["--layers"] if layers else [])
     )
     args.intercept = True  # as under asgispy run: b, h and r work on the demo app too

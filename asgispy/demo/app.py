@@ -15,6 +15,7 @@ import email.parser
 import email.policy
 import hashlib
 import json
+import logging
 import struct
 import time
 import zlib
@@ -150,6 +151,37 @@ async def me(request: Request) -> JSONResponse:
     response = JSONResponse({"user": "demo", "visits": visits})
     response.set_cookie("visits", str(visits), httponly=True, samesite="lax")
     return response
+
+
+# What the app does inside a request: an outgoing call and its logs -----------------------------
+
+#: the demo's own logger, at INFO so that ``asgispy demo`` (which records inside) shows its records
+log = logging.getLogger("demo.shop")
+log.setLevel(logging.INFO)
+
+
+async def _carrier(scope: Any, receive: Any, send: Any) -> None:
+    """A slow shipping carrier, reached in-process (no network): busy every third quote."""
+    await asyncio.sleep(0.3)
+    busy = b"busy" in scope.get("query_string", b"")
+    body = b'{"error": "try later"}' if busy else b'{"days": 2, "price": 4.9}'
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 503 if busy else 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def quote(request: Request) -> JSONResponse:
+    import httpx
+
+    item = request.query_params.get("item", "1")
+    log.info("quoting shipping for item %s", item)
+    transport = httpx.ASGITransport(app=_carrier)
+    async with httpx.AsyncClient(transport=transport, base_url="http://carrier.example") as client:
+        answer = await client.get("/quote", params={"item": item, **dict(request.query_params)})
+    if answer.status_code != 200:
+        log.warning("carrier answered %d for item %s", answer.status_code, item)
+        return _problem(502, "the carrier is busy", carrier=answer.status_code)
+    return JSONResponse({"item": item, **answer.json()})
 
 
 def _problem(status: int, detail: str, **extra: Any) -> JSONResponse:
@@ -304,6 +336,7 @@ routes: list[Route | WebSocketRoute] = [
     Route("/api/items/{item_id:int}", get_item, methods=["GET"]),
     Route("/api/items/{item_id:int}", delete_item, methods=["DELETE"]),
     Route("/api/me", me),
+    Route("/api/quote", quote),
     Route("/upload", upload, methods=["POST"]),
     Route("/feedback", feedback, methods=["POST"]),
     Route("/stream", stream),

@@ -162,7 +162,7 @@ def _demo_spy(layers: bool = False) -> Spy:
     from asgispy.demo.app import app
     from asgispy.spy import Spy
 
-    options: dict[str, Any] = {"name": "asgispy.demo.app:app"}
+    options: dict[str, Any] = {"name": "asgispy.demo.app:app", "inside": ("http", "logging")}
     if "address" in inspect.signature(Spy).parameters:
         options["address"] = False  # print here instead of streaming to a dashboard
     if layers:

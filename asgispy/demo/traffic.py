@@ -164,6 +164,8 @@ class _Visitor:
         await self.request("GET", "/boom", params={"order": str(self.rng.randint(100, 999))})
 
     async def odds_and_ends(self) -> None:
+        await self.request("GET", "/api/quote", params={"item": "2"})  # a slow outgoing call inside
+        await self.request("GET", "/api/quote", params={"item": "3", "busy": "1"})
         await self.request("GET", "/old-items", follow_redirects=True)
         await self.request("GET", "/logo.png")
         await self.request("HEAD", "/api/items")
