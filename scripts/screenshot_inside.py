@@ -87,9 +87,14 @@ async def shoot(out: Path, size: tuple[int, int]) -> Path:
         await pilot.press("enter")
         await pilot.pause(0.3)
         tree = app.events_tree
-        for node in tree.root.children:
-            if "repeated" in str(node.label):
-                node.expand()
+        messages = next(n for n in tree.root.children if str(n.label).startswith("messages"))
+        call = next(n for n in messages.children if str(n.label).startswith("→ call"))
+        call.expand()
+        for child in call.children:
+            child.expand()
+        await pilot.pause(0.2)
+        tree.move_cursor(call)
+        tree.scroll_to_node(call, animate=False)
         await pilot.pause(0.3)
         return Path(app.save_screenshot("inside.svg", str(out)))
 

@@ -19,6 +19,7 @@ from asgispy.analysis.rules import RULES
 from asgispy.exports.line import format_duration, summary_line
 from asgispy.model.connection import Connection
 from asgispy.model.event import Event
+from asgispy.tui.insidenodes import add_repeats, place_inside
 from asgispy.tui.labels import (
     RECEIVE_LABEL,
     SEND_LABEL,
@@ -70,6 +71,8 @@ class EventTree(Tree[Any]):
         self._problems_node: TreeNode[Any] | None = None
         self._violations_shown = 0
         self._streams: dict[str, tuple[StreamFollower, TreeNode[Any]]] = {}
+        #: one node per message, by event index (what the app did inside goes between them)
+        self._message_nodes: list[TreeNode[Any]] = []
 
     # Building -------------------------------------------------------------------------------
 
@@ -86,6 +89,7 @@ class EventTree(Tree[Any]):
         self._problems_node = None
         self._violations_shown = 0
         self._streams = {}
+        self._message_nodes = []
         if conn is None:
             self.root.set_label(Text("no connection selected", style="dim"))
             return
@@ -110,16 +114,28 @@ class EventTree(Tree[Any]):
             label = self._event_label(event, at_fault.get(index, ()))
             doc = event.doc
             has_fields = (type(doc) is dict and len(doc) > 1) or event.wait is not None or index in at_fault
-            node.add(label, _Lazy("event", (conn, event, index)), allow_expand=has_fields)
+            shown = node.add(label, _Lazy("event", (conn, event, index)), allow_expand=has_fields)
+            self._message_nodes.append(shown)
         # Violations found later (a response never finished) mark a message already drawn.
         for index in at_fault:
-            if index < start and index < len(node.children):
-                node.children[index].set_label(self._event_label(events[index], self._at(conn, index)))
+            if index < start and index < len(self._message_nodes):
+                self._message_nodes[index].set_label(self._event_label(events[index], self._at(conn, index)))
         self._events_shown = len(events)
         node.set_label(Text.assemble(("messages", "bold"), f"  {len(events)}", *self._dropped(conn)))
         self._grow_streams(conn)
         if conn.outcome != "open" and not self._ended:
             self._ended = True
+            if conn.inside:
+                placed = place_inside(node, self._message_nodes, events, conn)
+                node.set_label(
+                    Text.assemble(
+                        ("messages", "bold"),
+                        f"  {len(events)}",
+                        (f" · {placed} inside", "bold blue"),
+                        *self._dropped(conn),
+                    )
+                )
+                add_repeats(self.root, conn, before=node)
             self._add_ending(conn)
 
     def _at(self, conn: Connection, index: int) -> list[Violation]:

@@ -20,6 +20,7 @@ from textual.widgets import Static
 from asgispy.exports.line import format_duration
 from asgispy.model.connection import Connection
 from asgispy.model.event import Event
+from asgispy.tui.insidelanes import inside_end, inside_lanes
 
 __all__ = ["Timeline", "timeline_text"]
 
@@ -51,7 +52,7 @@ def _end(conn: Connection) -> float:
         end = max(end, conn.duration)
     elif conn.outcome == "open" and conn.started:
         end = max(end, time.time() - conn.started)
-    return end
+    return max(end, inside_end(conn))
 
 
 def _lane(events: Sequence[Event], width: int, end: float) -> list[tuple[str, str]]:
@@ -179,6 +180,9 @@ def timeline_text(conn: Connection, width: int) -> Text:
     if waited:
         text.append("waiting".ljust(_LABEL), style="dim cyan")
         text.append(waited + "\n", style="dim cyan")
+    for title, style, cells in inside_lanes(conn, plot, end):
+        text.append(title[: _LABEL - 1].ljust(_LABEL), style=style)
+        text.append(cells + "\n", style=style)
     holds = _holds(conn, plot, end)
     if holds:
         text.append("held".ljust(_LABEL), style="bold yellow")
