@@ -12,6 +12,7 @@ import pytest
 
 import asgispy
 from asgispy import Spy
+from asgispy.analysis.repeats import TIMES
 from asgispy.store.store import Store
 from asgispy.tui.app import Dashboard
 from tests.inside_apps import UPSTREAM, dispose, shop
@@ -54,7 +55,7 @@ async def test_the_tree_and_the_timeline_show_what_happened_inside(tmp_path: Pat
         top = [str(n.label) for n in tree.root.children]
         repeated = next(n for n in tree.root.children if str(n.label).startswith("repeated work"))
         assert top.index(str(repeated.label)) < next(i for i, t in enumerate(top) if t.startswith("messages"))
-        assert "×6" in str(repeated.children[0].label) and "N+1" in str(repeated.children[0].label)
+        assert f"{TIMES}6" in str(repeated.children[0].label) and "N+1" in str(repeated.children[0].label)
 
         messages = next(n for n in tree.root.children if str(n.label).startswith("messages"))
         labels = [str(n.label) for n in messages.children]
@@ -77,7 +78,7 @@ async def test_the_tree_and_the_timeline_show_what_happened_inside(tmp_path: Pat
         app.timeline.display = True
         await pilot.pause(0.2)
         drawn = str(app.timeline.render())
-        assert "sql ×6" in drawn and "→ local" in drawn and "▬" in drawn
+        assert f"sql {TIMES}6" in drawn and "→ local" in drawn and "▬" in drawn
 
         orders = next(c for c in store if c.path == "/orders")
         assert app.connections.select_id(orders.id)
