@@ -22,6 +22,7 @@ from asgispy.demo.headless import run_headless
 from asgispy.filter.fields import FIELDS
 from asgispy.filter.grammar import Filter, FilterError, parse
 from asgispy.model.connection import Connection
+from tests.inside_sessions import inside_session
 from tests.servers import serve
 
 Conns = list[Connection]
@@ -254,3 +255,43 @@ def test_docs_cover_every_field() -> None:
         assert f"`{name}:" in docs, name
     for keyword in ("`error`", "`cut`", "`open`", "`or`", "`-`", "`!`"):
         assert keyword in docs
+
+
+def paths(conns: Conns, text: str) -> set[str]:
+    return {c.path for c in parse(text).select(conns)}
+
+
+def test_inside_counts_calls_and_queries() -> None:
+    conns = inside_session().connections  # /checkout: 3 calls, 41 queries; /quiet: 2 queries
+    assert paths(conns, "calls:>2") == {"/checkout"}
+    assert paths(conns, "calls:0") == {"/quiet", "/plain"}
+    assert paths(conns, "calls:3 queries:41") == {"/checkout"}
+    assert paths(conns, "queries:>10") == {"/checkout"}
+    assert paths(conns, "queries:1-5") == {"/quiet"}
+    assert paths(conns, "-queries:0") == {"/checkout", "/quiet"}
+
+
+def test_inside_log_levels_mean_that_level_or_worse() -> None:
+    conns = inside_session().connections  # /checkout: WARNING and ERROR; /quiet: INFO
+    assert paths(conns, "log:warning") == {"/checkout"}
+    assert paths(conns, "log:WARN") == {"/checkout"}
+    assert paths(conns, "log:Error") == {"/checkout"}
+    assert paths(conns, "log:critical") == set()
+    assert paths(conns, "log:info") == paths(conns, "log:debug") == {"/checkout", "/quiet"}
+    with pytest.raises(FilterError) as caught:
+        parse("log:loud")
+    assert "logging level" in str(caught.value) and "warning" in str(caught.value)
+
+
+def test_inside_call_urls_as_substring_or_glob() -> None:
+    conns = inside_session().connections
+    assert paths(conns, "call:pay.example") == {"/checkout"}
+    assert paths(conns, "call:https://mail.*/send") == {"/checkout"}
+    assert paths(conns, "call:*attempt=2") == {"/checkout"}
+    assert paths(conns, "call:https://pay.example") == {"/checkout"}
+    assert paths(conns, "call:nowhere") == set()
+    assert paths(conns, "call:https://pay.example/*") == {"/checkout"}
+    assert paths(conns, "call:/charge") == {"/checkout"}
+    assert paths(conns, "-call:pay") == {"/quiet", "/plain"}
+    with pytest.raises(FilterError):
+        parse("calls:lots")

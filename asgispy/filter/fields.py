@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from asgispy.filter.values import UNITS_SIZE, UNITS_TIME, comparison, text_matcher
 from asgispy.filter.view import view_of
 from asgispy.model.connection import Connection
+from asgispy.model.inside import LogRecord, OutgoingCall, Query
 
 __all__ = ["FIELDS", "KEYWORDS", "BadValue", "Predicate", "free_text"]
 
@@ -214,6 +215,38 @@ def _field_size(value: str) -> Predicate:
     return lambda conn: test(conn.request_bytes + conn.response_bytes)
 
 
+def _count(name: str, kind: type[OutgoingCall] | type[Query]) -> Builder:
+    """A field over how many of one kind of inside item a connection has (``Spy(inside=True)``)."""
+
+    def build(value: str) -> Predicate:
+        test = comparison(value, None)
+        if test is None:
+            raise BadValue(f"a count like {name}:>3, {name}:0, {name}:1-5")
+        return lambda conn: test(sum(1 for item in conn.inside if isinstance(item, kind)))
+
+    return build
+
+
+#: The standard logging levels, by name, as ``log:`` reads them (``warn`` and ``fatal`` too).
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "critical": 50, "fatal": 50}
+
+
+def _field_log(value: str) -> Predicate:
+    least = _LEVELS.get(value.strip().lower())
+    if least is None:
+        raise BadValue(
+            "a logging level, meaning that level or worse: log:debug, info, warning, error, critical"
+        )
+    return lambda conn: any(isinstance(i, LogRecord) and i.levelno >= least for i in conn.inside)
+
+
+def _field_call(value: str) -> Predicate:
+    if not value:
+        raise BadValue("an outgoing call's URL, substring or glob: call:pay.example, call:https://*/charge*")
+    match = text_matcher(value)
+    return lambda conn: any(isinstance(i, OutgoingCall) and match(i.url) for i in conn.inside)
+
+
 #: Field name -> (builder, one-line help). The help text is what docs/filters.md expands on.
 FIELDS: dict[str, tuple[Builder, str]] = {
     "method": (_field_method, "request method, exactly: method:POST, method:get,head"),
@@ -257,6 +290,13 @@ FIELDS: dict[str, tuple[Builder, str]] = {
         "a middleware layer that changed something (layers mode): layer:GZipMiddleware, layer:*cors*",
     ),
     "rule": (_field_rule, "broke this protocol rule (docs/rules.md): rule:http.content-length, rule:ws*"),
+    "calls": (
+        _count("calls", OutgoingCall),
+        "how many outgoing HTTP calls the app made (inside mode): calls:>3",
+    ),
+    "call": (_field_call, "an outgoing call's URL, substring or glob (inside mode): call:pay.example/*"),
+    "queries": (_count("queries", Query), "how many SQL statements the app ran (inside mode): queries:>10"),
+    "log": (_field_log, "logged at this level or worse (inside mode): log:warning, log:error"),
     "id": (_field_id, "connection id: id:3f2a1c-12"),
     "producer": (_field_producer, "the recording process's tag: producer:3f2a1c"),
 }

@@ -53,6 +53,8 @@ _FILTERS = (
     ("error  cut  open", "raised, cut off or cancelled, still in progress"),
     ("ttfb:>200ms  gap:>1s  blocked:>50ms  waited:>1s", "timing: first byte, gaps, backpressure"),
     ("held:>1s", "held at a breakpoint (duration: and ttfb: leave holds out)"),
+    ("calls:>3  call:pay.example  queries:>10", "what the app did inside (inside mode): calls, SQL"),
+    ("log:warning", "logged at that level or worse (inside mode)"),
     ("violation  rule:http.content-length", "broke a rule of the ASGI spec"),
     ("layer:GZipMiddleware", "a middleware layer changed something (layers mode)"),
     ("changed  resent", "changed by asgispy's rules, addons or a breakpoint; sent again"),
