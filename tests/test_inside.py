@@ -224,3 +224,31 @@ def test_what_was_recorded_inside_replays_without_the_upstream_and_exports(tmp_p
     asyncio.run(dispose(app))
     assert len(results) == 1 and results[0].now is not None
     assert results[0].now.response_body() == b'{"n":8,"upstream":503}'
+
+
+def test_aiohttp_calls_are_recorded_too(upstream: str, tmp_path: Path) -> None:
+    import aiohttp
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def fetch(request: Request) -> JSONResponse:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{upstream}/ok?via=aiohttp", headers={"x-api-key": "k"}) as answer,
+        ):
+            return JSONResponse({"upstream": answer.status, "said": await answer.json()})
+
+    spy = Spy(Starlette(routes=[Route("/fetch", fetch)]), inside="http", address=False)
+    try:
+        with serve(spy) as server:
+            assert httpx.get(server.url("/fetch"), timeout=20).json()["upstream"] == 200
+    finally:
+        spy.close()
+    assert aiohttp.ClientSession._request.__name__ == "_request"  # given back
+    (conn,) = [c for c in saved(spy, tmp_path) if c.path == "/fetch"]
+    (call,) = conn.inside
+    assert isinstance(call, OutgoingCall)
+    assert (call.library, call.method, call.status) == ("aiohttp", "GET", 200)
+    assert call.url.endswith("/ok?via=aiohttp") and ("x-api-key", "[redacted]") in call.request_headers

@@ -68,11 +68,17 @@ class _Headless:
         print(f"asgispy demo: {text}", file=self.err, flush=True)
 
     async def run(self) -> int:
+        spy = _demo_spy(self.layers)
+        try:
+            return await self._serve(spy)
+        finally:
+            spy.close()  # the hooks its inside recording installed in this process
+
+    async def _serve(self, spy: Spy) -> int:
         import uvicorn
 
         from asgispy.demo.traffic import drive
 
-        spy = _demo_spy(self.layers)
         try:
             sock = _listen(self.port)
         except OSError as exc:
