@@ -49,12 +49,11 @@ def recorded(upstream: str, tmp_path: Path) -> Iterator[tuple[Spy, str]]:
 def saved(spy: Spy, tmp_path: Path) -> list[Connection]:
     """The session written, checked against the session file's schema, and loaded again."""
     import json
+    import time
 
     import jsonschema
 
     from tests.test_codec import SCHEMA
-
-    import time
 
     deadline = time.monotonic() + 10  # a client has its answer a moment before the app returns
     while any(r.ended is None for r in spy.records if r.type == "http") and time.monotonic() < deadline:
