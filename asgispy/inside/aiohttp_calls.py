@@ -8,9 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from asgispy.inside.calls import calling
+from asgispy.inside.calls import begin, end, patch
 
 __all__ = ["install"]
+
+
+def _body(kwargs: dict[str, Any]) -> bytes | None:
+    body = kwargs.get("data")
+    return bytes(body) if isinstance(body, (bytes, bytearray)) else None
 
 
 def install() -> Callable[[], None] | None:
@@ -21,36 +26,23 @@ def install() -> Callable[[], None] | None:
     original = aiohttp.ClientSession._request
 
     async def request(self: Any, method: str, str_or_url: Any, **kwargs: Any) -> Any:
-        try:
-            call = calling("aiohttp", str(method).upper(), str(str_or_url))
-            if call is not None:
-                body = kwargs.get("data")
-                headers = kwargs.get("headers") or {}
-                call.request(
-                    dict(headers).items(), bytes(body) if isinstance(body, (bytes, bytearray)) else None
-                )
-        except Exception:
-            call = None
+        call = begin(
+            "aiohttp",
+            lambda: (
+                str(method).upper(),
+                str(str_or_url),
+                dict(kwargs.get("headers") or {}).items(),
+                lambda: _body(kwargs),
+            ),
+        )
         if call is None:
             return await original(self, method, str_or_url, **kwargs)
         try:
             response = await original(self, method, str_or_url, **kwargs)
         except BaseException as exc:
-            call.failed(exc)
-            call.done()
+            end(call, exc=exc)
             raise
-        try:
-            call.entry["url"] = str(response.url)
-            call.response(response.status, response.raw_headers, None)
-            call.done()
-        except Exception:
-            pass  # recording must never change what the app's call did
+        end(call, response.status, response.raw_headers, None, url=str(response.url))
         return response
 
-    request.__wrapped__ = original  # type: ignore[attr-defined]
-    aiohttp.ClientSession._request = request  # type: ignore[method-assign]
-
-    def remove() -> None:
-        aiohttp.ClientSession._request = original  # type: ignore[method-assign]
-
-    return remove
+    return patch(aiohttp.ClientSession, "_request", request)

@@ -7,14 +7,14 @@ size noted), the time from the connection's start and the duration, or the error
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from time import perf_counter
 from typing import Any
 
 from asgispy.capture.layers import current_record
 from asgispy.capture.record import ConnectionRecord
 
-__all__ = ["Call", "calling"]
+__all__ = ["Call", "begin", "end", "patch"]
 
 
 def _text_pairs(headers: Iterable[tuple[Any, Any]]) -> list[tuple[str, str]]:
@@ -89,12 +89,58 @@ class Call:
         self.record.did(self.entry)
 
 
-def calling(library: str, method: str, url: str) -> Call | None:
-    """A Call for the connection this code runs for, if its Spy records outgoing calls."""
-    record = current_record.get()
-    if record is None:
+#: what a client's hook says of the request it is about to send: method, URL, headers, and a
+#: function giving the body (None, or raising, for a body that is not read here)
+Describe = Callable[[], tuple[str, str, Iterable[tuple[Any, Any]], Callable[[], "bytes | None"]]]
+
+
+def begin(library: str, describe: Describe) -> Call | None:
+    """The call about to be made, with its request, if its connection records calls. Never
+    raises: ``describe`` is asked only then, inside the guard, and a body it cannot give is left out."""
+    try:
+        record = current_record.get()
+        if record is None:
+            return None
+        options = record.inside_options
+        if options is None or "http" not in options.kinds:
+            return None
+        method, url, headers, body = describe()
+        call = Call(record, library, method, url)
+        try:
+            content = body()
+        except Exception:  # a streamed request body: not read here
+            content = None
+        call.request(headers, content)
+        return call
+    except Exception:
         return None
-    options = record.inside_options
-    if options is None or "http" not in options.kinds:
-        return None
-    return Call(record, library, method, url)
+
+
+def end(
+    call: Call,
+    status: int | None = None,
+    headers: Iterable[tuple[Any, Any]] = (),
+    body: bytes | None = None,
+    exc: BaseException | None = None,
+    url: str | None = None,
+) -> None:
+    """What came back (``status``) or went wrong (``exc``), onto the record; never raises:
+    recording must never change what the app's call did."""
+    try:
+        if url is not None:
+            call.entry["url"] = url
+        if status is not None:
+            call.response(status, headers, body)
+        if exc is not None:
+            call.failed(exc)
+        call.done()
+    except Exception:
+        pass
+
+
+def patch(owner: Any, name: str, wrapper: Callable[..., Any]) -> Callable[[], None]:
+    """Put ``wrapper`` in place of ``owner.name``; the function returned puts the original back."""
+    original = getattr(owner, name)
+    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+    setattr(owner, name, wrapper)
+    return lambda: setattr(owner, name, original)

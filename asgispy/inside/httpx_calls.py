@@ -11,16 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from asgispy.inside.calls import Call, calling
+from asgispy.inside.calls import Call, begin, end, patch
 
 __all__ = ["install"]
 
 
-def _request_body(request: Any) -> bytes | None:
-    try:
-        return bytes(request.content)
-    except Exception:  # a streamed request body: not read here
-        return None
+def _begin(request: Any) -> Call | None:
+    return begin(
+        "httpx",
+        lambda: (str(request.method), str(request.url), request.headers.raw, lambda: bytes(request.content)),
+    )
 
 
 def _response_body(response: Any) -> bytes | None:
@@ -28,27 +28,6 @@ def _response_body(response: Any) -> bytes | None:
         return bytes(response.content)
     except Exception:  # streamed and not read yet
         return None
-
-
-def _begin(request: Any) -> Call | None:
-    try:
-        call = calling("httpx", str(request.method), str(request.url))
-        if call is not None:
-            call.request(request.headers.raw, _request_body(request))
-        return call
-    except Exception:
-        return None
-
-
-def _end(call: Call, response: Any = None, exc: BaseException | None = None) -> None:
-    try:
-        if response is not None:
-            call.response(response.status_code, response.headers.raw, _response_body(response))
-        if exc is not None:
-            call.failed(exc)
-        call.done()
-    except Exception:
-        pass  # recording must never change what the app's call did
 
 
 def install() -> Callable[[], None] | None:
@@ -66,9 +45,9 @@ def install() -> Callable[[], None] | None:
         try:
             response = sync_send(self, request, *args, **kwargs)
         except BaseException as exc:
-            _end(call, exc=exc)
+            end(call, exc=exc)
             raise
-        _end(call, response)
+        end(call, response.status_code, response.headers.raw, _response_body(response))
         return response
 
     async def asend(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
@@ -78,18 +57,15 @@ def install() -> Callable[[], None] | None:
         try:
             response = await async_send(self, request, *args, **kwargs)
         except BaseException as exc:
-            _end(call, exc=exc)
+            end(call, exc=exc)
             raise
-        _end(call, response)
+        end(call, response.status_code, response.headers.raw, _response_body(response))
         return response
 
-    send.__wrapped__ = sync_send  # type: ignore[attr-defined]
-    asend.__wrapped__ = async_send  # type: ignore[attr-defined]
-    httpx.Client.send = send  # type: ignore[method-assign]
-    httpx.AsyncClient.send = asend  # type: ignore[method-assign]
+    removers = [patch(httpx.Client, "send", send), patch(httpx.AsyncClient, "send", asend)]
 
     def remove() -> None:
-        httpx.Client.send = sync_send  # type: ignore[method-assign]
-        httpx.AsyncClient.send = async_send  # type: ignore[method-assign]
+        for remover in removers:
+            remover()
 
     return remove

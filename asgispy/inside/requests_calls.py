@@ -7,9 +7,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from asgispy.inside.calls import calling
+from asgispy.inside.calls import begin, end, patch
 
 __all__ = ["install"]
+
+
+def _body(request: Any) -> bytes | None:
+    body = request.body
+    return body.encode() if isinstance(body, str) else body
 
 
 def install() -> Callable[[], None] | None:
@@ -20,33 +25,19 @@ def install() -> Callable[[], None] | None:
     original = requests.Session.send
 
     def send(self: Any, request: Any, **kwargs: Any) -> Any:
-        try:
-            call = calling("requests", str(request.method), str(request.url))
-            if call is not None:
-                body = request.body
-                call.request(request.headers.items(), body.encode() if isinstance(body, str) else body)
-        except Exception:
-            call = None
+        call = begin(
+            "requests",
+            lambda: (str(request.method), str(request.url), request.headers.items(), lambda: _body(request)),
+        )
         if call is None:
             return original(self, request, **kwargs)
         try:
             response = original(self, request, **kwargs)
         except BaseException as exc:
-            call.failed(exc)
-            call.done()
+            end(call, exc=exc)
             raise
-        try:
-            body = None if kwargs.get("stream") else response.content
-            call.response(response.status_code, response.headers.items(), body)
-            call.done()
-        except Exception:
-            pass  # recording must never change what the app's call did
+        body = None if kwargs.get("stream") else response.content
+        end(call, response.status_code, response.headers.items(), body)
         return response
 
-    send.__wrapped__ = original  # type: ignore[attr-defined]
-    requests.Session.send = send  # type: ignore[method-assign]
-
-    def remove() -> None:
-        requests.Session.send = original  # type: ignore[method-assign]
-
-    return remove
+    return patch(requests.Session, "send", send)
