@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["app_time", "held_seconds"]
+__all__ = ["app_time", "held_seconds", "hold_intervals"]
 
 
 def _number(value: Any) -> float:
@@ -33,3 +33,13 @@ def app_time(interventions: list[dict[str, Any]], t: float | None) -> float | No
         return t
     held = sum(_held(e) for e in interventions if _number(e.get("t")) <= t + 1e-9)
     return max(0.0, t - held)
+
+
+def hold_intervals(interventions: Iterable[Mapping[str, Any]]) -> list[tuple[float, float]]:
+    """Each hold as ``(start, end)`` in seconds from the connection's start."""
+    found = []
+    for entry in interventions:
+        held, stop = _held(entry), entry.get("t")
+        if held > 0 and isinstance(stop, (int, float)) and not isinstance(stop, bool):
+            found.append((float(stop) - held, float(stop)))
+    return found

@@ -20,6 +20,7 @@ from textual.widgets import Static
 from asgispy.exports.line import format_duration
 from asgispy.model.connection import Connection
 from asgispy.model.event import Event
+from asgispy.model.holds import hold_intervals
 from asgispy.tui.insidelanes import inside_end, inside_lanes
 
 __all__ = ["Timeline", "timeline_text"]
@@ -99,11 +100,10 @@ def _holds(conn: Connection, width: int, end: float) -> str | None:
     is when the hold ended, ``held`` how long it lasted)."""
     cells = [" "] * width
     seen = False
-    for entry in conn.interventions:
-        held, stop = entry.get("held"), entry.get("t")
-        if not isinstance(held, (int, float)) or not isinstance(stop, (int, float)) or held <= 0 or end <= 0:
-            continue
-        first = max(0, min(int((stop - held) / end * width), width - 1))
+    if end <= 0:
+        return None
+    for start, stop in hold_intervals(conn.interventions):
+        first = max(0, min(int(start / end * width), width - 1))
         last = max(first, min(int(stop / end * width), width - 1))
         for cell in range(first, last + 1):
             cells[cell] = _HELD
