@@ -11,17 +11,19 @@ import asyncio
 import itertools
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
+from contextvars import Token
 from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+from asgispy.capture import origin as origin_module
 from asgispy.capture.history import History
 from asgispy.capture.layers import current_record  # loaded with the record in any case
 from asgispy.capture.origin import Origin, fork_generation, new_origin
 from asgispy.capture.record import ConnectionRecord
 from asgispy.capture.skip import Skip
-from asgispy.capture.snapshot import snapshot_copy
+from asgispy.capture.snapshot import STRIDE
 from asgispy.codec.redact import DEFAULT_REDACT, Redactor
 from asgispy.codec.sessionfile import session_document, write_session
 from asgispy.types import RECEIVE, SEND, ASGIApp, Message, Receive, Scope, Send
@@ -89,6 +91,10 @@ class Spy:
             is asked and removed by :meth:`close`.
         inside_level: the lowest log level recorded (default INFO).
         inside_sql_params: record SQL parameters too (they are user data: off by default).
+        time_sends: time each ``send()`` call too: how long the server held the app there (a
+            slow client's backpressure). It costs a coroutine and a clock read per message,
+            more than recording the message itself, so it is off here; ``asgispy run`` turns it
+            on. Every message is timed as it crosses either way, and every ``receive()`` call.
     """
 
     def __init__(
@@ -113,6 +119,7 @@ class Spy:
         inside: bool | str | Iterable[str] = False,
         inside_level: int | str = "INFO",
         inside_sql_params: bool = False,
+        time_sends: bool = False,
     ) -> None:
         if max_body < 0 or max_events < 0:
             raise ValueError("max_body and max_events must not be negative")
@@ -120,6 +127,9 @@ class Spy:
         self.enabled = enabled
         self.max_body = max_body
         self.max_events = max_events
+        #: what a record is told of max_events (None: its default, no store per connection)
+        self._max_events = None if max_events == ConnectionRecord.max_events else max_events
+        self.time_sends = time_sends
         self.redactor = Redactor(redact)
         self.skip = Skip(skip)
         self._skip = self.skip if self.skip else None  # read per connection: no __bool__ call
@@ -155,6 +165,8 @@ class Spy:
         self._inside_hooks: Installed | None = None
         if inside:
             self._watch_inside(inside, inside_level, inside_sql_params)
+        #: whether a connection needs more than its record: layers, interception or inside
+        self._extras = self._stack is not None or engine is not None or self._inside is not None
 
     def _watch_inside(self, inside: bool | str | Iterable[str], level: int | str, params: bool) -> None:
         from asgispy.capture.inside import InsideOptions
@@ -206,6 +218,7 @@ class Spy:
         self._generation = fork_generation()
         self._seq = itertools.count(1)
         self._origin = new_origin(self.name)
+        self._tag = self._origin.tag
         if hasattr(self, "history"):
             self.history.clear()
         producer = getattr(self, "_producer", None)
@@ -225,111 +238,135 @@ class Spy:
             await self._app(scope, receive, send)
             return
         try:
-            if self._generation != fork_generation():
+            if self._generation != origin_module._generation:
                 self._renew_origin()
-            record = ConnectionRecord(self._origin.tag, next(self._seq), scope, self.max_events)
+            record = ConnectionRecord(self._tag, next(self._seq), scope, self._max_events)
             history = self.history
-            if history.max_connections:
-                history.add(record)
+            if history.max_connections:  # History.add, inline
+                record.history_slot = True
+                records = history._records
+                records.append(record)
+                if len(records) > history._hard_limit:
+                    history.overfull()
             producer = self._producer
             if producer is not None:
                 if producer._streaming:
                     producer.opened(record)
                 elif producer._thread is None:
                     producer.start()
-            events = record._events
-            assert events is not None
-            stack = self._stack
+            app = self._app
             token = None
-            app = self.app
-            if stack is not None:
-                infos = stack.place()
-                record.layer_infos = infos
-                record.layers = [None] * len(infos)
-                token = current_record.set(record)
-            elif self.interception is not None:
-                if self.interception.active:
-                    token = current_record.set(record)  # asgispy's interception journals on it
-                else:
-                    app = self._app  # nothing to apply: not even a pass through Intercept
-            inside = self._inside
-            if inside is not None:
-                record.inside_options = inside  # what the hooks of asgispy.inside record for it
-                if token is None:
-                    token = current_record.set(record)
+            if self._extras:
+                app, token = self._enter(record)
+            flat = record._flat
+            assert flat is not None
         except Exception:
             logger.exception("asgispy could not start recording a connection; the app runs unrecorded")
             await self._app(scope, receive, send)
             return
         max_body = self.max_body
-        max_events = self.max_events
         t0 = record.t0
-        append = events.append
+        extend = flat.extend
+        bound = self.max_events * STRIDE  # the flat list's length when max_events are kept
+        general = record.general
+        payload = 0  # bytes of the payloads kept: what the history counts
 
-        # Messages only go into the record (a live producer follows the records it was told of),
-        # as copies of what could change later. Most messages are a bytes body within bounds and
-        # nothing else to copy: a few tests settle that, the rest go the general way. One clock
-        # read more per message times the call itself: how long the app waited in receive()
-        # (a slow client, or an app that asked early) or was held in send() (backpressure).
+        # Messages only go into the record, as copies of what could change later (a live
+        # producer follows the records it was told of). Most messages are a bytes body within
+        # bounds and nothing else to copy: three tests settle that (a body message carries no
+        # headers), the rest go the general way. receive() is timed from the call (how long the
+        # app waited: a slow client, or an app that asked early); send() as it is handed over,
+        # and timed to its end only with time_sends (see Spy).
         async def spy_receive() -> Message:
+            nonlocal payload
             called = perf_counter()
             message = await receive()
             try:
-                if len(events) < max_events:
-                    now = perf_counter()
-                    copy = dict(message)
-                    body = copy.get("body")
-                    if body.__class__ is bytes and len(body) <= max_body and "headers" not in copy:
-                        append([RECEIVE, now - t0, copy, None, now - called])
-                    else:
-                        copy, cut, _ = snapshot_copy(copy, max_body)
-                        append([RECEIVE, now - t0, copy, cut, now - called])
+                now = perf_counter()
+                copy = message.copy()  # type: ignore[attr-defined]  # a dict, as ASGI has it
+                body = copy.get("body")
+                if type(body) is bytes and (n := len(body)) <= max_body and len(flat) < bound:
+                    payload += n
+                    extend((RECEIVE, now - t0, copy, None, now - called))
                 else:
-                    record.dropped_events += 1
-            except Exception as exc:
-                record.note(f"could not record a received message: {exc!r}")
+                    payload += general(RECEIVE, message, now, now - called, max_body)
+            except Exception:  # not a dict: the general way says what it could not record
+                payload += general(RECEIVE, message, perf_counter(), None, max_body)
             return message
 
-        async def spy_send(message: Message) -> None:
-            event: list[Any] | None = None
-            called = 0.0
+        def spy_send(message: Message) -> Awaitable[None]:
+            # A plain function handing back the server's own awaitable: no frame of ours per send.
+            nonlocal payload
             try:
-                if len(events) < max_events:
-                    copy = dict(message)
-                    body = copy.get("body")
-                    called = perf_counter()
-                    if body.__class__ is bytes and len(body) <= max_body and "headers" not in copy:
-                        event = [SEND, called - t0, copy, None, None]
-                    else:
-                        copy, cut, _ = snapshot_copy(copy, max_body)
-                        event = [SEND, called - t0, copy, cut, None]
-                    append(event)
+                copy = message.copy()  # type: ignore[attr-defined]  # a dict, as ASGI has it
+                body = copy.get("body")
+                if type(body) is bytes and (n := len(body)) <= max_body and len(flat) < bound:
+                    payload += n
+                    extend((SEND, perf_counter() - t0, copy, None, None))
+                elif body is None and type(headers := copy.get("headers")) is list and len(flat) < bound:
+                    # A response's start (or a WebSocket's accept): its header list is the copy to take.
+                    copy["headers"] = headers.copy()
+                    extend((SEND, perf_counter() - t0, copy, None, None))
                 else:
-                    record.dropped_events += 1
-            except Exception as exc:
-                record.note(f"could not record a sent message: {exc!r}")
-            try:
-                await send(message)
-            finally:
-                if event is not None:
-                    event[4] = perf_counter() - called
+                    payload += general(SEND, message, perf_counter(), None, max_body)
+            except Exception:  # not a dict: the general way says what it could not record
+                payload += general(SEND, message, perf_counter(), None, max_body)
+            return send(message)
+
+        if self.time_sends:
+            record.times_sends = True
+
+            async def spy_send(message: Message) -> None:  # type: ignore[misc]  # the same, timed
+                nonlocal payload
+                before = len(flat)
+                called = perf_counter()
+                payload += general(SEND, message, called, None, max_body)
+                at = before + 4 if len(flat) > before else -1  # where its wait goes, if it was kept
+                try:
+                    await send(message)
+                finally:
+                    if at >= 0:
+                        flat[at] = perf_counter() - called
 
         try:
             await app(scope, spy_receive, spy_send)
         except asyncio.CancelledError:
-            self._close(record, scope, None, cancelled=True)
+            self._close(record, scope, None, True, payload)
             raise
         except BaseException as exc:
-            self._close(record, scope, exc, cancelled=False)
+            self._close(record, scope, exc, False, payload)
             raise
         else:
-            self._close(record, scope, None, cancelled=False)
+            self._close(record, scope, None, False, payload)
         finally:
             if token is not None:
                 current_record.reset(token)
 
+    def _enter(self, record: ConnectionRecord) -> tuple[ASGIApp, Token[Any] | None]:
+        """What a connection needs beyond its record: the layers' taps, the interception (only
+        when something may apply), the hooks of ``inside``. Returns the app to call and the
+        context token to reset when the connection ends."""
+        app = self._app
+        token = None
+        stack = self._stack
+        if stack is not None:
+            infos = stack.place()
+            record.layer_infos = infos
+            record.layers = [None] * len(infos)
+            token = current_record.set(record)
+            app = self.app
+        elif self.interception is not None and self.interception.active:
+            token = current_record.set(record)  # asgispy's interception journals on it
+            app = self.app
+        inside = self._inside
+        if inside is not None:
+            record.inside_options = inside  # what the hooks of asgispy.inside record for it
+            if token is None:
+                token = current_record.set(record)
+        return app, token
+
     def _close(
-        self, record: ConnectionRecord, scope: Scope, exc: BaseException | None, cancelled: bool
+        self, record: ConnectionRecord, scope: Scope, exc: BaseException | None, cancelled: bool, payload: int
     ) -> None:
         try:
             record.finish(scope, exc, cancelled)
@@ -339,7 +376,7 @@ class Spy:
                 if record.type == "lifespan":
                     producer.closed(record)
             elif record.history_slot:
-                self.history.keep_now(record)
+                self.history.keep_now(record, payload)
         except Exception:
             logger.exception("asgispy could not finish recording connection %s", record.id)
 

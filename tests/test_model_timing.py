@@ -167,7 +167,7 @@ def read_slowly(port: int) -> int:
 
 @pytest.fixture
 def served() -> Iterator[tuple[Spy, Any]]:
-    spy = Spy(app, address=False)
+    spy = Spy(app, address=False, time_sends=True)
     with serve(spy, UVICORN_H11) as server:
         yield spy, server
 
@@ -324,7 +324,7 @@ def test_waits_travel_live_and_a_send_in_progress_is_sent_once_timed(tmp_path: P
     still holding reaches the viewer only once it returns, with the time it was held."""
     sock = tmp_path / "c.sock"
     with CollectorThread([f"unix:{sock}"]) as collector:
-        spy = Spy(app, address=collector.address)
+        spy = Spy(app, address=collector.address, time_sends=True)
         with serve(spy, UVICORN_HTTPTOOLS) as server:
             assert read_slowly(server.port) == BIG * 1024 * 1024
             conn = collector.wait_for(

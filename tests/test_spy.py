@@ -583,7 +583,7 @@ def test_ended_connections_are_kept_and_read_back_exactly(compact: bool) -> None
     server = run(spy, scope, [REQUEST])
     (record,) = spy.records
     if compact:
-        assert isinstance(record.kept, bytes) and record._scope is None and record._events is None
+        assert isinstance(record.kept, bytes) and record._scope is None and record._flat is None
         assert record.size == spy.history.used > len(record.kept)
     else:
         assert record.kept is None and record._scope is not None
@@ -602,3 +602,34 @@ def test_a_scope_holding_objects_is_kept_as_it_is_and_still_exports(tmp_path: Pa
     assert record.kept is None and record._scope is not None  # not data: left as recorded
     (conn,) = asgispy.load(spy.export(tmp_path / "s.json")).connections
     assert conn.scope["state"]["pool"].type == "_thread.lock"
+
+
+# Timing the calls -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("time_sends", [False, True])
+def test_receive_is_always_timed_and_send_only_when_asked(time_sends: bool) -> None:
+    """By default a send is recorded as it is handed over and passed on as the server's own
+    awaitable (no frame of Spy's per message); time_sends times it to its end too."""
+    slow = 0.05
+
+    class SlowServer(FakeServer):
+        async def send(self, message: Any) -> None:
+            await asyncio.sleep(slow)
+            await super().send(message)
+
+    spy = Spy(edge_app, address=False, time_sends=time_sends)
+    server = SlowServer([{"type": "http.request", "body": b"hello", "more_body": False}])
+    asyncio.run(spy(http_scope("/echo", "POST"), server.receive, server.send))
+    assert [m["type"] for m in server.sent] == ["http.response.start", "http.response.body"]
+    (record,) = spy.records
+    received = [e for e in record.events if e[0] == "receive"]
+    sent = [e for e in record.events if e[0] == "send"]
+    assert received and all(isinstance(e[4], float) and e[4] >= 0 for e in received)
+    assert len(sent) == 2 and [e[2]["type"] for e in sent] == ["http.response.start", "http.response.body"]
+    if time_sends:
+        assert all(e[4] is not None and e[4] >= slow * 0.9 for e in sent)
+    else:
+        assert all(e[4] is None for e in sent)
+        # Handed over one after the other, each taking the server's 50 ms.
+        assert sent[1][1] - sent[0][1] >= slow * 0.9

@@ -86,6 +86,8 @@ def handler_document(handler: tuple[Any, Any, Any] | None) -> dict[str, Any] | N
     if handler is None:
         return None
     route, endpoint, params = handler
+    if route is None and endpoint is None and not params:
+        return None  # taken as it was, off the request path: the app matched nothing
     if params:
         return _handler_document(route, endpoint, params)
     key = (id(route), id(endpoint))

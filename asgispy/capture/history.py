@@ -14,7 +14,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from asgispy.capture.record import ConnectionRecord
+from asgispy.capture.record import EVENT_OVERHEAD, FIXED_OVERHEAD, ConnectionRecord
+from asgispy.capture.snapshot import STRIDE
 from asgispy.codec.redact import Redactor
 
 __all__ = ["History"]
@@ -57,7 +58,13 @@ class History:
         # Past this many the request path trims for itself (the packer is late or gone).
         self._hard_limit = max_connections + max_connections // 4 + 64
         self._lock = threading.Lock()
-        self.used = 0
+        #: bytes counted in as connections ended on the request path, without the lock (only
+        #: it adds here), and everything else the lock's holders counted: used is the sum
+        self._added = 0
+        self._counted = 0
+        #: past this many the request path trims (the bound plus some slack: trimming in a
+        #: batch under the lock costs less than one eviction per connection)
+        self._trim_at = max_connections + max(max_connections // 16, 1)
         self.evicted = 0
         #: ended connections never packed because the queue was full
         self.unpacked = 0
@@ -69,6 +76,15 @@ class History:
         return len(self.records())
 
     @property
+    def used(self) -> int:
+        """Bytes of the kept connections (their packed or estimated sizes)."""
+        return self._added + self._counted
+
+    @used.setter
+    def used(self, value: int) -> None:
+        self._counted = value - self._added
+
+    @property
     def keeps(self) -> bool:
         """Whether this history keeps anything at all."""
         return self.max_connections > 0
@@ -76,16 +92,23 @@ class History:
     def records(self) -> list[ConnectionRecord]:
         """A snapshot of the kept records, oldest first (packing what has ended first)."""
         self.pack_pending()
+        if len(self._records) > self.max_connections:
+            self.overfull()
         return list(self._records)
 
     # The request path ------------------------------------------------------------------------
 
     def add(self, record: ConnectionRecord) -> None:
-        """Keep ``record`` (a connection that began)."""
+        """Keep ``record`` (a connection that began). Spy does the same inline."""
         records = self._records
         record.history_slot = True
         records.append(record)
-        if len(records) > self._hard_limit and self._lock.acquire(blocking=False):
+        if len(records) > self._hard_limit:
+            self.overfull()
+
+    def overfull(self) -> None:
+        """More records than the bounds allow: trim here (unless the thread is at it)."""
+        if self._lock.acquire(False):
             try:
                 self.trim()
             finally:
@@ -106,57 +129,61 @@ class History:
             overflow.append(record)
             self.keep_now(record)
             return
-        # Past the count, the oldest ended connection goes now (unless the thread is busy with
-        # the history, and then it trims in a moment): one still open (the lifespan) is never
-        # the one evicted while it runs.
-        if len(self._records) > self.max_connections and self._lock.acquire(blocking=False):
-            try:
-                self.trim()
-            finally:
-                self._lock.release()
+        # Past the count and some slack, the oldest ended connections go now, in a batch (unless
+        # the thread is busy with the history, and then it trims in a moment): one still open
+        # (the lifespan) is never the one evicted while it runs.
+        if len(self._records) > self._trim_at:
+            self.overfull()
 
     # Off the request path --------------------------------------------------------------------
 
-    def keep_now(self, record: ConnectionRecord) -> None:
+    def keep_now(self, record: ConnectionRecord, payload: int | None = None) -> None:
         """``record`` has ended and nobody streams: count it (compacting it first, in a single C
         call, if asked to) and evict past the bounds (request path; if the packing thread holds
-        the history, it is left to that thread).
+        the history, it is left to that thread). ``payload``: the bytes of its payloads, if
+        counted as they were recorded (else they are counted here).
 
         Kept as it was recorded by default: measured under uvicorn, compacting every connection
         costs more than the churn of keeping its objects (see docs/performance.md)."""
         if not record.history_slot:
             return
-        if not self._lock.acquire(blocking=False):
+        if payload is None or self.compact or record.size:
+            self._keep_locked(record, payload)
+            return
+        # The common case: estimated from what Spy counted (ConnectionRecord.estimate, inline),
+        # and trimmed past the bounds.
+        flat = record._flat
+        if flat is None:
+            self._keep_locked(record, payload)
+            return
+        size = record.size = FIXED_OVERHEAD + EVENT_OVERHEAD * (len(flat) // STRIDE) + payload
+        self._added += size
+        if len(self._records) > self._trim_at or self._added + self._counted > self.max_bytes:
+            self.overfull()
+
+    def _keep_locked(self, record: ConnectionRecord, payload: int | None) -> None:
+        lock = self._lock
+        if not lock.acquire(False):
             if len(self._pending) < MAX_PENDING:
                 self._pending.append(record)  # the thread holds the history: it packs it next
             return
         try:
             before = record.size
-            self._hold(record)
+            self._hold(record, payload)
             self.used += record.size - before
-            records = self._records
-            if len(records) > self.max_connections or self.used > self.max_bytes:
-                oldest = records[0]
-                if (
-                    len(records) == self.max_connections + 1
-                    and oldest.outcome != "open"
-                    and self.used - oldest.size <= self.max_bytes
-                ):
-                    # The steady state: one in, the oldest out.
-                    records.popleft()
-                    oldest.history_slot = False
-                    self.used -= oldest.size
-                    self.evicted += 1
-                else:
-                    self.trim()
+            if len(self._records) > self.max_connections or self.used > self.max_bytes:
+                self.trim()
         finally:
-            self._lock.release()
+            lock.release()
 
-    def _hold(self, record: ConnectionRecord) -> None:
+    def _hold(self, record: ConnectionRecord, payload: int | None = None) -> None:
         """Keep an ended ``record`` while nobody streams: compacted into one buffer if asked to,
-        else as it was recorded, its bytes estimated once (its ``size`` is what is counted)."""
-        if not (self.compact and record.keep()) and not record.size:
-            record.size = record.estimate()
+        else as it was recorded, its bytes estimated once (its ``size`` is what is counted; 0
+        until then, so the caller adds it whole)."""
+        if self.compact and record.keep():
+            return
+        if not record.size:
+            record.size = record.estimate(payload)
 
     def pack_pending(self) -> int:
         """Compact every ended connection waiting and evict past the bounds. While a producer
@@ -242,23 +269,24 @@ class History:
         records = self._records
         limit, max_bytes = self.max_connections, self.max_bytes
         used = self.used
+        removed = 0  # taken off as a difference: the request path may count more in meanwhile
         index = 0
         evicted = 0
-        while index < len(records) and (len(records) > limit or used > max_bytes):
+        while index < len(records) and (len(records) > limit or used - removed > max_bytes):
             record = records[index]
             # Open records are spared, unless so many are open that sparing them breaks the bound.
             # (A lifespan stays open at the front for the life of the server.)
             if record.outcome != "open" or len(records) > 2 * limit:
                 del records[index]  # near the front: cheap in a deque
                 if record.history_slot:
-                    used -= record.size  # 0 until compacted
+                    removed += record.size  # 0 until counted
                 record.history_slot = False
                 evicted += 1
             else:
                 index += 1
                 if index > limit:
                     break  # all open at the front: leave the rest for later
-        self.used = max(used, 0)
+        self._counted -= min(removed, used)
         self.evicted += evicted
 
     def clear(self) -> None:
@@ -268,4 +296,4 @@ class History:
             self._records.clear()
             self._pending.clear()
             self._overflow.clear()
-            self.used = 0
+            self._added = self._counted = 0

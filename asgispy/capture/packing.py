@@ -35,7 +35,9 @@ def pack_connection(
     keep_secrets: bool = False,
 ) -> bytes:
     """The packed connection with events ``start:stop`` (all of them for a whole record)."""
-    kind = record.type[:64]  # a scope type is a short word; a longer one is cut, not refused
+    kind = record.type
+    # A scope type is a short word; a longer one is cut, not refused, and one not text made text.
+    kind = (kind if kind.__class__ is str else str(kind))[:64]
     try:
         scope, events, secrets = pack.pack_values(
             record.scope, pack_events(record.events, start, stop), redactor

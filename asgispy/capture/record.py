@@ -17,19 +17,20 @@ from asgispy.capture.documents import error_document, event_document, handler_do
 from asgispy.capture.inside import MAX_INSIDE, InsideOptions, inside_documents, response_done
 from asgispy.capture.layers import layers_document
 from asgispy.capture.packing import pack_connection
-from asgispy.capture.snapshot import RecordedEvent, snapshot_message, snapshot_scope
+from asgispy.capture.snapshot import STRIDE, RecordedEvent, snapshot_message, snapshot_scope, unflatten
 from asgispy.codec import pack
 from asgispy.codec.redact import Redactor
 from asgispy.types import Direction, Message, Outcome, Scope
 
-__all__ = ["ConnectionRecord"]
+__all__ = ["EVENT_OVERHEAD", "FIXED_OVERHEAD", "ConnectionRecord"]
 
 
 _DIRECTIONS: tuple[Direction, Direction] = ("receive", "send")
 _RECORD_OVERHEAD = 200  # the record object itself, besides its buffer
 # Measured with tracemalloc on a small connection under uvicorn, kept as objects.
 _SCOPE_OVERHEAD = 1500
-_EVENT_OVERHEAD = 300
+EVENT_OVERHEAD = 300
+FIXED_OVERHEAD = _RECORD_OVERHEAD + _SCOPE_OVERHEAD
 _SIZED = (bytes, bytearray, str)
 
 
@@ -43,25 +44,17 @@ class ConnectionRecord:
     finished connection in the history is then one ``bytes``, not a tree of dicts and lists.
     """
 
+    # What every connection sets is a slot, written once in __init__; what few connections ever
+    # set (an error, notes, interventions, layers...) is a class default, shadowed in the
+    # instance's own dict when written: a small request pays for a dozen stores, not two dozen.
     __slots__ = (
-        "_events",
+        "__dict__",
+        "_flat",
         "_scope",
-        "dropped_events",
         "ended",
-        "error",
         "handler",
         "history_slot",
-        "inside",
-        "inside_options",
-        "interventions",
-        "kept",
-        "layer_infos",
-        "layers",
-        "max_events",
-        "notes",
         "outcome",
-        "packed",
-        "secrets",
         "seq",
         "size",
         "started",
@@ -70,38 +63,46 @@ class ConnectionRecord:
         "type",
     )
 
-    def __init__(self, tag: str, seq: int, scope: Scope, max_events: int) -> None:
+    #: messages kept at most (past it they are counted in ``dropped_events``); Spy sets its own
+    max_events = 10_000
+    dropped_events = 0
+    error: traceback.TracebackException | dict[str, str] | None = None
+    # Shared and empty until a first note: most connections never get one.
+    notes: list[str] | tuple[str, ...] = ()
+    #: what addons, rules and breakpoints did to it (see asgispy.intercept.journal)
+    interventions: list[dict[str, Any]] | tuple[()] = ()
+    #: what the app did inside it (asgispy.inside), and what its Spy records of that
+    inside: list[dict[str, Any]] | tuple[()] = ()
+    inside_options: InsideOptions | None = None
+    secrets: tuple[pack.Secret, ...] = ()
+    #: layers mode: what crossed each depth of the middleware stack (see capture.layers)
+    layers: list[Any] | None = None
+    layer_infos: list[Any] | tuple[()] = ()
+    #: scope and events in one marshal buffer, once ended, while nobody streams (see keep)
+    kept: bytes | None = None
+    #: the packed connection (see asgispy.codec.pack), once it has ended and been packed
+    packed: bytes | None = None
+    #: whether its sends are timed to their end (Spy's time_sends): a last send may lack its wait
+    times_sends = False
+
+    def __init__(self, tag: str, seq: int, scope: Scope, max_events: int | None = None) -> None:
         self.tag = tag
         self.seq = seq
         self.t0 = perf_counter()
         self.started = time.time()
-        kind = scope.get("type", "?")
-        self.type: str = kind if type(kind) is str else str(kind)
+        # Made text where it is read: a scope is the app's to get wrong.
+        self.type: str = scope.get("type", "?")
         self._scope: dict[str, Any] | None = snapshot_scope(scope)
-        self._events: list[RecordedEvent] | None = []
-        self.max_events = max_events
-        self.dropped_events = 0
+        #: the events, flat: STRIDE items each (see events); None once compacted or packed
+        self._flat: list[Any] | None = []
+        if max_events is not None:
+            self.max_events = max_events
         self.ended: float | None = None
         self.outcome: Outcome = "open"
-        self.error: traceback.TracebackException | dict[str, str] | None = None
+        #: the route, endpoint and path parameters the framework left in the scope, as they were
         self.handler: tuple[Any, Any, Any] | None = None
-        # Shared and empty until a first note: most connections never get one.
-        self.notes: list[str] | tuple[str, ...] = ()
-        #: what addons, rules and breakpoints did to it (see asgispy.intercept.journal)
-        self.interventions: list[dict[str, Any]] | tuple[()] = ()
-        #: what the app did inside it (asgispy.inside), and what its Spy records of that
-        self.inside: list[dict[str, Any]] | tuple[()] = ()
-        self.inside_options: InsideOptions | None = None
-        #: scope and events in one marshal buffer, once ended, while nobody streams (see keep)
-        self.kept: bytes | None = None
-        #: the packed connection (see asgispy.codec.pack), once it has ended and been packed
-        self.packed: bytes | None = None
-        self.secrets: tuple[pack.Secret, ...] = ()
-        self.size = 0  # bytes held once packed; counted by the history
+        self.size = 0  # bytes held once packed (or estimated); counted by the history
         self.history_slot = False  # whether a history keeps it (and counts its size)
-        #: layers mode: what crossed each depth of the middleware stack (see capture.layers)
-        self.layers: list[Any] | None = None
-        self.layer_infos: list[Any] = []
 
     @property
     def id(self) -> str:
@@ -118,16 +119,34 @@ class ConnectionRecord:
 
     @property
     def events(self) -> list[RecordedEvent]:
-        """Every message kept so far, in order, as the app saw it."""
-        events = self._events
-        if events is None:
+        """Every message kept so far, in order, as the app saw it (a new list at each read).
+
+        While the record is objects, its events are one flat list, ``STRIDE`` items per event:
+        the items of a list are no objects of their own for the garbage collector to walk,
+        where a tuple per event (holding a dict, it stays tracked) made every collection walk
+        each message the history keeps."""
+        flat = self._flat
+        if flat is None:
             return self._unpacked()[1]
-        return events
+        return unflatten(flat)
+
+    def count(self) -> int:
+        """How many events are kept so far."""
+        flat = self._flat
+        return len(flat) // STRIDE if flat is not None else len(self.events)
+
+    def events_between(self, start: int, stop: int) -> list[RecordedEvent]:
+        """Events ``start:stop`` (what a follower sends next), without rebuilding the rest."""
+        flat = self._flat
+        if flat is None:
+            return self.events[start:stop]
+        return unflatten(flat[start * STRIDE : stop * STRIDE])
 
     def _unpacked(self) -> tuple[Any, list[RecordedEvent]]:
         kept = self.kept
         if kept is not None:
-            return marshal.loads(kept)  # type: ignore[no-any-return]
+            scope, flat = marshal.loads(kept)
+            return scope, unflatten(flat)
         assert self.packed is not None
         _, _, _, scope, events, _ = pack.decode(self.packed)
         if self.secrets:
@@ -137,14 +156,36 @@ class ConnectionRecord:
     def add(self, direction: Direction, message: Message, max_body: int, wait: float | None = None) -> None:
         """Record one message (past ``max_events`` only count it). Spy inlines the same steps,
         timing the receive() or send() call too (``wait``)."""
-        events = self._events
-        if events is None:
+        flat = self._flat
+        if flat is None:
             return
-        if len(events) >= self.max_events:
+        if len(flat) >= self.max_events * STRIDE:
             self.dropped_events += 1
             return
         copy, cut, _ = snapshot_message(message, max_body)
-        events.append([direction, perf_counter() - self.t0, copy, cut, wait])
+        flat.extend((direction, perf_counter() - self.t0, copy, cut, wait))
+
+    def general(
+        self, direction: Direction, message: Message, now: float, wait: float | None, max_body: int
+    ) -> int:
+        """Record a message Spy's quick test did not settle (headers to copy, a payload that is
+        not bytes or over ``max_body``, past ``max_events``, not a dict). Returns the payload's
+        bytes kept. Never raises: what it cannot record, it notes."""
+        flat = self._flat
+        try:
+            if flat is None:
+                return 0
+            if len(flat) >= self.max_events * STRIDE:
+                self.dropped_events += 1
+                return 0
+            copy, cut, size = snapshot_message(message, max_body)
+            flat.extend((direction, now - self.t0, copy, cut, wait))
+            return size
+        except Exception as exc:
+            self.note(
+                f"could not record a {'received' if direction == 'receive' else 'sent'} message: {exc!r}"
+            )
+            return 0
 
     def finish(self, scope: Scope, exc: BaseException | None, cancelled: bool) -> None:
         """Close the record: outcome, error, and the route the framework matched, if any.
@@ -158,27 +199,26 @@ class ConnectionRecord:
             outcome = "cancelled"
         elif exc is not None:
             outcome = "exception"
-            try:
-                # Summarise now, without reading source files, so the frames (and their locals) are freed.
-                self.error = traceback.TracebackException(
-                    type(exc), exc, exc.__traceback__, lookup_lines=False, compact=True
-                )
-            except Exception as failure:
-                kind = type(exc)
-                self.error = {
-                    "type": f"{kind.__module__}.{kind.__qualname__}",
-                    "message": "",
-                    "traceback": "",
-                }
-                self.note(f"could not summarise the exception: {failure!r}")
+            self._summarise(exc)
         try:
-            route, endpoint, params = scope.get("route"), scope.get("endpoint"), scope.get("path_params")
-            if route is not None or endpoint is not None or params:
-                self.handler = (route, endpoint, dict(params) if isinstance(params, dict) else params)
+            # As they are: checked and copied where read (documents.handler_document).
+            get = scope.get
+            self.handler = (get("route"), get("endpoint"), get("path_params"))
         except Exception as failure:
             self.note(f"could not read the matched route: {failure!r}")
         self.ended = ended
         self.outcome = outcome
+
+    def _summarise(self, exc: BaseException) -> None:
+        try:
+            # Summarise now, without reading source files, so the frames (and their locals) are freed.
+            self.error = traceback.TracebackException(
+                type(exc), exc, exc.__traceback__, lookup_lines=False, compact=True
+            )
+        except Exception as failure:
+            kind = type(exc)
+            self.error = {"type": f"{kind.__module__}.{kind.__qualname__}", "message": "", "traceback": ""}
+            self.note(f"could not summarise the exception: {failure!r}")
 
     def note(self, text: str) -> None:
         notes = self.notes
@@ -243,19 +283,22 @@ class ConnectionRecord:
         """The layers this connection crossed, as data (layers mode only; see capture.layers)."""
         if self.layers is None:
             return None
-        return layers_document(self, self.layer_infos, redactor)
+        return layers_document(self, list(self.layer_infos), redactor)
 
-    def estimate(self) -> int:
+    def estimate(self, payload: int | None = None) -> int:
         """Bytes the ended record holds as objects (its payloads and a flat share per event and
-        for the scope): what the history counts for a record it keeps as it was recorded."""
-        events = self._events
-        if events is None:
+        for the scope): what the history counts for a record it keeps as it was recorded.
+        ``payload``, the payloads' bytes if Spy counted them as they came, spares the walk."""
+        flat = self._flat
+        if flat is None:
             return self.size
+        if payload is not None:
+            return FIXED_OVERHEAD + EVENT_OVERHEAD * (len(flat) // STRIDE) + payload
         size = _RECORD_OVERHEAD + _SCOPE_OVERHEAD
-        for event in events:
+        for event in unflatten(flat):
             message = event[2]
             payload = message.get("body") or message.get("bytes") or message.get("text")
-            size += _EVENT_OVERHEAD + (len(payload) if payload.__class__ in _SIZED else 0)
+            size += EVENT_OVERHEAD + (len(payload) if payload.__class__ in _SIZED else 0)
         return size
 
     def keep(self) -> bool:
@@ -269,12 +312,12 @@ class ConnectionRecord:
         if self.kept is not None or self.packed is not None:
             return True
         try:
-            self.kept = kept = marshal.dumps((self._scope, self._events))
+            self.kept = kept = marshal.dumps((self._scope, self._flat))
         except ValueError:
             return False
         self.size = len(kept) + _RECORD_OVERHEAD
         self._scope = None
-        self._events = None
+        self._flat = None
         return True
 
     def pack(self, redactor: Redactor | None) -> bytes:
@@ -292,7 +335,7 @@ class ConnectionRecord:
         self.packed = packed
         self.size = len(packed) + _RECORD_OVERHEAD
         self._scope = None
-        self._events = None
+        self._flat = None
         self.kept = None
         self.error = None
         self.handler = None
@@ -330,7 +373,7 @@ class ConnectionRecord:
             "id": self.id,
             "seq": self.seq,
             "producer": tag,
-            "type": self.type,
+            "type": self.type if self.type.__class__ is str else str(self.type),
             "started": self.started,
             "duration": self.ended,
             "outcome": self.outcome,

@@ -11,14 +11,22 @@ from typing import Any
 
 from asgispy.types import PAYLOAD_FIELDS, Message, Scope
 
-__all__ = ["RecordedEvent", "snapshot_copy", "snapshot_message", "snapshot_scope"]
+__all__ = ["STRIDE", "RecordedEvent", "snapshot_copy", "snapshot_message", "snapshot_scope", "unflatten"]
 
 #: ``[direction, t, message copy, {field: original size} or None, wait or None]``: ``t`` is the
 #: time since the connection began at which the app got the message (receive) or handed it over
 #: (send); ``wait`` how long the app spent inside that ``receive()`` or ``send()`` call (None
-#: while a send is still in progress, or when the call raised before it could be timed).
-#: A list, so that a send's wait can be filled in once the server returns.
+#: for a send untimed, see Spy's ``time_sends``, or still in progress, or when the call raised
+#: before it could be timed).
 RecordedEvent = list[Any]
+#: Items per event in a running record's flat list of events (see ConnectionRecord.events).
+STRIDE = 5
+
+
+def unflatten(flat: list[Any]) -> list[RecordedEvent]:
+    """A flat list of events, ``STRIDE`` items each, as one list per event."""
+    items = iter(flat)
+    return [list(event) for event in zip(items, items, items, items, items, strict=False)]
 
 
 def snapshot_message(message: Message, max_body: int) -> tuple[dict[str, Any], dict[str, int] | None, int]:
@@ -58,16 +66,19 @@ def snapshot_copy(copy: dict[str, Any], max_body: int) -> tuple[dict[str, Any], 
 
 
 def snapshot_scope(scope: Scope) -> dict[str, Any]:
-    """Copy the scope and the containers in it that live on after the connection began."""
-    copy = dict(scope)
-    # Unrolled: this runs once per connection, and most scopes lack one or two of these.
+    """Copy the scope and the containers in it that live on after the connection began: its
+    header list, its state (the server's per-request copy, which the app may write to) and
+    extensions."""
+    copy = scope.copy() if type(scope) is dict else dict(scope)
+    # Unrolled: this runs once per connection; servers give a list of headers and a dict of state.
     value = copy.get("headers")
     if type(value) is list or type(value) is dict:
         copy["headers"] = value.copy()
     value = copy.get("state")
     if type(value) is dict or type(value) is list:
         copy["state"] = value.copy()
-    value = copy.get("extensions")
-    if type(value) is dict or type(value) is list:
-        copy["extensions"] = value.copy()
+    if "extensions" in copy:
+        value = copy["extensions"]
+        if type(value) is dict or type(value) is list:
+            copy["extensions"] = value.copy()
     return copy

@@ -39,7 +39,7 @@ ENV_INTERFACE = "ASGISPY_TARGET_INTERFACE"
 ENV_LAYERS = "ASGISPY_LAYERS"
 ENV_ADDONS = "ASGISPY_ADDONS"  # addon files, os.pathsep between them
 ENV_RULES = "ASGISPY_RULES"
-ENV_INTERCEPT = "ASGISPY_INTERCEPT"  # set by `asgispy run`: the dashboard may hold connections
+ENV_INTERCEPT = "ASGISPY_INTERCEPT"  # set by `asgispy run`: connections may be held, sends are timed
 ENV_INSIDE = "ASGISPY_INSIDE"  # what the app does inside each request: http,logging,sql
 ENV_INSIDE_LEVEL = "ASGISPY_INSIDE_LEVEL"
 ENV_INSIDE_SQL_PARAMS = "ASGISPY_INSIDE_SQL_PARAMS"
@@ -333,15 +333,15 @@ def spied_app() -> Any:
     from asgispy.spy import Spy
 
     addons = [path for path in os.environ.get(ENV_ADDONS, "").split(os.pathsep) if path]
-    rules = os.environ.get(ENV_RULES) or None
     try:
         return Spy(
             app,
             name=target,
             layers=bool(os.environ.get(ENV_LAYERS)),
             addons=addons,
-            rules=rules,
-            intercept=bool(os.environ.get(ENV_INTERCEPT)),
+            rules=os.environ.get(ENV_RULES) or None,
+            intercept=(development := bool(os.environ.get(ENV_INTERCEPT))),
+            time_sends=development,
             inside=os.environ.get(ENV_INSIDE) or False,
             inside_level=os.environ.get(ENV_INSIDE_LEVEL) or "INFO",
             inside_sql_params=bool(os.environ.get(ENV_INSIDE_SQL_PARAMS)),

@@ -15,7 +15,7 @@ import msgspec
 
 from asgispy.capture.packing import pack_connection, pack_event_list
 from asgispy.capture.record import ConnectionRecord
-from asgispy.capture.snapshot import snapshot_message
+from asgispy.capture.snapshot import STRIDE, snapshot_message
 from asgispy.codec import pack
 from asgispy.codec.redact import Redactor
 from asgispy.wire.channel import Channel
@@ -40,8 +40,7 @@ class Framer:
     def behind(self) -> bool:
         """Whether a followed connection holds messages not sent yet (safe from any thread)."""
         for record, sent in list(self.following.items()):
-            events = record._events
-            if events is None or len(events) > sent:
+            if record._flat is None or record.count() > sent:
                 return True
         return False
 
@@ -67,25 +66,23 @@ class Framer:
 
     def begin(self, record: ConnectionRecord, out: Batch) -> None:
         """An open connection: its scope and messages so far; then follow it."""
-        events = record._events
-        if events is None:
+        if record._flat is None:
             return
-        count = _settled(events)
+        count = _settled(record)
         data = encode_frame([OPEN, msgspec.Raw(pack_connection(record, 0, 0, self.redactor, None))])
         out.add(self._bounded(data, "its scope alone"))
         self.following[record] = 0
         if count:
-            self._send_events(record, events, 0, count, out)
+            self._send_events(record, record.events_between(0, count), 0, out)
         self.following[record] = count
 
     def more(self, record: ConnectionRecord, out: Batch) -> None:
         """What a followed connection gained since last time."""
-        events = record._events
         sent = self.following.get(record)
-        if events is None or sent is None:
+        if record._flat is None or sent is None:
             return
-        count = _settled(events)
-        self._send_events(record, events, sent, count, out)
+        count = _settled(record)
+        self._send_events(record, record.events_between(sent, count), sent, out)
         self.following[record] = count
 
     def finish(self, record: ConnectionRecord, sent: int, out: Batch) -> None:
@@ -95,38 +92,34 @@ class Framer:
         seq, _, _, _, events, end = pack.decode(packed)
         decoded = [["send" if e[0] else "receive", *e[1:]] for e in events]
         if len(decoded) > sent:
-            self._send_events(record, decoded, sent, len(decoded), out, masked=True)
+            self._send_events(record, decoded[sent:], sent, out, masked=True)
         out.add(encode_frame([CLOSE, seq, pack.pack_value(end, True)]))
 
     def _send_events(
-        self,
-        record: ConnectionRecord,
-        events: list[Any],
-        start: int,
-        stop: int,
-        out: Batch,
-        masked: bool = False,
+        self, record: ConnectionRecord, events: list[Any], first: int, out: Batch, masked: bool = False
     ) -> None:
-        """Events ``start:stop`` in frames within the bound (one event too large is cut further)."""
+        """``events``, the connection's from number ``first`` on, in frames within the bound
+        (one event too large is cut further)."""
         redactor = None if masked else self.redactor
-        index = start
+        index, stop = 0, len(events)
+
+        def frame(start: int, end: int) -> bytes:
+            packed = msgspec.Raw(pack_event_list(events, start, end, redactor))
+            return encode_frame([EVENTS, record.seq, first + start, packed])
+
         while index < stop:
             end = min(stop, index + 256)
-            data = encode_frame(
-                [EVENTS, record.seq, index, msgspec.Raw(pack_event_list(events, index, end, redactor))]
-            )
+            data = frame(index, end)
             while len(data) > self.max_frame and end - index > 1:
                 end = index + max((end - index) // 2, 1)
-                data = encode_frame(
-                    [EVENTS, record.seq, index, msgspec.Raw(pack_event_list(events, index, end, redactor))]
-                )
+                data = frame(index, end)
             if len(data) > self.max_frame:
                 # Only with max_body near the frame limit: cut the payload further rather than lose it.
                 direction, t, message, cut, wait = events[index][:5]
                 smaller, more_cut, _ = snapshot_message(message, self.max_frame // 8)
                 event = [direction, t, smaller, {**(cut or {}), **(more_cut or {})} or None, wait]
                 data = encode_frame(
-                    [EVENTS, record.seq, index, msgspec.Raw(pack_event_list([event], 0, 1, redactor))]
+                    [EVENTS, record.seq, first + index, msgspec.Raw(pack_event_list([event], 0, 1, redactor))]
                 )
             out.add(self._bounded(data, "one of its messages"))
             index = end
@@ -137,14 +130,16 @@ class Framer:
         return data
 
 
-def _settled(events: list[Any]) -> int:
-    """How many of an open connection's events can go now: all but a last one the app is still
-    sending (its wait, the time the server held it, is not known until send() returns)."""
-    count = len(events)
-    if count:
-        last = events[-1]
-        if last[4] is None and last[0] == "send":
-            return count - 1
+def _settled(record: ConnectionRecord) -> int:
+    """How many of an open connection's events can go now: with sends timed, all but a last one
+    the app is still sending (its wait, the time the server held it, is not known until send()
+    returns)."""
+    flat = record._flat
+    if flat is None:
+        return 0
+    count = len(flat) // STRIDE
+    if count and record.times_sends and flat[-1] is None and flat[-STRIDE] == "send":
+        return count - 1
     return count
 
 

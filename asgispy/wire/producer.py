@@ -353,8 +353,7 @@ class Producer:
             self._guard(record, framer.whole_or_finish, out)
         if following and self._pace.follow_due(len(following)):
             for record, sent in list(following.items()):
-                events = record._events
-                if events is not None and len(events) > sent:
+                if record._flat is not None and record.count() > sent:
                     self._guard(record, framer.more, out)
         dropped = self.dropped + self.history.unpacked
         if dropped != self._reported:

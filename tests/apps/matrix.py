@@ -188,4 +188,4 @@ async def matrix_app(scope: Scope, receive: Any, send: Any) -> None:
         await edge_app(scope, receive, send)
 
 
-app = Spy(SeenLog(matrix_app), name="tests.apps.matrix")
+app = Spy(SeenLog(matrix_app), name="tests.apps.matrix", time_sends=True)
