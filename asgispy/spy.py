@@ -188,28 +188,17 @@ class Spy:
             hooks.remove()
 
     def _make_producer(self, address: str | Address | bool | None, cpu_share: float) -> Producer | None:
-        from asgispy.wire.address import ENV_ADDRESS, parse_address
+        from asgispy.wire.address import streamed_to
         from asgispy.wire.producer import Producer
 
-        stream = address is not False
-        if address is None or address is True:
-            env = os.environ.get(ENV_ADDRESS, "").strip()
-            if env.lower() in ("off", "none", "false", "0"):
-                stream = False
-            else:
-                try:
-                    address = parse_address(env) if env else None
-                except ValueError as exc:
-                    logger.error("asgispy: ignoring %s (%s); not streaming", ENV_ADDRESS, exc)
-                    stream = False
+        stream, where = streamed_to(address)
         if not stream:
             return None  # the history compacts what ends on its own: no thread at all
         return Producer(
-            address if stream and address is not False and address is not True else None,
+            where,
             origin=lambda: self.origin,
             history=self.history,
             cpu_share=cpu_share,
-            stream=stream,
             control=self._control.handle if self._control is not None else None,
         )
 
@@ -288,6 +277,13 @@ class Spy:
                 if type(body) is bytes and (n := len(body)) <= max_body and len(flat) < bound:
                     payload += n
                     extend((RECEIVE, now - t0, copy, None, now - called))
+                elif body is None and type(text := copy.get("text")) is str and (n := len(text)) <= max_body:
+                    # A WebSocket's text (at most one of text and bytes is set, and nothing to copy).
+                    if copy.get("bytes") is None and len(flat) < bound:
+                        payload += n
+                        extend((RECEIVE, now - t0, copy, None, now - called))
+                    else:
+                        payload += general(RECEIVE, message, now, now - called, max_body)
                 else:
                     payload += general(RECEIVE, message, now, now - called, max_body)
             except Exception:  # not a dict: the general way says what it could not record
@@ -303,6 +299,12 @@ class Spy:
                 if type(body) is bytes and (n := len(body)) <= max_body and len(flat) < bound:
                     payload += n
                     extend((SEND, perf_counter() - t0, copy, None, None))
+                elif body is None and type(text := copy.get("text")) is str and (n := len(text)) <= max_body:
+                    if copy.get("bytes") is None and len(flat) < bound:
+                        payload += n
+                        extend((SEND, perf_counter() - t0, copy, None, None))
+                    else:
+                        payload += general(SEND, message, perf_counter(), None, max_body)
                 elif body is None and type(headers := copy.get("headers")) is list and len(flat) < bound:
                     # A response's start (or a WebSocket's accept): its header list is the copy to take.
                     copy["headers"] = headers.copy()

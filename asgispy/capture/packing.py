@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from asgispy.capture.snapshot import RecordedEvent
+from asgispy.capture.snapshot import STRIDE, RecordedEvent
 from asgispy.codec import pack
 from asgispy.codec.redact import Redactor
 
@@ -26,6 +26,16 @@ def pack_events(events: list[RecordedEvent], start: int, stop: int) -> list[list
     return [[codes[e[0]], e[1], e[2], e[3], e[4]] for e in events[start:stop]]
 
 
+def pack_record_events(record: ConnectionRecord, start: int, stop: int) -> list[list[Any]]:
+    """:func:`pack_events` of a record's events, straight from its flat list while it has one."""
+    flat = record._flat
+    if flat is None:
+        return pack_events(record.events, start, stop)
+    codes = _DIRECTION_CODES
+    items = iter(flat[start * STRIDE : stop * STRIDE])
+    return [[codes[d], t, m, c, w] for d, t, m, c, w in zip(items, items, items, items, items, strict=False)]
+
+
 def pack_connection(
     record: ConnectionRecord,
     start: int,
@@ -40,13 +50,13 @@ def pack_connection(
     kind = (kind if kind.__class__ is str else str(kind))[:64]
     try:
         scope, events, secrets = pack.pack_values(
-            record.scope, pack_events(record.events, start, stop), redactor
+            record.scope, pack_record_events(record, start, stop), redactor
         )
         data = pack.encode([record.seq, kind, record.started, scope, events, end])
     except (OverflowError, UnicodeEncodeError):
         # An integer beyond 64 bits or text with lone surrogates: look at every value.
         scope, events, secrets = pack.pack_values(
-            record.scope, pack_events(record.events, start, stop), redactor, careful=True
+            record.scope, pack_record_events(record, start, stop), redactor, careful=True
         )
         value = [record.seq, kind, record.started, scope, events, pack.pack_value(end, True)]
         data = pack.encode(value)

@@ -331,7 +331,7 @@ class ConnectionRecord:
         end = self.end_value(redactor)
         if end is None:
             raise ValueError("a connection still open cannot be packed whole")
-        packed = pack_connection(self, 0, len(self.events), redactor, end, keep_secrets=True)
+        packed = pack_connection(self, 0, self.count(), redactor, end, keep_secrets=True)
         self.packed = packed
         self.size = len(packed) + _RECORD_OVERHEAD
         self._scope = None

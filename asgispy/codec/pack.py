@@ -213,9 +213,13 @@ def _masked(headers: Any, redactor: Redactor, where: int, secrets: list[Secret])
     """``headers`` with secret values masked, noting what was masked in ``secrets``."""
     if type(headers) is list and _is_header_list(headers):
         is_secret = redactor.is_secret
+        known = redactor.known  # the verdicts so far, read first: a call only for a new name
         out = None
         for i, (name, value) in enumerate(headers):
-            if is_secret(name) and value != REDACTED:
+            secret = known.get(name)
+            if secret is None:
+                secret = is_secret(name)
+            if secret and value != REDACTED:
                 if out is None:
                     out = list(headers)
                 out[i] = (name, REDACTED)

@@ -57,6 +57,8 @@ class Redactor:
         regex = "|".join(fnmatch.translate(p) for p in patterns)
         self._match = re.compile(regex).match if regex else None
         self._seen: dict[bytes, bool] = {}
+        #: header names judged so far (bytes to whether secret), for callers that test many
+        self.known = self._seen
         self._public: set[bytes] = set()  # names known not to be secret, for any_secret
 
     def __bool__(self) -> bool:

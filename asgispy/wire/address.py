@@ -7,6 +7,7 @@ enter, so recorded traffic (bodies, headers) is never readable by other local us
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import stat
 import tempfile
@@ -24,6 +25,7 @@ __all__ = [
     "is_private_directory",
     "parse_address",
     "runtime_directory",
+    "streamed_to",
 ]
 
 #: The environment variable that tells ``Spy`` where its collector listens.
@@ -145,3 +147,21 @@ def ensure_private_directory(path: str | os.PathLike[str]) -> Path:
     if st.st_mode & 0o077:
         os.chmod(directory, 0o700)
     return directory
+
+
+def streamed_to(address: str | Address | bool | None) -> tuple[bool, str | Address | None]:
+    """What a Spy's ``address`` option means: whether to stream, and where (None: the default
+    socket). None or True read ``$ASGISPY_ADDRESS`` (``off`` streams nothing; a bad value is
+    logged and streams nothing either); False streams nothing."""
+    if address is False:
+        return False, None
+    if address is not None and address is not True:
+        return True, address
+    env = os.environ.get(ENV_ADDRESS, "").strip()
+    if env.lower() in ("off", "none", "false", "0"):
+        return False, None
+    try:
+        return True, (parse_address(env) if env else None)
+    except ValueError as exc:
+        logging.getLogger("asgispy").error("asgispy: ignoring %s (%s); not streaming", ENV_ADDRESS, exc)
+        return False, None
