@@ -62,9 +62,6 @@ class History:
         #: it adds here), and everything else the lock's holders counted: used is the sum
         self._added = 0
         self._counted = 0
-        #: past this many the request path trims (the bound plus some slack: trimming in a
-        #: batch under the lock costs less than one eviction per connection)
-        self._trim_at = max_connections + max(max_connections // 16, 1)
         self.evicted = 0
         #: ended connections never packed because the queue was full
         self.unpacked = 0
@@ -132,7 +129,7 @@ class History:
         # Past the count and some slack, the oldest ended connections go now, in a batch (unless
         # the thread is busy with the history, and then it trims in a moment): one still open
         # (the lifespan) is never the one evicted while it runs.
-        if len(self._records) > self._trim_at:
+        if len(self._records) > self.max_connections:
             self.overfull()
 
     # Off the request path --------------------------------------------------------------------
@@ -158,8 +155,23 @@ class History:
             return
         size = record.size = FIXED_OVERHEAD + EVENT_OVERHEAD * (len(flat) // STRIDE) + payload
         self._added += size
-        if len(self._records) > self._trim_at or self._added + self._counted > self.max_bytes:
-            self.overfull()
+        records = self._records
+        if len(records) > self.max_connections or self._added + self._counted > self.max_bytes:
+            # One at a time: evicting in batches measured dearer (freeing a burst of messages
+            # at once makes the allocator give back and take again whole pools).
+            lock = self._lock
+            if lock.acquire(False):
+                try:
+                    oldest = records[0]
+                    if len(records) == self.max_connections + 1 and oldest.outcome != "open":
+                        records.popleft()  # the steady state: one in, the oldest out
+                        oldest.history_slot = False
+                        self._counted -= oldest.size
+                        self.evicted += 1
+                    if len(records) > self.max_connections or self.used > self.max_bytes:
+                        self.trim()
+                finally:
+                    lock.release()
 
     def _keep_locked(self, record: ConnectionRecord, payload: int | None) -> None:
         lock = self._lock
