@@ -633,3 +633,44 @@ def test_receive_is_always_timed_and_send_only_when_asked(time_sends: bool) -> N
         assert all(e[4] is None for e in sent)
         # Handed over one after the other, each taking the server's 50 ms.
         assert sent[1][1] - sent[0][1] >= slow * 0.9
+
+
+def test_websocket_text_is_kept_whole_within_bounds_and_cut_past_them() -> None:
+    """Text frames take the quick way when within max_body; longer ones are cut (their size noted),
+    and a frame carrying both text and bytes (against the spec) is still recorded, the general way."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            await send({"type": "websocket.send", "text": message["text"].upper()})
+
+    spy = Spy(app, address=False, max_body=8)
+    incoming = [
+        {"type": "websocket.connect"},
+        {"type": "websocket.receive", "text": "short"},
+        {"type": "websocket.receive", "text": "much longer than eight", "bytes": None},
+        {"type": "websocket.receive", "text": "both", "bytes": bytearray(b"odd")},
+        {"type": "websocket.disconnect", "code": 1000},
+    ]
+    scope = {"type": "websocket", "path": "/ws", "headers": [], "subprotocols": []}
+    server = run(spy, scope, incoming)
+    assert [m.get("text") for m in server.sent] == [None, "SHORT", "MUCH LONGER THAN EIGHT", "BOTH"]
+    (record,) = spy.records
+    kept = [(e[0], e[2].get("text"), e[3]) for e in record.events]
+    assert kept == [
+        ("receive", None, None),
+        ("send", None, None),
+        ("receive", "short", None),
+        ("send", "SHORT", None),
+        ("receive", "much lon", {"text": 22}),
+        ("send", "MUCH LON", {"text": 22}),
+        ("receive", "both", None),
+        ("send", "BOTH", None),
+        ("receive", None, None),
+    ]
+    odd = record.events[6][2]
+    assert odd["bytes"] == b"odd" and type(odd["bytes"]) is bytes  # the bytearray was copied
