@@ -103,6 +103,26 @@ class History:
         if len(records) > self._hard_limit:
             self.overfull()
 
+    def evict(self) -> None:
+        """Past a bound: the oldest out (the steady state, one in and one out), or a trim. One
+        at a time: evicting in batches measured dearer (freeing a burst of messages at once
+        makes the allocator give back and take again whole pools). Left to the thread if it
+        holds the history."""
+        lock = self._lock
+        if lock.acquire(False):
+            try:
+                records = self._records
+                oldest = records[0]
+                if len(records) == self.max_connections + 1 and oldest.outcome != "open":
+                    records.popleft()
+                    oldest.history_slot = False
+                    self._counted -= oldest.size
+                    self.evicted += 1
+                if len(records) > self.max_connections or self.used > self.max_bytes:
+                    self.trim()
+            finally:
+                lock.release()
+
     def overfull(self) -> None:
         """More records than the bounds allow: trim here (unless the thread is at it)."""
         if self._lock.acquire(False):
@@ -126,11 +146,11 @@ class History:
             overflow.append(record)
             self.keep_now(record)
             return
-        # Past the count and some slack, the oldest ended connections go now, in a batch (unless
-        # the thread is busy with the history, and then it trims in a moment): one still open
-        # (the lifespan) is never the one evicted while it runs.
+        # Past the count, the oldest ended connection goes now (unless the thread is busy with
+        # the history, and then it trims in a moment): one still open (the lifespan) is never
+        # the one evicted while it runs.
         if len(self._records) > self.max_connections:
-            self.overfull()
+            self.evict()
 
     # Off the request path --------------------------------------------------------------------
 
@@ -155,23 +175,8 @@ class History:
             return
         size = record.size = FIXED_OVERHEAD + EVENT_OVERHEAD * (len(flat) // STRIDE) + payload
         self._added += size
-        records = self._records
-        if len(records) > self.max_connections or self._added + self._counted > self.max_bytes:
-            # One at a time: evicting in batches measured dearer (freeing a burst of messages
-            # at once makes the allocator give back and take again whole pools).
-            lock = self._lock
-            if lock.acquire(False):
-                try:
-                    oldest = records[0]
-                    if len(records) == self.max_connections + 1 and oldest.outcome != "open":
-                        records.popleft()  # the steady state: one in, the oldest out
-                        oldest.history_slot = False
-                        self._counted -= oldest.size
-                        self.evicted += 1
-                    if len(records) > self.max_connections or self.used > self.max_bytes:
-                        self.trim()
-                finally:
-                    lock.release()
+        if len(self._records) > self.max_connections or self._added + self._counted > self.max_bytes:
+            self.evict()
 
     def _keep_locked(self, record: ConnectionRecord, payload: int | None) -> None:
         lock = self._lock
