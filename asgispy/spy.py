@@ -236,7 +236,7 @@ class Spy:
                 records = history._records
                 records.append(record)
                 if len(records) > history._hard_limit:
-                    history.overfull()
+                    history.evict()
             producer = self._producer
             if producer is not None:
                 if producer._streaming:

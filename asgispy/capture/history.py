@@ -14,8 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from asgispy.capture.record import EVENT_OVERHEAD, FIXED_OVERHEAD, ConnectionRecord
-from asgispy.capture.snapshot import STRIDE
+from asgispy.capture.record import ConnectionRecord
 from asgispy.codec.redact import Redactor
 
 __all__ = ["History"]
@@ -90,7 +89,7 @@ class History:
         """A snapshot of the kept records, oldest first (packing what has ended first)."""
         self.pack_pending()
         if len(self._records) > self.max_connections:
-            self.overfull()
+            self.evict()
         return list(self._records)
 
     # The request path ------------------------------------------------------------------------
@@ -101,10 +100,10 @@ class History:
         record.history_slot = True
         records.append(record)
         if len(records) > self._hard_limit:
-            self.overfull()
+            self.evict()
 
     def evict(self) -> None:
-        """Past a bound: the oldest out (the steady state, one in and one out), or a trim. One
+        """Past a bound: the oldest out (the steady state, one in and one out), else a trim. One
         at a time: evicting in batches measured dearer (freeing a burst of messages at once
         makes the allocator give back and take again whole pools). Left to the thread if it
         holds the history."""
@@ -122,14 +121,6 @@ class History:
                     self.trim()
             finally:
                 lock.release()
-
-    def overfull(self) -> None:
-        """More records than the bounds allow: trim here (unless the thread is at it)."""
-        if self._lock.acquire(False):
-            try:
-                self.trim()
-            finally:
-                self._lock.release()
 
     def ended(self, record: ConnectionRecord) -> None:
         """``record`` has ended: pack it soon."""
@@ -164,16 +155,12 @@ class History:
         costs more than the churn of keeping its objects (see docs/performance.md)."""
         if not record.history_slot:
             return
-        if payload is None or self.compact or record.size:
+        if payload is None or self.compact or record.size or record._flat is None:
             self._keep_locked(record, payload)
             return
-        # The common case: estimated from what Spy counted (ConnectionRecord.estimate, inline),
-        # and trimmed past the bounds.
-        flat = record._flat
-        if flat is None:
-            self._keep_locked(record, payload)
-            return
-        size = record.size = FIXED_OVERHEAD + EVENT_OVERHEAD * (len(flat) // STRIDE) + payload
+        # The common case: estimated from what Spy counted, without the lock (only the request
+        # path adds to _added), and trimmed past the bounds.
+        size = record.size = record.estimate(payload)
         self._added += size
         if len(self._records) > self.max_connections or self._added + self._counted > self.max_bytes:
             self.evict()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from asgispy.capture.snapshot import STRIDE, RecordedEvent
+from asgispy.capture.snapshot import STRIDE, RecordedEvent, flat_events
 from asgispy.codec import pack
 from asgispy.codec.redact import Redactor
 
@@ -32,8 +32,7 @@ def pack_record_events(record: ConnectionRecord, start: int, stop: int) -> list[
     if flat is None:
         return pack_events(record.events, start, stop)
     codes = _DIRECTION_CODES
-    items = iter(flat[start * STRIDE : stop * STRIDE])
-    return [[codes[d], t, m, c, w] for d, t, m, c, w in zip(items, items, items, items, items, strict=False)]
+    return [[codes[d], t, m, c, w] for d, t, m, c, w in flat_events(flat[start * STRIDE : stop * STRIDE])]
 
 
 def pack_connection(
@@ -45,9 +44,7 @@ def pack_connection(
     keep_secrets: bool = False,
 ) -> bytes:
     """The packed connection with events ``start:stop`` (all of them for a whole record)."""
-    kind = record.type
-    # A scope type is a short word; a longer one is cut, not refused, and one not text made text.
-    kind = (kind if kind.__class__ is str else str(kind))[:64]
+    kind = record.kind[:64]  # a scope type is a short word; a longer one is cut, not refused
     try:
         scope, events, secrets = pack.pack_values(
             record.scope, pack_record_events(record, start, stop), redactor

@@ -22,15 +22,15 @@ from asgispy.codec import pack
 from asgispy.codec.redact import Redactor
 from asgispy.types import Direction, Message, Outcome, Scope
 
-__all__ = ["EVENT_OVERHEAD", "FIXED_OVERHEAD", "ConnectionRecord"]
+__all__ = ["ConnectionRecord"]
 
 
 _DIRECTIONS: tuple[Direction, Direction] = ("receive", "send")
 _RECORD_OVERHEAD = 200  # the record object itself, besides its buffer
 # Measured with tracemalloc on a small connection under uvicorn, kept as objects.
 _SCOPE_OVERHEAD = 1500
-EVENT_OVERHEAD = 300
-FIXED_OVERHEAD = _RECORD_OVERHEAD + _SCOPE_OVERHEAD
+_EVENT_OVERHEAD = 300
+_FIXED_OVERHEAD = _RECORD_OVERHEAD + _SCOPE_OVERHEAD
 _SIZED = (bytes, bytearray, str)
 
 
@@ -105,6 +105,12 @@ class ConnectionRecord:
         self.history_slot = False  # whether a history keeps it (and counts its size)
 
     @property
+    def kind(self) -> str:
+        """The scope's type as text (kept as the app gave it, made text where it is read)."""
+        kind = self.type
+        return kind if type(kind) is str else str(kind)
+
+    @property
     def id(self) -> str:
         """``<tag>-<seq>``: made when read (off the request path), not for every connection."""
         return f"{self.tag}-{self.seq}"
@@ -154,16 +160,9 @@ class ConnectionRecord:
         return scope, [[_DIRECTIONS[e[0]], e[1], e[2], e[3], e[4] if len(e) > 4 else None] for e in events]
 
     def add(self, direction: Direction, message: Message, max_body: int, wait: float | None = None) -> None:
-        """Record one message (past ``max_events`` only count it). Spy inlines the same steps,
-        timing the receive() or send() call too (``wait``)."""
-        flat = self._flat
-        if flat is None:
-            return
-        if len(flat) >= self.max_events * STRIDE:
-            self.dropped_events += 1
-            return
-        copy, cut, _ = snapshot_message(message, max_body)
-        flat.extend((direction, perf_counter() - self.t0, copy, cut, wait))
+        """Record one message now (past ``max_events`` only count it), the general way; Spy
+        settles most messages with a quicker test first."""
+        self.general(direction, message, perf_counter(), wait, max_body)
 
     def general(
         self, direction: Direction, message: Message, now: float, wait: float | None, max_body: int
@@ -293,12 +292,12 @@ class ConnectionRecord:
         if flat is None:
             return self.size
         if payload is not None:
-            return FIXED_OVERHEAD + EVENT_OVERHEAD * (len(flat) // STRIDE) + payload
+            return _FIXED_OVERHEAD + _EVENT_OVERHEAD * (len(flat) // STRIDE) + payload
         size = _RECORD_OVERHEAD + _SCOPE_OVERHEAD
         for event in unflatten(flat):
             message = event[2]
             payload = message.get("body") or message.get("bytes") or message.get("text")
-            size += EVENT_OVERHEAD + (len(payload) if payload.__class__ in _SIZED else 0)
+            size += _EVENT_OVERHEAD + (len(payload) if payload.__class__ in _SIZED else 0)
         return size
 
     def keep(self) -> bool:
@@ -373,7 +372,7 @@ class ConnectionRecord:
             "id": self.id,
             "seq": self.seq,
             "producer": tag,
-            "type": self.type if self.type.__class__ is str else str(self.type),
+            "type": self.kind,
             "started": self.started,
             "duration": self.ended,
             "outcome": self.outcome,

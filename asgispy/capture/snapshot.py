@@ -7,11 +7,20 @@ further. Everything else happens off the request path.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from asgispy.types import PAYLOAD_FIELDS, Message, Scope
 
-__all__ = ["STRIDE", "RecordedEvent", "snapshot_copy", "snapshot_message", "snapshot_scope", "unflatten"]
+__all__ = [
+    "STRIDE",
+    "RecordedEvent",
+    "flat_events",
+    "snapshot_copy",
+    "snapshot_message",
+    "snapshot_scope",
+    "unflatten",
+]
 
 #: ``[direction, t, message copy, {field: original size} or None, wait or None]``: ``t`` is the
 #: time since the connection began at which the app got the message (receive) or handed it over
@@ -23,10 +32,15 @@ RecordedEvent = list[Any]
 STRIDE = 5
 
 
-def unflatten(flat: list[Any]) -> list[RecordedEvent]:
-    """A flat list of events, ``STRIDE`` items each, as one list per event."""
+def flat_events(flat: list[Any]) -> Iterator[tuple[Any, ...]]:
+    """The events of a flat list, ``STRIDE`` items each, one tuple at a time."""
     items = iter(flat)
-    return [list(event) for event in zip(items, items, items, items, items, strict=False)]
+    return zip(*([items] * STRIDE), strict=False)
+
+
+def unflatten(flat: list[Any]) -> list[RecordedEvent]:
+    """A flat list of events as one list per event."""
+    return [list(event) for event in flat_events(flat)]
 
 
 def snapshot_message(message: Message, max_body: int) -> tuple[dict[str, Any], dict[str, int] | None, int]:

@@ -111,7 +111,7 @@ def pack_value(value: Any, careful: bool = False, _depth: int = 0) -> Any:
     ``careful`` also checks every text and integer (after the encoder refused one).
     """
     kind = type(value)
-    if kind is _Ext:  # packed already (a header list, masked and checked)
+    if kind is _Ext:  # packed already (a header list, by _masked)
         return value
     if kind in _PLAIN:
         if careful:
@@ -195,22 +195,9 @@ def _pack_other(value: Any, careful: bool, depth: int) -> Any:
     return _opaque_ext(value)
 
 
-def _checked(headers: Any) -> Any:
-    """A header list that _masked found to be ``(bytes, bytes)`` pairs, packed at once: the
-    walk that follows need not check it again."""
-    if type(headers) is _CheckedHeaders:
-        return _Ext(EXT_HEADERS, _encoder.encode(headers))
-    return headers
-
-
-class _CheckedHeaders(list):  # type: ignore[type-arg]
-    """A header list _masked checked: (bytes, bytes) pairs, secrets masked."""
-
-    __slots__ = ()
-
-
 def _masked(headers: Any, redactor: Redactor, where: int, secrets: list[Secret]) -> Any:
-    """``headers`` with secret values masked, noting what was masked in ``secrets``."""
+    """``headers`` with secret values masked, noting what was masked in ``secrets``. A list of
+    ``(bytes, bytes)`` pairs comes back packed already (checked here, it need not be again)."""
     if type(headers) is list and _is_header_list(headers):
         is_secret = redactor.is_secret
         known = redactor.known  # the verdicts so far, read first: a call only for a new name
@@ -224,7 +211,7 @@ def _masked(headers: Any, redactor: Redactor, where: int, secrets: list[Secret])
                     out = list(headers)
                 out[i] = (name, REDACTED)
                 secrets.append((where, i, headers[i]))
-        return _CheckedHeaders(headers if out is None else out)
+        return _Ext(EXT_HEADERS, _encoder.encode(headers if out is None else out))
     masked = redactor.headers(headers)
     if masked is not headers:
         for i, (before, after) in enumerate(zip(headers, masked, strict=False)):
@@ -247,14 +234,13 @@ def pack_values(
     secrets: list[Secret] = []
     if scope is not None:
         if redactor and "headers" in scope:
-            scope = {**scope, "headers": _checked(_masked(scope["headers"], redactor, -1, secrets))}
+            scope = {**scope, "headers": _masked(scope["headers"], redactor, -1, secrets)}
         scope = pack_value(scope, careful)
     for index, event in enumerate(events):
         message = event[2]
         if type(message) is dict:
             if redactor and "headers" in message:
-                masked = _checked(_masked(message["headers"], redactor, index, secrets))
-                message = {**message, "headers": masked}
+                message = {**message, "headers": _masked(message["headers"], redactor, index, secrets)}
             for value in message.values():
                 if type(value) not in _PLAIN or careful:
                     message = pack_value(message, careful)

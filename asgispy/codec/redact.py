@@ -56,9 +56,8 @@ class Redactor:
         self.patterns: tuple[str, ...] = tuple(patterns)
         regex = "|".join(fnmatch.translate(p) for p in patterns)
         self._match = re.compile(regex).match if regex else None
-        self._seen: dict[bytes, bool] = {}
         #: header names judged so far (bytes to whether secret), for callers that test many
-        self.known = self._seen
+        self.known: dict[bytes, bool] = {}
         self._public: set[bytes] = set()  # names known not to be secret, for any_secret
 
     def __bool__(self) -> bool:
@@ -68,11 +67,11 @@ class Redactor:
         """Whether the header called ``name`` has its value masked."""
         if self._match is None:
             return False
-        known = self._seen.get(name)
+        known = self.known.get(name)
         if known is None:
             known = self._match(name.decode("latin-1").lower()) is not None
-            if len(self._seen) < 4096:
-                self._seen[name] = known
+            if len(self.known) < 4096:
+                self.known[name] = known
         return known
 
     def any_secret(self, names: set[bytes]) -> bool:
