@@ -602,6 +602,23 @@ def test_a_key_that_needs_an_extension_type_packs(value: Any) -> None:
     assert same(pack.decode(pack.dumps(value)), value)
 
 
+def test_a_header_list_that_turns_odd_after_a_secret_is_masked_once_and_restored() -> None:
+    # The quick walk masks as it checks; a pair that is no (bytes, bytes) tuple past a secret
+    # sends the list the general way, which must note each secret once, not twice.
+    from asgispy.codec.redact import REDACTED, Redactor
+
+    headers = [(b"authorization", b"Bearer s3cret"), (b"x-odd", "text"), [b"cookie", b"id=1"]]
+    scope = {"type": "http", "headers": list(headers)}
+    packed, _, secrets = pack.pack_values(scope, [], Redactor())
+    masked = pack.decode(pack.encode(packed))["headers"]
+    assert masked[0] == (b"authorization", REDACTED) and masked[2] == [b"cookie", REDACTED]
+    assert masked[1] == (b"x-odd", "text")
+    assert sorted((where, i) for where, i, _ in secrets) == [(-1, 0), (-1, 2)]
+    back = pack.decode(pack.encode(packed))
+    pack.restore_secrets(back, [], secrets)
+    assert back["headers"] == headers
+
+
 # The collector at its socket -------------------------------------------------------------------
 
 #: The fuzzed collector's frame limit: small, so that "just past it" is cheap to send.

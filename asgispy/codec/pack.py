@@ -198,11 +198,17 @@ def _pack_other(value: Any, careful: bool, depth: int) -> Any:
 def _masked(headers: Any, redactor: Redactor, where: int, secrets: list[Secret]) -> Any:
     """``headers`` with secret values masked, noting what was masked in ``secrets``. A list of
     ``(bytes, bytes)`` pairs comes back packed already (checked here, it need not be again)."""
-    if type(headers) is list and _is_header_list(headers):
+    if type(headers) is list:
+        # One walk both checks the pairs and masks: a request's headers are looked at once.
         is_secret = redactor.is_secret
         known = redactor.known  # the verdicts so far, read first: a call only for a new name
-        out = None
-        for i, (name, value) in enumerate(headers):
+        out, noted = None, len(secrets)
+        for i, item in enumerate(headers):
+            if type(item) is not tuple or len(item) != 2:
+                break
+            name, value = item
+            if type(name) is not bytes or type(value) is not bytes:
+                break
             secret = known.get(name)
             if secret is None:
                 secret = is_secret(name)
@@ -210,8 +216,10 @@ def _masked(headers: Any, redactor: Redactor, where: int, secrets: list[Secret])
                 if out is None:
                     out = list(headers)
                 out[i] = (name, REDACTED)
-                secrets.append((where, i, headers[i]))
-        return _Ext(EXT_HEADERS, _encoder.encode(headers if out is None else out))
+                secrets.append((where, i, item))
+        else:
+            return _Ext(EXT_HEADERS, _encoder.encode(headers if out is None else out))
+        del secrets[noted:]  # not a list of pairs after all: the general way below notes them
     masked = redactor.headers(headers)
     if masked is not headers:
         for i, (before, after) in enumerate(zip(headers, masked, strict=False)):
