@@ -78,6 +78,7 @@ def sessions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, P
         with pytest.raises(httpx.HTTPError):
             client.get(server.url("/wrong-length"))
         client.get(server.url("/upper"))
+        client.get(server.url("/upper?again=1"))  # the same mistake on another connection
         client.get(server.url("/odd,path:50%25"))
         client.head(server.url("/head"))
         client.get(server.url("/str-cookie"), headers={"cookie": "id=" + SECRET})
@@ -204,12 +205,15 @@ def test_sarif_is_valid_and_points_into_the_session_file(sessions: tuple[Path, P
     fingerprints = [next(iter(r["partialFingerprints"].values())) for r in run["results"]]
     again = json.loads(check(broken.name, "--format", "sarif", cwd=work).stdout)["runs"][0]["results"]
     assert [next(iter(r["partialFingerprints"].values())) for r in again] == fingerprints
-    by_path = {
-        r["properties"]["path"]: f
+    cased = [
+        (r["properties"]["path"], r["properties"]["connection"], f)
         for f, r in zip(fingerprints, run["results"], strict=True)
         if r["ruleId"] == "http.header-case"
-    }
-    assert by_path.keys() == {"/upper", ODD_PATH} and by_path["/upper"] != by_path[ODD_PATH]
+    ]
+    (first, second) = [row for row in cased if row[0] == "/upper"]
+    (odd,) = [row for row in cased if row[0] == ODD_PATH]
+    assert first[1] != second[1] and first[2] == second[2]  # one mistake on one endpoint: one alert
+    assert odd[2] != first[2]
 
 
 def test_sarif_of_a_session_outside_the_working_directory_uses_a_file_uri(
@@ -266,7 +270,7 @@ def test_junit_has_a_test_case_per_connection_and_a_failure_per_error(
     assert failures == [(rule, path) for rule, _severity, path in errors]
     names = {case.get("name") for case in suite}
     assert {f"{c.method} {c.path} #{c.id}" for c in connections if c.type == "http"} <= names
-    (upper,) = [case for case in suite if case.get("classname") == "/upper"]
+    upper, _again = [case for case in suite if case.get("classname") == "/upper"]
     assert upper.find("failure") is None
     out_text = upper.findtext("system-out") or ""
     assert "http.header-case" in out_text and "X-Upper" in out_text  # a warning: listed, not failed
@@ -351,3 +355,25 @@ def test_text_stays_the_default_and_bad_input_exits_2(sessions: tuple[Path, Path
     assert nowhere.returncode == 2 and "cannot write" in nowhere.stderr and "Traceback" not in nowhere.stderr
     unknown = check(str(broken), "--format", "xml")
     assert unknown.returncode == 2 and "invalid choice" in unknown.stderr
+
+
+def test_an_event_log_is_checked_and_pointed_into_too(sessions: tuple[Path, Path], tmp_path: Path) -> None:
+    broken, _clean = sessions
+    log = tmp_path / "broken.jsonl"
+    exported = subprocess.run(
+        [sys.executable, "-m", "asgispy", "export", str(broken), "--format", "jsonl", "-o", str(log)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert exported.returncode == 0, exported.stderr
+    done = check(log.name, "--format", "github", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    *commands, _summary = done.stdout.splitlines()
+    assert len(commands) == len(expected(broken))
+    log_lines = log.read_text(encoding="utf-8").splitlines()
+    for _name, props, message in (read_command(line) for line in commands):
+        match = re.search(r" #(\S+?): ", message)
+        assert match is not None and props["file"] == "broken.jsonl"
+        assert f'"{match.group(1)}"' in log_lines[int(props["line"]) - 1]
