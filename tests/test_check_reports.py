@@ -348,6 +348,7 @@ def test_text_stays_the_default_and_bad_input_exits_2(sessions: tuple[Path, Path
     written = tmp_path / "check.txt"
     assert check(str(broken), "-o", str(written)).stdout == ""
     assert written.read_text(encoding="utf-8") == default.stdout
+    assert check(str(broken), "-o", "-").stdout == default.stdout
 
     missing = check(str(tmp_path / "nope.json"), "--format", "sarif")
     assert missing.returncode == 2 and "nope.json" in missing.stderr and "Traceback" not in missing.stderr

@@ -52,7 +52,9 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
         help="text for people (default); json; sarif (code scanning); junit (CI test reports); "
         "github (workflow annotations). See docs/ci.md",
     )
-    parser.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE (default: stdout)")
+    parser.add_argument(
+        "-o", "--output", metavar="FILE", help="write the report to FILE (default, or -: stdout)"
+    )
     return parser
 
 
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     result = check_result(connections, show=args.show, fail_on=args.fail_on)
     report = _report(args.format, result, args.session)
-    if args.output:
+    if args.output and args.output != "-":
         from asgispy.codec.sessionfile import write_bytes_atomically
 
         try:
