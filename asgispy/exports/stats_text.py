@@ -68,7 +68,8 @@ def _align(rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
     for row in rows:
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]
+        rest = zip(row[1:], widths[1:], strict=True)
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in rest]
         lines.append("  ".join(cells).rstrip())
     return lines
 
@@ -85,6 +86,13 @@ def _pair(old: str, new: str) -> str:
     return f"{old} → {new}"
 
 
+_PERCENTILES: tuple[Callable[[GroupStats], float | None], ...] = (
+    lambda g: g.duration.p50,
+    lambda g: g.duration.p90,
+    lambda g: g.duration.p99,
+)
+
+
 def change_lines(changes: Sequence[Change], by: str) -> list[str]:
     """Before and after side by side per key, with the change of each percentile."""
     rows = [[by, "count", "errors", "p50 ms", "", "p90 ms", "", "p99 ms", ""]]
@@ -93,7 +101,7 @@ def change_lines(changes: Sequence[Change], by: str) -> list[str]:
         cells = [change.key]
         cells.append(_pair(str(before.count) if before else "-", str(after.count) if after else "-"))
         cells.append(_pair(str(before.errors) if before else "-", str(after.errors) if after else "-"))
-        for pick in (lambda g: g.duration.p50, lambda g: g.duration.p90, lambda g: g.duration.p99):
+        for pick in _PERCENTILES:
             old = milliseconds(pick(before)) if before else "-"
             new = milliseconds(pick(after)) if after else "-"
             cells += [_pair(old, new), percent(change.ratio(pick))]
