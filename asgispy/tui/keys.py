@@ -20,6 +20,7 @@ DASHBOARD_KEYS: tuple[Binding, ...] = (
     Binding("l", "toggle_log", "App output"),
     Binding("t", "toggle_timeline", "Timeline"),
     Binding("o", "cycle_columns", "Columns"),
+    Binding("S", "stats", "Stats"),
     Binding("m", "mark", "Mark", show=False),
     Binding("d", "diff", "Diff with marked", show=False),
     Binding("a", "expand_all", "Expand all", show=False),
