@@ -12,6 +12,7 @@ __all__ = ["DASHBOARD_KEYS"]
 
 DASHBOARD_KEYS: tuple[Binding, ...] = (
     Binding("slash", "filter", "Filter"),
+    Binding("S", "stats", "Stats"),
     Binding("f", "toggle_follow", "Follow"),
     Binding("p", "toggle_pause", "Pause"),
     Binding("x", "clear", "Clear"),
@@ -20,7 +21,6 @@ DASHBOARD_KEYS: tuple[Binding, ...] = (
     Binding("l", "toggle_log", "App output"),
     Binding("t", "toggle_timeline", "Timeline"),
     Binding("o", "cycle_columns", "Columns"),
-    Binding("S", "stats", "Stats"),
     Binding("m", "mark", "Mark", show=False),
     Binding("d", "diff", "Diff with marked", show=False),
     Binding("a", "expand_all", "Expand all", show=False),
