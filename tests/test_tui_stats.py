@@ -70,8 +70,7 @@ async def test_a_row_per_route_and_the_plots_of_the_one_selected(store: Store) -
     keys = {route_key(c) for c in conns}
     app = Dashboard(store, refresh_interval=0.05)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.2)
-        assert "S Stats" in screen_text(app)  # the footer shows the key
+        await until(lambda: "S Stats" in screen_text(app), "the footer does not show the key")
         screen = await open_stats(app, pilot)
         table = rows(screen)
         assert {row[0] for row in table} == keys
@@ -108,6 +107,17 @@ async def test_only_what_the_filter_shows_is_counted(store: Store) -> None:
         screen = await open_stats(app, pilot)
         assert {row[0]: int(row[1]) for row in rows(screen)} == {ORDERS: 2, "GET /boom": 2}
         assert "filter: status:>=400" in screen_text(app)
+        # S again keeps the one screen; / goes back to the filter, and S shows what it shows now
+        depth = len(app.screen_stack)
+        await pilot.press("S")
+        await pilot.pause(0.1)
+        assert len(app.screen_stack) == depth
+        await pilot.press("slash")
+        await until(lambda: not isinstance(app.screen, StatsScreen), "/ did not go back to the filter")
+        await pilot.press(*" path:/boom", "escape")
+        await until(lambda: len(app.connections.ids) == 2, "the narrower filter did not apply")
+        screen = await open_stats(app, pilot)
+        assert {row[0]: int(row[1]) for row in rows(screen)} == {"GET /boom": 2}
 
 
 async def test_grouping_switches_with_g(store: Store) -> None:

@@ -379,7 +379,8 @@ class Dashboard(InterceptingKeys, App[int]):
     def action_stats(self) -> None:
         from asgispy.tui.statsscreen import StatsScreen
 
-        self.push_screen(StatsScreen(self))
+        if not isinstance(self.screen, StatsScreen):
+            self.push_screen(StatsScreen(self))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

@@ -47,6 +47,7 @@ class StatsScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "dismiss", "Back"),
         Binding("g", "cycle_grouping", "Group by"),
+        Binding("slash", "change_filter", "Filter"),
     ]
 
     def __init__(self, dashboard: Dashboard, by: Grouping = "route", interval: float = 0.5) -> None:
@@ -104,11 +105,11 @@ class StatsScreen(Screen[None]):
             Text.assemble(
                 ("statistics ", "bold"),
                 f"· {everything.count} requests, {everything.errors} errors · {shown} · by {self.by}",
-                ("   g: group by · Esc: back", "dim"),
+                ("   g: group by · /: filter · Esc: back", "dim"),
             )
         )
         self._fill_table()
-        self.query_one(TrafficPlot).show(series(conns))
+        self.query_one(TrafficPlot).show(series(conns, buckets=40))
         self._show_latency()
 
     def _fill_table(self) -> None:
@@ -135,6 +136,11 @@ class StatsScreen(Screen[None]):
         if key is not None and key != self.selected:
             self.selected = key
             self._show_latency()
+
+    def action_change_filter(self) -> None:
+        """Back to the list with the filter bar open: S again shows the figures of the new filter."""
+        self.dismiss()
+        self.dashboard.action_filter()
 
     def action_cycle_grouping(self) -> None:
         self.by = GROUPINGS[(GROUPINGS.index(self.by) + 1) % len(GROUPINGS)]
