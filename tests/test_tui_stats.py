@@ -95,6 +95,10 @@ async def test_a_row_per_route_and_the_plots_of_the_one_selected(store: Store) -
         await pilot.press("down")
         await until(lambda: screen.selected == table[1][0], "the cursor did not select the next route")
         assert latency.title.startswith(f"{table[1][0]}: ")
+        screen.recompute()  # as new traffic would: the cursor stays on the route picked
+        await pilot.pause(0.2)
+        assert screen.selected == table[1][0] and latency.title.startswith(f"{table[1][0]}: ")
+        assert screen.table.cursor_row == 1
         await pilot.press("escape")
         await until(lambda: not isinstance(app.screen, StatsScreen), "Esc did not close the screen")
 
