@@ -1,12 +1,12 @@
 """Make the dashboard screenshots under screenshots/ from the built-in demo.
 
-    python scripts/screenshots.py [--out screenshots] [--size 150x46]
+    python scripts/screenshots.py [--out screenshots] [--size 150x46] [--only stats]
 
 Runs ``asgispy demo`` headless (a real uvicorn child, the real traffic, one round), then
 drives the dashboard with Pilot and saves SVGs: the main screen, an event tree with a JSON
 body, a WebSocket conversation, an error with its traceback, the filter in use, the export of
 what it shows, the timeline of a stream held back, server-sent events, and a request held at a
-breakpoint, edited before the app sees it. Then records a small
+breakpoint, edited before the app sees it, and the statistics screen. Then records a small
 app that breaks the ASGI protocol under a real uvicorn and saves the violation as the dashboard
 shows it, a FastAPI app in layers mode: a streamed response held back by one middleware and
 compressed by GZip, and ``asgispy attach`` with the demo served by Granian, Hypercorn and
@@ -117,6 +117,7 @@ async def shoot(out: Path, size: tuple[int, int]) -> list[Path]:
 
         # A request held at a breakpoint, being edited before the app sees it.
         await shoot_held(app, pilot, port, save)
+    written.append(await shoot_stats(out, size))
     written.append(await shoot_violation(out, size))
     written.append(await shoot_layers(out, size))
     written.append(await shoot_servers(out, size))
@@ -147,6 +148,29 @@ async def shoot_held(app: Dashboard, pilot: Any, port: int, save: Callable[[str]
         answer = await asking
         assert answer.json()["price"] == 19.5, answer.text
     app.intercepting.desk.toggle("method:POST path:/api/items")
+
+
+async def shoot_stats(out: Path, size: tuple[int, int]) -> Path:
+    """The statistics screen (S) over two rounds of the demo's traffic, the cursor on the route
+    with the widest spread of latencies among those with a few requests."""
+    from asgispy.cli.demo import _free_port
+    from asgispy.tui.statsscreen import StatsScreen
+
+    app = demo_dashboard(port=_free_port(), rounds=2, delay=0.1, refresh_interval=0.05)
+    async with app.run_test(size=size) as pilot:
+        await until(lambda: "demo traffic done" in "\n".join(line.text for line in app.log_panel.lines))
+        app.log_panel.display = False
+        await pilot.pause(0.3)
+        await pilot.press("S")
+        await until(lambda: isinstance(app.screen, StatsScreen))
+        screen = app.screen
+        assert isinstance(screen, StatsScreen)
+        await pilot.pause(0.3)
+        wide = [g for g in screen.groups if len(g.durations) >= 4]
+        pick_ = max(wide, key=lambda g: (g.duration.max or 0) - (g.duration.p50 or 0))
+        await pilot.press(*["down"] * screen.groups.index(pick_))
+        await pilot.pause(0.5)
+        return Path(app.save_screenshot("stats.svg", str(out)))
 
 
 #: The demo app wrapped in Spy, as a user's module would be, for servers other than uvicorn.
@@ -308,17 +332,23 @@ async def shoot_violation(out: Path, size: tuple[int, int]) -> Path:
         return Path(app.save_screenshot("violation.svg", str(out)))
 
 
+async def _one(shot: Any) -> list[Path]:
+    return [await shot]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", default="screenshots", help="folder for the SVGs (default: screenshots)")
     parser.add_argument("--size", default="150x46", help="terminal size, COLSxROWS (default: 150x46)")
+    parser.add_argument("--only", choices=("stats",), help="make only this screenshot")
     args = parser.parse_args()
     cols, rows = (int(n) for n in args.size.split("x"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for path in asyncio.run(shoot(out, (cols, rows))):
+    shots = shoot(out, (cols, rows)) if args.only is None else _one(shoot_stats(out, (cols, rows)))
+    for path in asyncio.run(shots):
         print(path)
 
 

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "diff": ("asgispy.cli.diff", "compare two session files connection by connection"),
     "test": ("asgispy.cli.testgen", "write a session's traffic as pytest tests of APP"),
+    "stats": ("asgispy.cli.stats", "requests, errors and latency per route; or two sessions side by side"),
     "check": ("asgispy.cli.check", "check a saved session against the ASGI spec's rules (exit 1 on errors)"),
     "mcp": ("asgispy.cli.mcp", "serve recorded traffic to coding agents over MCP (needs asgispy[mcp])"),
 }

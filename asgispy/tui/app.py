@@ -376,6 +376,12 @@ class Dashboard(InterceptingKeys, App[int]):
     def action_expand_all(self) -> None:
         self.events_tree.expand_everything()
 
+    def action_stats(self) -> None:
+        from asgispy.tui.statsscreen import StatsScreen
+
+        if not isinstance(self.screen, StatsScreen):
+            self.push_screen(StatsScreen(self))
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 

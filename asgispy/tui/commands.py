@@ -32,6 +32,11 @@ ACTIONS: tuple[tuple[str, str, str], ...] = (
         "cycle_columns",
         "Sizes, or timings: TTFB, last byte, largest gap, blocked, waited",
     ),
+    (
+        "Statistics and plots",
+        "stats",
+        "Per route: count, errors, latency percentiles; a latency histogram; requests over time",
+    ),
     ("Show events of the selected connection", "focus_tree", "Move to the event tree"),
     ("Expand all events", "expand_all", "Open every node of the event tree"),
     ("Mark the selected connection", "mark", "Then select another one and compare them (d)"),

@@ -32,6 +32,7 @@ _KEYS = (
     ("l", "show or hide the app's output"),
     ("t", "show or hide the timeline"),
     ("o", "switch the list's columns: sizes or timings"),
+    ("S", "statistics of what the filter shows: per route latency, a histogram, traffic over time"),
     ("m  then d", "mark a connection, then compare another with it"),
     ("b  B", "hold requests (b) or responses (B) that the filter matches; again to stop (asgispy run)"),
     ("h", "edit a held connection: resume it, answer it yourself, or drop it"),
