@@ -39,7 +39,8 @@ class FilterBar(Horizontal):
     def compose(self) -> ComposeResult:
         yield Label("filter", id="filter-label")
         yield Input(
-            placeholder="text, method:POST status:>=400 path:/api/* type:websocket error", id="filter-input"
+            placeholder="text, method:POST status:>=400 path:/api/* type:websocket error @saved",
+            id="filter-input",
         )
         yield Label("", id="filter-error")
 
@@ -61,14 +62,15 @@ class FilterBar(Horizontal):
 
     def apply(self) -> None:
         """Parse what is typed; a bad filter shows its error and leaves the list as it was."""
-        from asgispy.filter.grammar import FilterError, parse
+        from asgispy.filter.grammar import FilterError
+        from asgispy.filter.saved import parse_with_saved
 
         text = self.input.value.strip()
         error = self.query_one("#filter-error", Label)
         if text == self.text and not error.has_class("shown"):
             return
         try:
-            predicate = parse(text) if text else None
+            predicate = parse_with_saved(text).predicate if text else None
         except FilterError as exc:
             error.update(str(exc))
             error.add_class("shown")

@@ -1,0 +1,223 @@
+"""Saved filters: names for filters, kept in the project's file and the user's config.
+
+::
+
+    # asgispy.toml (or [tool.asgispy.filters] in pyproject.toml), and the user's
+    # $XDG_CONFIG_HOME/asgispy/config.toml (default ~/.config/asgispy/config.toml)
+    [filters]
+    slow = "duration:>500ms"
+    errors = "status:>=500 or error"
+
+    [filters.slow-api]
+    expr = "@slow path:/api/*"
+    description = "slow calls to the API"
+
+``@slow`` in any filter then stands for that filter as one term: ``@errors path:/api/*`` is
+"(status:>=500 or error) and path:/api/*", which the language cannot spell without a name,
+since it has no parentheses. The project's file is the first ``asgispy.toml``, or
+``pyproject.toml`` with a ``[tool.asgispy]`` table, found walking up from the working
+directory; its names win over the user's. Files are read when a filter first names one, so a
+filter without ``@`` never touches them. docs/filters.md is the user's guide.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from asgispy.filter.fields import Predicate
+from asgispy.filter.grammar import Filter, FilterError, parse
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
+
+__all__ = [
+    "SavedFilter",
+    "SavedFilters",
+    "load_saved",
+    "parse_with_saved",
+    "project_file",
+    "user_file",
+]
+
+#: What may follow ``@``: a word, with ``-``, ``_`` and ``.`` inside it.
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
+
+
+@dataclass(frozen=True)
+class SavedFilter:
+    """One named filter and where it was read; ``problem`` says why it cannot be used."""
+
+    name: str
+    expr: str
+    description: str
+    source: str  # the file, and the table for pyproject.toml
+    problem: str = ""
+
+
+@dataclass
+class SavedFilters:
+    """The saved filters in effect (project over user), and the files they were read from."""
+
+    filters: dict[str, SavedFilter] = field(default_factory=dict)
+    #: every file looked at, in order of precedence
+    sources: list[str] = field(default_factory=list)
+    #: entries a file of higher precedence hid, or a file not read (pyproject.toml beside
+    #: asgispy.toml), as (what, why)
+    hidden: list[tuple[str, str]] = field(default_factory=list)
+    _compiled: dict[str, Predicate] = field(default_factory=dict, repr=False)
+
+    def resolve(self, name: str, _through: tuple[str, ...] = ()) -> Predicate:
+        """The predicate of ``@name``; FilterError for an unknown name, a cycle or a bad filter."""
+        if name in self._compiled:
+            return self._compiled[name]
+        if not name:
+            raise FilterError("@ needs the name of a saved filter after it, as in @slow")
+        if name in _through:
+            chain = " -> ".join(f"@{n}" for n in (*_through[_through.index(name) :], name))
+            raise FilterError(f"saved filters name each other in a circle: {chain}")
+        saved = self.filters.get(name)
+        if saved is None:
+            raise FilterError(f"no saved filter @{name}; {self.known()}")
+        where = f"saved filter @{name} (in {saved.source})"
+        if saved.problem:
+            raise FilterError(f"{where}: {saved.problem}")
+        try:
+            predicate = parse(saved.expr, lambda other: self.resolve(other, (*_through, name))).predicate
+        except FilterError as exc:
+            if exc.message.startswith("saved filter"):  # already says where it was
+                raise
+            raise FilterError(f"{where}: {exc.message} (column {exc.start + 1} of {saved.expr!r})") from None
+        self._compiled[name] = predicate
+        return predicate
+
+    def known(self) -> str:
+        """Which names there are, and where they were looked for: for "no such name" errors."""
+        looked = ", ".join(self.sources) or "no file"
+        if not self.filters:
+            return f"there are no saved filters (looked in {looked})"
+        names = ", ".join(f"@{n}" for n in sorted(self.filters))
+        return f"saved filters: {names} (from {looked})"
+
+    def parse(self, text: str) -> Filter:
+        return parse(text, self.resolve)
+
+
+def user_file(env: Mapping[str, str] | None = None) -> Path:
+    """The user's config: ``$XDG_CONFIG_HOME/asgispy/config.toml``, else under ~/.config."""
+    environ = os.environ if env is None else env
+    base = environ.get("XDG_CONFIG_HOME", "")
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".config"
+    return root / "asgispy" / "config.toml"
+
+
+def project_file(start: Path | None = None) -> tuple[Path, dict[str, Any]] | None:
+    """The project's file and its asgispy table, walking up from ``start`` (the working
+    directory): the first ``asgispy.toml``, or ``pyproject.toml`` with ``[tool.asgispy]``."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        own = directory / "asgispy.toml"
+        if own.is_file():
+            return own, _read(own)
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file():
+            table = _read(pyproject).get("tool", {})
+            table = table.get("asgispy") if isinstance(table, dict) else None
+            if isinstance(table, dict):
+                return pyproject, table
+    return None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FilterError(f"cannot read {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise FilterError(f"{path}: not valid TOML: {exc}") from exc
+    return data
+
+
+def _entries(table: object, source: str) -> list[SavedFilter]:
+    """The ``filters`` table of one file, each entry checked (a bad one keeps its problem)."""
+    if table is None:
+        return []
+    if not isinstance(table, dict):
+        raise FilterError(f"{source}: 'filters' must be a table of name = \"filter\"")
+    found = []
+    for name, value in table.items():
+        expr, description, problem = "", "", ""
+        if isinstance(value, str):
+            expr = value
+        elif isinstance(value, dict):
+            expr, description = value.get("expr", ""), value.get("description", "")
+            unknown = sorted(set(value) - {"expr", "description"})
+            if unknown:
+                problem = f"unknown key {unknown[0]!r} (a saved filter has expr and description)"
+            elif not isinstance(expr, str) or not expr.strip():
+                problem, expr = 'needs expr = "a filter"', str(expr or "")
+            elif not isinstance(description, str):
+                problem, description = "description must be text", ""
+        else:
+            problem = f"must be a filter in quotes or a table with expr, not {value!r}"
+        if not problem and not NAME.match(name):
+            problem = "a name is letters, digits, '_', '-' and '.' (it follows @ in a filter)"
+        found.append(SavedFilter(name, expr, description, source, problem))
+    return found
+
+
+def load_saved(cwd: Path | None = None, env: Mapping[str, str] | None = None) -> SavedFilters:
+    """Read the project's file and the user's config; FilterError names a file that cannot be read."""
+    saved = SavedFilters()
+    layers: list[list[SavedFilter]] = []
+    project = project_file(cwd)
+    if project is not None:
+        path, table = project
+        source = str(path) if path.name == "asgispy.toml" else f"{path} [tool.asgispy]"
+        saved.sources.append(source)
+        layers.append(_entries(table.get("filters"), source))
+        beside = path.with_name("pyproject.toml")
+        if path.name == "asgispy.toml" and _has_table(beside):
+            saved.hidden.append((f"{beside} [tool.asgispy]", f"not read: {path.name} beside it comes first"))
+    user = user_file(env)
+    if user.is_file():
+        saved.sources.append(str(user))
+        layers.append(_entries(_read(user).get("filters"), str(user)))
+    for layer in layers:
+        for entry in layer:
+            if entry.name in saved.filters:
+                saved.hidden.append(
+                    (f"@{entry.name} in {entry.source}", f"{saved.filters[entry.name].source} has it")
+                )
+            else:
+                saved.filters[entry.name] = entry
+    return saved
+
+
+def _has_table(pyproject: Path) -> bool:
+    """Does this pyproject.toml have a [tool.asgispy] table? (Unreadable: no; it is not used.)"""
+    try:
+        tool = _read(pyproject).get("tool", {}) if pyproject.is_file() else {}
+    except FilterError:
+        return False
+    return isinstance(tool, dict) and isinstance(tool.get("asgispy"), dict)
+
+
+def parse_with_saved(text: str, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> Filter:
+    """Compile ``text`` as :func:`~asgispy.filter.grammar.parse` does, with ``@name`` for the
+    saved filters, read only when the text names one. Every problem is a FilterError."""
+    loaded: list[SavedFilters] = []
+
+    def resolve(name: str) -> Predicate:
+        if not loaded:
+            loaded.append(load_saved(cwd, env))
+        return loaded[0].resolve(name)
+
+    return parse(text, resolve)

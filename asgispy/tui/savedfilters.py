@@ -1,0 +1,114 @@
+"""Picking a saved filter in the dashboard: ``@`` lists the project's and the user's saved
+filters (asgispy.filter.saved); Enter applies one as ``@name`` in the filter bar, so the
+status bar shows its name and the list narrows as if it had been typed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Footer, OptionList, Static
+from textual.widgets.option_list import Option
+
+from asgispy.filter.grammar import FilterError
+from asgispy.filter.saved import SavedFilters, load_saved
+from asgispy.tui.filterbar import FilterBar
+
+if TYPE_CHECKING:
+    from textual.app import App
+
+__all__ = ["SavedFilterKeys", "SavedFilterScreen", "pick_saved_filter"]
+
+
+class SavedFilterScreen(ModalScreen[str | None]):
+    """The saved filters, one a line with what it says and where it was read; Enter picks one."""
+
+    DEFAULT_CSS = """
+    SavedFilterScreen { align: center middle; }
+    #saved-box {
+        width: 90%; max-width: 110; height: auto; max-height: 80%;
+        border: round $primary; background: $surface; padding: 0 1;
+    }
+    #saved-list { height: auto; max-height: 30; }
+    """
+
+    BINDINGS = [Binding("escape", "dismiss", "Close")]
+
+    def __init__(self, saved: SavedFilters) -> None:
+        super().__init__()
+        self.saved = saved
+        self.names = list(saved.filters)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="saved-box"):
+            yield Static(Text("saved filters", style="bold"), id="saved-title")
+            yield OptionList(*[self._option(name) for name in self.names], id="saved-list")
+            looked = ", ".join(self.saved.sources) or "no file"
+            yield Static(Text(f"Enter applies one · from {looked}", style="dim"), id="saved-from")
+        yield Footer()
+
+    def _option(self, name: str) -> Option:
+        entry = self.saved.filters[name]
+        try:
+            self.saved.resolve(name)
+            problem = ""
+        except FilterError as exc:
+            problem = exc.message
+        label = Text.assemble(
+            (f"@{name}", "bold red" if problem else "bold"),
+            "  ",
+            entry.expr,
+            (f"  {entry.description}" if entry.description else "", "italic"),
+            ("\n  ✖ " + problem if problem else "", "red"),
+        )
+        return Option(label, id=name, disabled=bool(problem))
+
+    def on_mount(self) -> None:
+        self.query_one(OptionList).focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss(event.option.id)
+
+    async def action_dismiss(self, result: str | None = None) -> None:
+        self.dismiss(result)
+
+
+class SavedFilterKeys:
+    """The dashboard's action for ``@`` (see :mod:`asgispy.tui.keys`)."""
+
+    def action_saved_filters(self) -> None:
+        pick_saved_filter(cast("App[int]", self))
+
+
+def pick_saved_filter(app: App[int]) -> None:
+    """Read the saved filters afresh (the files may have changed) and offer them."""
+    try:
+        saved = load_saved()
+    except FilterError as exc:
+        app.notify(exc.message, title="Saved filters", severity="error", timeout=10)
+        return
+    if not saved.filters:
+        looked = (
+            ", ".join(saved.sources) or "asgispy.toml, pyproject.toml [tool.asgispy] or the user's config"
+        )
+        app.notify(
+            f'No saved filters in {looked}: add a [filters] table, as in slow = "duration:>500ms"',
+            title="Saved filters",
+            severity="warning",
+            timeout=10,
+        )
+        return
+
+    def chosen(name: str | None) -> None:
+        if name:
+            bar = app.query_one(FilterBar)
+            bar.display = True
+            bar.input.value = f"@{name}"
+            bar.apply()
+
+    app.push_screen(SavedFilterScreen(saved), chosen)
