@@ -13,10 +13,13 @@ __all__ = ["FilterBar"]
 
 
 class FilterBar(Horizontal):
-    """``/`` opens it; every keystroke re-filters (debounced), Enter or Escape goes back to the list."""
+    """``/`` opens it; every keystroke re-filters (debounced), Enter or Escape goes back to the list.
+    ``@name`` in it is a saved filter; ctrl+o picks one from a list."""
 
     BINDINGS = [
         Binding("escape", "close", "Close filter", show=False),
+        # "@" is typed into the filter; this key lists the saved filters (the dashboard's @)
+        Binding("ctrl+o", "saved_filters", "Saved filters"),
     ]
 
     class Changed(Message):
@@ -81,6 +84,9 @@ class FilterBar(Horizontal):
         self.input.remove_class("invalid")
         self.text = text
         self.post_message(self.Changed(text, predicate))
+
+    async def action_saved_filters(self) -> None:
+        await self.app.run_action("saved_filters")
 
     def action_close(self) -> None:
         self.apply()

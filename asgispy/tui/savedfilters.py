@@ -58,12 +58,13 @@ class SavedFilterScreen(ModalScreen[str | None]):
             problem = ""
         except FilterError as exc:
             problem = exc.message
+        width = max(map(len, self.names)) + 3
         label = Text.assemble(
-            (f"@{name}", "bold red" if problem else "bold"),
-            "  ",
-            entry.expr,
-            (f"  {entry.description}" if entry.description else "", "italic"),
-            ("\n  ✖ " + problem if problem else "", "red"),
+            (f"@{name}".ljust(width), "bold red" if problem else "bold"),
+            (entry.expr or "(none)").ljust(30),
+            (f" {entry.description}" if entry.description else "", "italic"),
+            (f"   {entry.source}" if len(self.saved.sources) > 1 else "", "dim"),
+            ("\n" + " " * width + "✖ " + problem if problem else "", "red"),
         )
         return Option(label, id=name, disabled=bool(problem))
 

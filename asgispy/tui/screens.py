@@ -19,7 +19,7 @@ __all__ = ["DiffScreen", "ExportChoice", "ExportScreen", "HelpScreen"]
 
 _KEYS = (
     ("/", "filter the list (as you type; Enter or Esc to go back)"),
-    ("@", "pick a saved filter (asgispy.toml, pyproject.toml [tool.asgispy], your config)"),
+    ("@  (ctrl+o in the filter)", "pick a saved filter (asgispy.toml, your config)"),
     ("↑ ↓ PgUp PgDn Home End", "move in the list (End follows again)"),
     ("Enter / Tab", "go to the event tree of the selected connection"),
     ("Esc", "back to the list"),
