@@ -4,6 +4,7 @@ session recorded from a real uvicorn) and picked or typed in the real dashboard.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 
 import asgispy as api
 from asgispy.filter.grammar import FilterError, parse
-from asgispy.filter.saved import load_saved, parse_with_saved, user_file
+from asgispy.filter.saved import load_saved, parse_with_saved, spell_out, user_file
 from asgispy.model.session import Session
 from asgispy.store.store import Store
 from asgispy.tui.app import Dashboard
@@ -342,3 +343,86 @@ async def test_the_filter_bar_takes_a_saved_name_typed_in(dashboard_store: Store
         assert [c.path for c in app.connections.visible_connections()] == ["/form"], (
             "the last good filter stays"
         )
+
+
+# Written out, for the app's process (breakpoints) -----------------------------------------------
+
+SPELT = [
+    "@errors type:http",
+    "@errors | @api-posts",
+    "-@errors",
+    "!@api-posts type:http",
+    "-@api-posts or status:500",
+    "@posts -@api",
+    "type:http -@errors -@posts",
+]
+
+
+@pytest.mark.parametrize("text", SPELT)
+def test_written_out_a_filter_shows_the_same_connections(
+    text: str, tmp_path: Path, home: Path, session: Session
+) -> None:
+    (tmp_path / "asgispy.toml").write_text(PROJECT)
+    saved = load_saved(tmp_path)
+    plain = saved.spell_out(text)
+    assert "@" not in plain
+    with_names = parse_with_saved(text, tmp_path).select(session.connections)
+    assert parse(plain).select(session.connections) == with_names
+    assert with_names, "each example matches something, so the comparison says something"
+
+
+def test_written_out_examples_read_as_a_person_would_write_them(tmp_path: Path, home: Path) -> None:
+    (tmp_path / "asgispy.toml").write_text(PROJECT)
+    assert spell_out("@errors path:/api/*", tmp_path) == "status:>=500 path:/api/* or error path:/api/*"
+    assert spell_out("-@errors", tmp_path) == "-status:>=500 -error"
+    assert spell_out("-@api-posts", tmp_path) == "-path:/api/* or -method:POST"
+    assert spell_out("method:GET", tmp_path) == "method:GET"
+    with pytest.raises(FilterError, match="no saved filter @nope"):
+        spell_out("@nope", tmp_path)
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(90)
+async def test_run_breaks_on_a_saved_filter(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+
+    from asgispy.cli import dashboard
+    from tests.test_tui_run import APP, free_port, run_args, until
+
+    (tmp_path / "fixture_app.py").write_text(APP)
+    (tmp_path / "asgispy.toml").write_text('[filters]\nhello = "path:/hello/* -path:*/bob"\n')
+    monkeypatch.chdir(tmp_path)
+    port = free_port()
+    args = run_args(tmp_path, "fixture_app:app", "--port", str(port), "--break", "@hello")
+    assert dashboard._check_breakpoints(args) is None
+    assert args.break_requests == ["path:/hello/* -path:*/bob"]  # what the app's process matches
+    args.intercept = True
+    app: Dashboard = dashboard.served_dashboard(args, refresh_interval=0.05)
+    async with (
+        app.run_test(size=(150, 40)) as pilot,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False, timeout=30) as client,
+    ):
+        await until(lambda: "serving http://127.0.0.1" in app.status.flags.child)
+        await until(
+            lambda: any(p.control and p.control.get("breakpoints") for p in app.store.producers.values())
+        )
+        assert (await client.get("/hello/bob")).json() == {"hello": "bob"}  # not held
+        asking = asyncio.create_task(client.get("/hello/ada"))
+        await until(lambda: bool(app.store.held))
+        assert not asking.done()
+        # b on the filter @hello toggles the breakpoint written out: the one --break @hello set
+        point = {"expression": "path:/hello/* -path:*/bob", "phase": "request"}
+        assert app.intercepting.desk.points == [point]
+        await pilot.press("slash", *"@hello", "enter")
+        await pilot.pause(0.3)
+        await pilot.press("b")
+        assert app.intercepting.desk.points == []
+        await pilot.press("b")
+        assert app.intercepting.desk.points == [point]
+        asking.cancel()
+    (tmp_path / "again").mkdir()
+    bad = run_args(tmp_path / "again", "fixture_app:app", "--break", "@nope")
+    known = f"saved filters: @hello (from {tmp_path / 'asgispy.toml'})"
+    assert dashboard._check_breakpoints(bad) == f"--break '@nope': no saved filter @nope; {known} (column 1)"

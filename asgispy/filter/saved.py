@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from asgispy.filter.fields import Predicate
-from asgispy.filter.grammar import Filter, FilterError, parse
+from asgispy.filter.grammar import Filter, FilterError, _Token, _tokens, parse
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -44,11 +44,17 @@ __all__ = [
     "load_saved",
     "parse_with_saved",
     "project_file",
+    "spell_out",
     "user_file",
 ]
 
 #: What may follow ``@``: a word, with ``-``, ``_`` and ``.`` inside it.
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
+#: The most alternatives a filter spelt out without names may have (see SavedFilters.spell_out).
+MAX_ALTERNATIVES = 64
+
+#: A filter as alternatives (or) of groups of terms (and), each term as it was written.
+_Alternatives = list[list[str]]
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,39 @@ class SavedFilters:
 
     def parse(self, text: str) -> Filter:
         return parse(text, self.resolve)
+
+    def spell_out(self, text: str) -> str:
+        """``text`` with every ``@name`` written out, for a reader that knows no saved filters
+        (the app's process, where breakpoints are matched). With no parentheses in the language,
+        a name's alternatives are distributed over the terms beside it: ``@errors path:/api/*``
+        becomes ``status:>=500 path:/api/* or error path:/api/*``; ``-@name`` is negated term
+        by term. The meaning is the same; FilterError when it cannot be written (too long)."""
+        self.parse(text)  # every problem, with its place in the text, first
+        alternatives = self._alternatives(text)
+        if not alternatives:
+            raise FilterError(f"{text!r} matches nothing, which no filter without names can say")
+        return " or ".join(" ".join(group) for group in alternatives)
+
+    def _alternatives(self, text: str) -> _Alternatives:
+        found: _Alternatives = []
+        current: _Alternatives = [[]]
+        for token in _tokens(text):
+            if (token.text == "|" and not token.quoted[0]) or token.word() == "or":
+                found.extend(current)
+                current = [[]]
+                continue
+            raw = text[token.start : token.end]
+            if _names_one(token):
+                negate = not token.unquoted(0, "@")
+                inner = self._alternatives(self.filters[token.text[1 + negate :]].expr)
+                part = _negated(inner) if negate else inner
+            else:
+                part = [[raw]]
+            current = [a + b for a in current for b in part]
+            if len(current) > MAX_ALTERNATIVES:
+                raise FilterError(f"{text!r} written out without names would be too long")
+        found.extend(current)
+        return found
 
 
 def user_file(env: Mapping[str, str] | None = None) -> Path:
@@ -208,6 +247,33 @@ def _has_table(pyproject: Path) -> bool:
     except FilterError:
         return False
     return isinstance(tool, dict) and isinstance(tool.get("asgispy"), dict)
+
+
+def _negated(alternatives: _Alternatives) -> _Alternatives:
+    """not (A and B or C) = (not A or not B) and not C, written back as alternatives."""
+    result: _Alternatives = [[]]
+    for group in alternatives:
+        result = [[*a, _negate(term)] for a in result for term in group]
+        if len(result) > MAX_ALTERNATIVES:
+            raise FilterError("a negated saved filter written out without names would be too long")
+    return result
+
+
+def _names_one(token: _Token) -> bool:
+    negate = token.unquoted(0, "-") or token.unquoted(0, "!")
+    return token.unquoted(int(negate), "@")
+
+
+def _negate(term: str) -> str:
+    return term[1:] if term[:1] in ("-", "!") else f"-{term}"
+
+
+def spell_out(text: str, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> str:
+    """``text`` without saved filters' names (:meth:`SavedFilters.spell_out`); files are read
+    only when it names one."""
+    if not any(_names_one(token) for token in _tokens(text)):
+        return text
+    return load_saved(cwd, env).spell_out(text)
 
 
 def parse_with_saved(text: str, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> Filter:
