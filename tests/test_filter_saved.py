@@ -343,6 +343,12 @@ async def test_the_filter_bar_takes_a_saved_name_typed_in(dashboard_store: Store
         assert [c.path for c in app.connections.visible_connections()] == ["/form"], (
             "the last good filter stays"
         )
+        await pilot.press("ctrl+o")  # "@" types into the bar; this lists the saved filters
+        assert isinstance(app.screen, SavedFilterScreen)
+        await pilot.press("end", "enter")
+        await pilot.pause(0.3)
+        assert app.query_one(FilterBar).text == "@api-posts" and not error.has_class("shown")
+        assert [c.path for c in app.connections.visible_connections()] == ["/api/items"]
 
 
 # Written out, for the app's process (breakpoints) -----------------------------------------------
@@ -426,3 +432,77 @@ async def test_run_breaks_on_a_saved_filter(
     bad = run_args(tmp_path / "again", "fixture_app:app", "--break", "@nope")
     known = f"saved filters: @hello (from {tmp_path / 'asgispy.toml'})"
     assert dashboard._check_breakpoints(bad) == f"--break '@nope': no saved filter @nope; {known} (column 1)"
+
+
+# Saving from the dashboard ----------------------------------------------------------------------
+
+PYPROJECT = """\
+# the shop
+[project]
+name = "shop"   # kept as written
+
+[tool.asgispy]
+listen = "unix:/tmp/x.sock"
+
+[tool.ruff]
+line-length = 100
+"""
+
+
+def test_saving_adds_one_line_and_keeps_the_rest_of_the_file(tmp_path: Path, home: Path) -> None:
+    from asgispy.filter.saving import save_filter
+
+    pyproject = tmp_path / "shop" / "pyproject.toml"
+    inner = tmp_path / "shop" / "src"
+    inner.mkdir(parents=True)
+    pyproject.write_text(PYPROJECT)
+    pyproject.chmod(0o640)
+    assert save_filter("slow", "duration:>500ms", inner) == pyproject
+    assert pyproject.read_text() == PYPROJECT + '\n[tool.asgispy.filters]\nslow = "duration:>500ms"\n'
+    assert save_filter("odd.name", 'body:"say \\"hi\\"" @slow', inner) == pyproject
+    added = '"odd.name" = "body:\\"say \\\\\\"hi\\\\\\"\\" @slow"\n'
+    assert pyproject.read_text() == PYPROJECT + f'\n[tool.asgispy.filters]\n{added}slow = "duration:>500ms"\n'
+    assert load_saved(inner).filters["odd.name"].expr == 'body:"say \\"hi\\"" @slow'
+    assert pyproject.stat().st_mode & 0o777 == 0o640
+    # without a project file, a new asgispy.toml where the dashboard runs
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "pyproject.toml").write_text('[project]\nname = "no table"\n')
+    assert save_filter("posts", "method:POST", alone) == alone / "asgispy.toml"
+    assert (alone / "asgispy.toml").read_text() == '[filters]\nposts = "method:POST"\n'
+
+
+def test_saving_refuses_what_it_cannot_write_safely(tmp_path: Path, home: Path) -> None:
+    from asgispy.filter.saving import save_filter
+
+    file = tmp_path / "asgispy.toml"
+    file.write_text('filters = { slow = "duration:>1s" }\n')
+    for name, expr, problem in (
+        ("slow", "open", "@slow is already in"),
+        ("two words", "open", "a name is letters"),
+        ("bad", "status:abc", "status:abc: expected a status"),
+        ("none", "  ", "there is no filter to save"),
+        ("posts", "method:POST", "cannot add @posts to"),
+    ):
+        with pytest.raises(FilterError, match=problem):
+            save_filter(name, expr, tmp_path)
+    assert file.read_text() == 'filters = { slow = "duration:>1s" }\n'
+
+
+@pytest.mark.anyio
+async def test_the_dashboard_saves_the_filter_in_use(dashboard_store: Store, tmp_path: Path) -> None:
+    from asgispy.tui.savedfilters import FilterNameScreen
+
+    app = Dashboard(dashboard_store, refresh_interval=0.05)
+    async with app.run_test(size=(130, 40)) as pilot:
+        await pilot.press("slash", *"type:websocket", "enter")
+        await pilot.pause(0.3)
+        await pilot.press("at", "ctrl+s")
+        assert isinstance(app.screen, FilterNameScreen)
+        await pilot.press(*"chat", "enter")
+        await pilot.pause(0.3)
+        assert (tmp_path / "asgispy.toml").read_text() == PROJECT.replace(
+            "[filters]\n", '[filters]\nchat = "type:websocket"\n'
+        )
+        assert app.query_one(FilterBar).text == "@chat"
+        assert [c.path for c in app.connections.visible_connections()] == ["/ws/chat"]

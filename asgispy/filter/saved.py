@@ -164,17 +164,18 @@ def project_file(start: Path | None = None) -> tuple[Path, dict[str, Any]] | Non
     for directory in (here, *here.parents):
         own = directory / "asgispy.toml"
         if own.is_file():
-            return own, _read(own)
+            return own, read_toml(own)
         pyproject = directory / "pyproject.toml"
         if pyproject.is_file():
-            table = _read(pyproject).get("tool", {})
+            table = read_toml(pyproject).get("tool", {})
             table = table.get("asgispy") if isinstance(table, dict) else None
             if isinstance(table, dict):
                 return pyproject, table
     return None
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's tables; FilterError names the file that cannot be read or is not TOML."""
     try:
         data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -228,7 +229,7 @@ def load_saved(cwd: Path | None = None, env: Mapping[str, str] | None = None) ->
     user = user_file(env)
     if user.is_file():
         saved.sources.append(str(user))
-        layers.append(_entries(_read(user).get("filters"), str(user)))
+        layers.append(_entries(read_toml(user).get("filters"), str(user)))
     for layer in layers:
         for entry in layer:
             if entry.name in saved.filters:
@@ -243,7 +244,7 @@ def load_saved(cwd: Path | None = None, env: Mapping[str, str] | None = None) ->
 def _has_table(pyproject: Path) -> bool:
     """Does this pyproject.toml have a [tool.asgispy] table? (Unreadable: no; it is not used.)"""
     try:
-        tool = _read(pyproject).get("tool", {}) if pyproject.is_file() else {}
+        tool = read_toml(pyproject).get("tool", {}) if pyproject.is_file() else {}
     except FilterError:
         return False
     return isinstance(tool, dict) and isinstance(tool.get("asgispy"), dict)

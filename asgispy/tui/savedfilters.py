@@ -1,6 +1,7 @@
 """Picking a saved filter in the dashboard: ``@`` lists the project's and the user's saved
 filters (asgispy.filter.saved); Enter applies one as ``@name`` in the filter bar, so the
-status bar shows its name and the list narrows as if it had been typed."""
+filter line shows its name and the list narrows as if it had been typed. ``ctrl+s`` there
+saves the filter in use under a name, in the project's file (asgispy.filter.saving)."""
 
 from __future__ import annotations
 
@@ -11,24 +12,25 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from asgispy.filter.grammar import FilterError
 from asgispy.filter.saved import SavedFilters, load_saved
+from asgispy.filter.saving import save_filter
 from asgispy.tui.filterbar import FilterBar
 
 if TYPE_CHECKING:
     from textual.app import App
 
-__all__ = ["SavedFilterKeys", "SavedFilterScreen", "pick_saved_filter"]
+__all__ = ["FilterNameScreen", "SavedFilterKeys", "SavedFilterScreen", "pick_saved_filter"]
 
 
 class SavedFilterScreen(ModalScreen[str | None]):
     """The saved filters, one a line with what it says and where it was read; Enter picks one."""
 
     DEFAULT_CSS = """
-    SavedFilterScreen { align: center middle; }
+    SavedFilterScreen, FilterNameScreen { align: center middle; }
     #saved-box {
         width: 90%; max-width: 110; height: auto; max-height: 80%;
         border: round $primary; background: $surface; padding: 0 1;
@@ -36,17 +38,24 @@ class SavedFilterScreen(ModalScreen[str | None]):
     #saved-list { height: auto; max-height: 30; }
     """
 
-    BINDINGS = [Binding("escape", "dismiss", "Close")]
+    BINDINGS = [
+        Binding("escape", "dismiss", "Close"),
+        Binding("ctrl+s", "save", "Save the filter in use"),
+    ]
 
-    def __init__(self, saved: SavedFilters) -> None:
+    def __init__(self, saved: SavedFilters, current: str = "") -> None:
         super().__init__()
         self.saved = saved
+        self.current = current
         self.names = list(saved.filters)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="saved-box"):
             yield Static(Text("saved filters", style="bold"), id="saved-title")
-            yield OptionList(*[self._option(name) for name in self.names], id="saved-list")
+            none = Option(
+                Text("no saved filters yet: ctrl+s saves the filter in use", style="dim"), disabled=True
+            )
+            yield OptionList(*([self._option(name) for name in self.names] or [none]), id="saved-list")
             looked = ", ".join(self.saved.sources) or "no file"
             yield Static(Text(f"Enter applies one · from {looked}", style="dim"), id="saved-from")
         yield Footer()
@@ -78,6 +87,47 @@ class SavedFilterScreen(ModalScreen[str | None]):
     async def action_dismiss(self, result: str | None = None) -> None:
         self.dismiss(result)
 
+    def action_save(self) -> None:
+        if not self.current:
+            self.notify("Filter first (/), then save the filter here", severity="warning")
+            return
+
+        def named(name: str | None) -> None:
+            if not name:
+                return
+            try:
+                path = save_filter(name, self.current)
+            except FilterError as exc:
+                self.notify(exc.message, title="Not saved", severity="error", timeout=10)
+                return
+            self.notify(f"@{name} = {self.current} in {path}", title="Filter saved")
+            self.dismiss(name)
+
+        self.app.push_screen(FilterNameScreen(self.current), named)
+
+
+class FilterNameScreen(ModalScreen[str | None]):
+    """The name to save the filter in use under; Enter saves, Escape does not."""
+
+    BINDINGS = [Binding("escape", "dismiss", "Cancel")]
+
+    def __init__(self, current: str) -> None:
+        super().__init__()
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="saved-box"):
+            yield Static(Text.assemble(("save ", "bold"), self.current, (" as @", "bold")))
+            yield Input(placeholder="name: letters, digits, _ - .", id="saved-name")
+        yield Footer()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value.strip() or None)
+
+    async def action_dismiss(self, result: str | None = None) -> None:
+        self.dismiss(result)
+
 
 class SavedFilterKeys:
     """The dashboard's action for ``@`` (see :mod:`asgispy.tui.keys`)."""
@@ -93,17 +143,6 @@ def pick_saved_filter(app: App[int]) -> None:
     except FilterError as exc:
         app.notify(exc.message, title="Saved filters", severity="error", timeout=10)
         return
-    if not saved.filters:
-        looked = (
-            ", ".join(saved.sources) or "asgispy.toml, pyproject.toml [tool.asgispy] or the user's config"
-        )
-        app.notify(
-            f'No saved filters in {looked}: add a [filters] table, as in slow = "duration:>500ms"',
-            title="Saved filters",
-            severity="warning",
-            timeout=10,
-        )
-        return
 
     def chosen(name: str | None) -> None:
         if name:
@@ -112,4 +151,4 @@ def pick_saved_filter(app: App[int]) -> None:
             bar.input.value = f"@{name}"
             bar.apply()
 
-    app.push_screen(SavedFilterScreen(saved), chosen)
+    app.push_screen(SavedFilterScreen(saved, app.query_one(FilterBar).text), chosen)
