@@ -30,7 +30,7 @@ class SavedFilterScreen(ModalScreen[str | None]):
     """The saved filters, one a line with what it says and where it was read; Enter picks one."""
 
     DEFAULT_CSS = """
-    SavedFilterScreen, FilterNameScreen { align: center middle; }
+    SavedFilterScreen { align: center middle; }
     #saved-box {
         width: 90%; max-width: 110; height: auto; max-height: 80%;
         border: round $primary; background: $surface; padding: 0 1;
@@ -109,6 +109,14 @@ class SavedFilterScreen(ModalScreen[str | None]):
 class FilterNameScreen(ModalScreen[str | None]):
     """The name to save the filter in use under; Enter saves, Escape does not."""
 
+    DEFAULT_CSS = """
+    FilterNameScreen { align: center middle; }
+    #name-box {
+        width: 70; max-width: 95%; height: auto;
+        border: round $primary; background: $surface; padding: 0 1;
+    }
+    """
+
     BINDINGS = [Binding("escape", "dismiss", "Cancel")]
 
     def __init__(self, current: str) -> None:
@@ -116,8 +124,8 @@ class FilterNameScreen(ModalScreen[str | None]):
         self.current = current
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="saved-box"):
-            yield Static(Text.assemble(("save ", "bold"), self.current, (" as @", "bold")))
+        with Vertical(id="name-box"):
+            yield Static(Text.assemble(("save ", "bold"), f"{self.current} ", ("as @name", "bold")))
             yield Input(placeholder="name: letters, digits, _ - .", id="saved-name")
         yield Footer()
 
