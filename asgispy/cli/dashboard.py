@@ -192,12 +192,15 @@ def run_served(args: argparse.Namespace) -> int:
 
 
 def _check_breakpoints(args: argparse.Namespace) -> str | None:
-    from asgispy.filter.grammar import FilterError, parse
+    """Each breakpoint parses, and its saved filters (@name) are written out for the app, which
+    matches them in its own process."""
+    from asgispy.filter.grammar import FilterError
+    from asgispy.filter.saved import spell_out
 
     for flag, expressions in (("--break", args.break_requests), ("--break-response", args.break_responses)):
-        for expression in expressions:
+        for i, expression in enumerate(expressions):
             try:
-                parse(expression)
+                expressions[i] = spell_out(expression)
             except FilterError as exc:
                 return f"{flag} {expression!r}: {exc}"
     return None

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "test": ("asgispy.cli.testgen", "write a session's traffic as pytest tests of APP"),
     "stats": ("asgispy.cli.stats", "requests, errors and latency per route; or two sessions side by side"),
     "check": ("asgispy.cli.check", "check a saved session against the ASGI spec's rules (exit 1 on errors)"),
+    "filters": ("asgispy.cli.filters", "list the saved filters (@name in --filter) and where each is read"),
     "mcp": ("asgispy.cli.mcp", "serve recorded traffic to coding agents over MCP (needs asgispy[mcp])"),
 }
 

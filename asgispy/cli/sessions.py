@@ -25,9 +25,11 @@ def filtered_connections(command: str, path: str, expression: str | None) -> lis
 
 
 def filtered_session(command: str, path: str, expression: str | None) -> Session:
-    """The session at ``path`` with only the connections ``expression`` shows (and their producers)."""
+    """The session at ``path`` with only the connections ``expression`` shows (and their producers);
+    ``@name`` in it is a saved filter (asgispy.filter.saved)."""
     from asgispy.codec.sessionfile import SessionFileError
-    from asgispy.filter.grammar import FilterError, parse
+    from asgispy.filter.grammar import FilterError
+    from asgispy.filter.saved import parse_with_saved
     from asgispy.store.load import load
 
     try:
@@ -38,7 +40,7 @@ def filtered_session(command: str, path: str, expression: str | None) -> Session
     if not expression:
         return session
     try:
-        session.connections = parse(expression).select(session.connections)
+        session.connections = parse_with_saved(expression).select(session.connections)
     except FilterError as exc:
         print(f"asgispy {command}: --filter: {exc}", file=sys.stderr)
         raise CommandError from exc

@@ -9,6 +9,8 @@
     duration:>100ms  size:>10k  error  cut  open  -path:/health  !type:lifespan
     ttfb:>200ms  gap:>1s  blocked:>50ms  waited:>1s  violation  rule:http.content-length
     status:5xx or error        groups of terms (all must match) joined by ``or`` / ``|``
+    @slow                      a saved filter, as one term (with a ``saved`` resolver; see
+                               :mod:`asgispy.filter.saved`)
 
 :func:`parse` compiles the text once into a :class:`Filter`, a plain callable that is cheap
 enough to run over every connection the store holds on each keystroke. Mistakes raise
@@ -21,13 +23,16 @@ a connection and how its value compares is :mod:`asgispy.filter.fields`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from asgispy.filter.fields import FIELDS, KEYWORDS, BadValue, Predicate, free_text
 from asgispy.model.connection import Connection
 
-__all__ = ["Filter", "FilterError", "language", "parse"]
+__all__ = ["Filter", "FilterError", "Resolver", "language", "parse"]
+
+#: Turns a saved filter's name (``slow`` for ``@slow``) into its predicate, or raises FilterError.
+Resolver = Callable[[str], Predicate]
 
 
 class FilterError(ValueError):
@@ -105,7 +110,7 @@ def _tokens(text: str) -> list[_Token]:
 # Parsing -------------------------------------------------------------------------------------
 
 
-def _term(token: _Token) -> Predicate:
+def _term(token: _Token, saved: Resolver | None) -> Predicate:
     negate = token.unquoted(0, "-") or token.unquoted(0, "!")
     if negate:
         if len(token.text) == 1:
@@ -113,10 +118,18 @@ def _term(token: _Token) -> Predicate:
                 f"{token.text} needs something to negate, as in -path:/health", token.start, token.end
             )
         token = _Token(token.text[1:], token.quoted[1:], token.start + 1, token.end)
-    predicate = _positive_term(token)
+    predicate = _saved_term(token, saved) if saved and token.unquoted(0, "@") else _positive_term(token)
     if negate:
         return lambda conn: not predicate(conn)
     return predicate
+
+
+def _saved_term(token: _Token, saved: Resolver) -> Predicate:
+    """``@name``: the whole saved filter as one term; its errors point at this token."""
+    try:
+        return saved(token.text[1:])
+    except FilterError as error:
+        raise FilterError(error.message, token.start, token.end) from None
 
 
 def _positive_term(token: _Token) -> Predicate:
@@ -192,8 +205,11 @@ class Filter:
         return f"<Filter {self.text!r}>"
 
 
-def parse(text: str) -> Filter:
-    """Compile ``text``; raises FilterError pointing at the first token it cannot understand."""
+def parse(text: str, saved: Resolver | None = None) -> Filter:
+    """Compile ``text``; raises FilterError pointing at the first token it cannot understand.
+
+    With ``saved``, a bare word starting with ``@`` names a saved filter; without, it is text.
+    """
     groups: list[list[Predicate]] = [[]]
     last_or: _Token | None = None
     for token in _tokens(text):
@@ -203,7 +219,7 @@ def parse(text: str) -> Filter:
             groups.append([])
             last_or = token
             continue
-        groups[-1].append(_term(token))
+        groups[-1].append(_term(token, saved))
     if not groups[-1]:
         if last_or is not None:
             raise FilterError("'or' needs a filter after it", last_or.start, last_or.end)

@@ -36,6 +36,7 @@ from asgispy.tui.intercepting import Intercepting, InterceptingKeys
 from asgispy.tui.keys import DASHBOARD_KEYS
 from asgispy.tui.logpanel import LogPanel
 from asgispy.tui.pending import PendingChanges
+from asgispy.tui.savedfilters import SavedFilterKeys
 from asgispy.tui.screens import HelpScreen
 from asgispy.tui.sources import (
     Background,
@@ -57,7 +58,7 @@ __all__ = ["Dashboard"]
 W = TypeVar("W", bound=Widget)
 
 
-class Dashboard(InterceptingKeys, App[int]):
+class Dashboard(InterceptingKeys, SavedFilterKeys, App[int]):
     """asgispy's terminal dashboard over one :class:`Store`."""
 
     CSS_PATH = "dashboard.tcss"

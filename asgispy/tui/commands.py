@@ -11,6 +11,11 @@ __all__ = ["ACTIONS", "DashboardCommands"]
 #: (title in the palette, action name on the app, help)
 ACTIONS: tuple[tuple[str, str, str], ...] = (
     ("Filter connections", "filter", "Type text or field expressions: method:POST status:>=400 error"),
+    (
+        "Pick a saved filter",
+        "saved_filters",
+        "The [filters] of asgispy.toml, pyproject.toml or your config: @name",
+    ),
     ("Clear the filter", "clear_filter", "Show every connection again"),
     ("Follow new connections", "toggle_follow", "Keep the newest connection selected, or stay where you are"),
     ("Pause the screen", "toggle_pause", "Freeze the screen; connections are still collected"),

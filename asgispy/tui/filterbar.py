@@ -13,10 +13,13 @@ __all__ = ["FilterBar"]
 
 
 class FilterBar(Horizontal):
-    """``/`` opens it; every keystroke re-filters (debounced), Enter or Escape goes back to the list."""
+    """``/`` opens it; every keystroke re-filters (debounced), Enter or Escape goes back to the list.
+    ``@name`` in it is a saved filter; ctrl+o picks one from a list."""
 
     BINDINGS = [
         Binding("escape", "close", "Close filter", show=False),
+        # "@" is typed into the filter; this key lists the saved filters (the dashboard's @)
+        Binding("ctrl+o", "saved_filters", "Saved filters"),
     ]
 
     class Changed(Message):
@@ -39,7 +42,8 @@ class FilterBar(Horizontal):
     def compose(self) -> ComposeResult:
         yield Label("filter", id="filter-label")
         yield Input(
-            placeholder="text, method:POST status:>=400 path:/api/* type:websocket error", id="filter-input"
+            placeholder="text, method:POST status:>=400 path:/api/* type:websocket error @saved",
+            id="filter-input",
         )
         yield Label("", id="filter-error")
 
@@ -61,14 +65,15 @@ class FilterBar(Horizontal):
 
     def apply(self) -> None:
         """Parse what is typed; a bad filter shows its error and leaves the list as it was."""
-        from asgispy.filter.grammar import FilterError, parse
+        from asgispy.filter.grammar import FilterError
+        from asgispy.filter.saved import parse_with_saved
 
         text = self.input.value.strip()
         error = self.query_one("#filter-error", Label)
         if text == self.text and not error.has_class("shown"):
             return
         try:
-            predicate = parse(text) if text else None
+            predicate = parse_with_saved(text).predicate if text else None
         except FilterError as exc:
             error.update(str(exc))
             error.add_class("shown")
@@ -79,6 +84,9 @@ class FilterBar(Horizontal):
         self.input.remove_class("invalid")
         self.text = text
         self.post_message(self.Changed(text, predicate))
+
+    async def action_saved_filters(self) -> None:
+        await self.app.run_action("saved_filters")
 
     def action_close(self) -> None:
         self.apply()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from asgispy.filter.grammar import FilterError
+from asgispy.filter.saved import spell_out
 from asgispy.replay.editing import request_text, response_text
 from asgispy.replay.resend import base_url, request_doc, resend
 from asgispy.tui.desk import Desk
@@ -80,7 +82,11 @@ class Intercepting:
         if not self.desk.apps:
             app.notify(NOT_HERE, severity="warning", timeout=8)
             return
-        expression = app.query_one(FilterBar).text.strip()
+        try:  # the app matches breakpoints itself, knowing no saved filters: @name written out
+            expression = spell_out(app.query_one(FilterBar).text.strip())
+        except FilterError as exc:
+            app.notify(exc.message, title="Breakpoint not set", severity="error")
+            return
         added = self.desk.toggle(expression, phase)
         shown = expression or "every connection"
         if added:

@@ -13,6 +13,7 @@ __all__ = ["DASHBOARD_KEYS"]
 DASHBOARD_KEYS: tuple[Binding, ...] = (
     Binding("slash", "filter", "Filter"),
     Binding("S", "stats", "Stats"),
+    Binding("at", "saved_filters", "Saved filters", key_display="@", show=False),
     Binding("f", "toggle_follow", "Follow"),
     Binding("p", "toggle_pause", "Pause"),
     Binding("x", "clear", "Clear"),

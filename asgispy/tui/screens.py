@@ -19,6 +19,7 @@ __all__ = ["DiffScreen", "ExportChoice", "ExportScreen", "HelpScreen"]
 
 _KEYS = (
     ("/", "filter the list (as you type; Enter or Esc to go back)"),
+    ("@  (ctrl+o in the filter)", "pick a saved filter (asgispy.toml, your config)"),
     ("↑ ↓ PgUp PgDn Home End", "move in the list (End follows again)"),
     ("Enter / Tab", "go to the event tree of the selected connection"),
     ("Esc", "back to the list"),
@@ -45,6 +46,7 @@ _KEYS = (
 
 _FILTERS = (
     ("teapot", "free text: method, path, query, route, status, headers"),
+    ("@slow", "a saved filter, by name (with other terms: @slow path:/api/*)"),
     ("method:POST", "request method"),
     ("status:>=400  status:4xx  status:200-299", "response status"),
     ("path:/api/*  route:/items/{id}", "path (globs) or the route that matched"),
