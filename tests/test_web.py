@@ -341,6 +341,10 @@ def test_web_refuses_what_it_cannot_serve(tmp_path: Path, session_file: Path) ->
 
     missing = asgispy_cli("open", str(tmp_path / "nope.json"), "--web")
     assert missing.returncode == 2 and "nope.json: no such file" in missing.stderr
+    (tmp_path / "not-a-session.json").write_text('{"hello": "world"}')
+    broken = asgispy_cli("open", str(tmp_path / "not-a-session.json"), "--web")
+    assert broken.returncode == 2 and "not-a-session.json" in broken.stderr
+    assert "Traceback" not in broken.stderr
     jsonl = asgispy_cli("attach", "--web", "--jsonl", str(tmp_path / "x.jsonl"))
     assert jsonl.returncode == 2 and "asgispy record" in jsonl.stderr
     stray = asgispy_cli("open", str(session_file), "--port", "8123")
@@ -397,10 +401,19 @@ def test_a_real_browser_shows_the_dashboard(session_file: Path, tmp_path: Path) 
                 page.on("websocket", on_websocket)
                 page.goto(server.url, timeout=30_000)
                 assert "asgispy open recorded.json" in page.content()
-                deadline = time.monotonic() + 30
-                while "/orders/web-41" not in ESCAPES.sub("", "".join(frames)):
-                    assert time.monotonic() < deadline, "the browser never received the dashboard"
-                    page.wait_for_timeout(200)
+
+                def drawn(text: str) -> None:
+                    deadline = time.monotonic() + 30
+                    while text not in ESCAPES.sub("", "".join(frames)):
+                        assert time.monotonic() < deadline, f"the browser never received {text!r}"
+                        page.wait_for_timeout(200)
+
+                drawn("/orders/web-41")
+                # The page types into the dashboard: ? opens its help screen.
+                frames.clear()
+                page.locator("#terminal").click()
+                page.keyboard.press("?")
+                drawn("asgispy dashboard")
                 terminal = page.locator("#terminal")
                 assert terminal.is_visible()
                 box = terminal.bounding_box()

@@ -102,9 +102,11 @@ def run(args: argparse.Namespace, command: str) -> int:
     except ImportError:
         print(f"{prefix}: {MISSING}", file=sys.stderr)
         return 2
-    if command == "open" and not os.path.isfile(args.file):
-        print(f"{prefix}: {args.file}: no such file", file=sys.stderr)
-        return 2
+    if command == "open":
+        problem = _check_session(args.file)
+        if problem:
+            print(f"{prefix}: {problem}", file=sys.stderr)
+            return 2
     if not _is_loopback(host):
         print(
             f"{prefix}: warning: serving on {host}, beyond this machine: anyone who can reach it can "
@@ -263,6 +265,20 @@ def serve(
         print(f"asgispy: cannot serve the dashboard on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return code
+
+
+def _check_session(path: str) -> str | None:
+    """Why FILE cannot be opened, found once here rather than in every tab; None when it can."""
+    from asgispy.codec.sessionfile import SessionFileError
+    from asgispy.store.load import load
+
+    if not os.path.isfile(path):
+        return f"{path}: no such file"
+    try:
+        load(path)
+    except (SessionFileError, ValueError, OSError) as exc:
+        return str(exc)
+    return None
 
 
 def _is_loopback(host: str) -> bool:
