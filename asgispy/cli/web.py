@@ -35,6 +35,8 @@ __all__ = ["add_web_arguments", "run", "session_command"]
 DEFAULT_PORT = 8765
 #: How long a tab's dashboard gets to quit when a newer tab takes over, or at shutdown.
 SESSION_GRACE = 10.0
+#: uvicorn's --timeout-graceful-shutdown for the served app unless the user gives one.
+APP_SHUTDOWN = 3
 #: How long the served app gets to stop on its own before it is killed.
 APP_GRACE = 10.0
 MISSING = "--web needs textual-serve: pip install 'asgispy[web]'"
@@ -132,6 +134,9 @@ def _run_app(args: argparse.Namespace, host: str, port: int) -> int:
 
     # A socket of this server's own, so that two `asgispy run` never mix their apps.
     listen = args.listen or [f"unix:{runtime_directory() / f'web-{os.getpid()}.sock'}"]
+    if args.uvicorn_timeout_graceful_shutdown is None:
+        # As under `asgispy record`: a stream still open at Ctrl-C does not hold the app for long.
+        args.uvicorn_timeout_graceful_shutdown = APP_SHUTDOWN
     app = subprocess.Popen(
         serving.server_command(args),
         env=serving.server_environment(args, listen[0], token=args.token),
