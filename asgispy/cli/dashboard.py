@@ -40,6 +40,9 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
     if name != "open":
         add_event_log_argument(parser)
     add_limit_arguments(parser)
+    from asgispy.cli.web import add_web_arguments
+
+    add_web_arguments(parser, short_names=name != "run")
     return parser
 
 
@@ -117,6 +120,18 @@ def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     kind = args.dashboard
+    if args.web:
+        if kind == "run":
+            problem = _check_served(args)
+            if problem:
+                return _fail(f"run: {problem}")
+        from asgispy.cli import web
+
+        return web.run(args, kind)
+    if args.web_host is not None or args.web_port is not None:
+        flag = "--web-port" if args.web_port is not None else "--web-host"
+        print(f"asgispy {kind}: {flag} is for --web (serving the dashboard to a browser)", file=sys.stderr)
+        return 2
     if kind == "open":
         return run_open(args)
     if kind == "attach":
@@ -162,7 +177,7 @@ def opened_dashboard(args: argparse.Namespace, **options: Any) -> Dashboard:
 
 
 def run_attach(args: argparse.Namespace) -> int:
-    return _run_live("attach", lambda: attached_dashboard(args))
+    return run_live_dashboard("attach", lambda: attached_dashboard(args))
 
 
 def attached_dashboard(args: argparse.Namespace, **options: Any) -> Dashboard:
@@ -179,16 +194,20 @@ def attached_dashboard(args: argparse.Namespace, **options: Any) -> Dashboard:
 
 
 def run_served(args: argparse.Namespace) -> int:
+    problem = _check_served(args)
+    if problem:
+        return _fail(f"run: {problem}")
+    return run_live_dashboard("run", lambda: served_dashboard(args))
+
+
+def _check_served(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``run``'s APP, addons, rules, --inside and breakpoints; None when fine."""
     from asgispy.cli import serving
 
     problem = serving.check_app_string(args.app)
-    if problem:
-        return _fail(f"run: {problem}")
-    problem = serving.check_interception(args) or serving.check_inside(args) or _check_breakpoints(args)
-    if problem:
-        return _fail(f"run: {problem}")
+    problem = problem or serving.check_interception(args) or serving.check_inside(args)
     args.intercept = True  # a development server: the dashboard may hold its connections
-    return _run_live("run", lambda: served_dashboard(args))
+    return problem or _check_breakpoints(args)
 
 
 def _check_breakpoints(args: argparse.Namespace) -> str | None:
@@ -206,7 +225,7 @@ def _check_breakpoints(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _run_live(command: str, build: Callable[[], Dashboard]) -> int:
+def run_live_dashboard(command: str, build: Callable[[], Dashboard]) -> int:
     """Run a dashboard fed by a collector; a collector that cannot listen is a clear error."""
     from asgispy.wire.address import AddressError
     from asgispy.wire.collector import CollectorError

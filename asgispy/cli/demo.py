@@ -44,6 +44,9 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
     from asgispy.cli.dashboard import add_event_log_argument
 
     add_event_log_argument(parser)
+    from asgispy.cli.web import add_web_arguments
+
+    add_web_arguments(parser, short_names=False)
     return parser
 
 
@@ -55,6 +58,20 @@ def _rounds(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.web:
+        if args.headless or args.output or args.port is not None:
+            print(
+                "asgispy demo: --web serves a dashboard per browser tab, each with a demo app of its own "
+                "on a free port: --headless, -o and --port do not go with it",
+                file=sys.stderr,
+            )
+            return 2
+        from asgispy.cli import web
+
+        return web.run(args, "demo")
+    if args.web_host is not None or args.web_port is not None:
+        print("asgispy demo: --web-host and --web-port are for --web", file=sys.stderr)
+        return 2
     if args.headless:
         from asgispy.demo.headless import run_headless
 
