@@ -188,8 +188,8 @@ def _connection(entry: Any, creator: str, redactor: Redactor) -> dict[str, Any]:
     notes.insert(0, imported_note(creator, route_known=bool(ours.get("route"))))
     conn: dict[str, Any] = {
         "type": scope["type"],
-        "started": started + before,
-        "duration": duration,
+        "started": round(started + before, 6),
+        "duration": round(duration, 6),
         "outcome": ours.get("outcome") if ours.get("outcome") in _OUTCOMES else "completed",
         "scope": jsonform.encode(redactor.message(scope)),
         "events": [_event(e, redactor) for e in events],

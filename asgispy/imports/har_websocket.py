@@ -4,9 +4,9 @@ Chrome, mitmproxy and HTTP Toolkit write a WebSocket as an entry (status 101) wi
 in ``_webSocketMessages``: ``type`` is the browser's side (``send``: the client sent it, so the
 app received it), ``opcode`` 1 for text and 2 for binary (``data`` in base64). Control frames
 (close, ping, pong) are not ASGI messages and are left out. Frame times are epoch seconds from
-most tools; Chrome writes its own monotonic clock, so there they keep their spacing and start
-when the handshake ended. Who closed the connection, and with which code, is rarely in a HAR:
-without it no close is invented.
+most tools (epoch milliseconds from Playwright); Chrome writes its own monotonic clock, so
+there they keep their spacing and start when the handshake ended. Who closed the connection,
+and with which code, is rarely in a HAR: without it no close is invented.
 """
 
 from __future__ import annotations
@@ -67,6 +67,9 @@ def _frame(message: Any, number: int) -> tuple[str, float | None, dict[str, Any]
 def _times(frames: list[float | None], started: float, opened: float) -> tuple[list[float], bool]:
     """Each frame's time since the start; True when the HAR's times were not epoch seconds."""
     known = [t for t in frames if t is not None]
+    if known and all(abs(t / 1000 - started) < _EPOCH_SLACK for t in known):
+        frames = [t / 1000 if t is not None else None for t in frames]  # Playwright: milliseconds
+        known = [t / 1000 for t in known]
     if known and all(abs(t - started) < _EPOCH_SLACK for t in known):
         out, last = [], opened
         for t in frames:
