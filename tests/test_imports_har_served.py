@@ -1,11 +1,15 @@
 """``asgispy import`` over real traffic: a recording from a real uvicorn exported as HAR by
-asgispy and imported again, and a HAR a real Chromium wrote (driven by Playwright, where the
+asgispy and imported again (then checked, replayed and written as tests that pass), and a HAR
+a real Chromium wrote (driven by Playwright, where the
 machine has Debian's chromium) against a real uvicorn, compared with what Spy saw on the server."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +19,7 @@ from asgispy import Spy
 from asgispy.model.connection import Connection
 from tests.apps.replayable import TOKEN, build
 from tests.servers import UVICORN_H11, serve
-from tests.test_imports_har import asgispy_cli
+from tests.test_imports_har import ROOT, asgispy_cli
 from tests.test_model_timing import loaded
 from tests.test_replay import record
 
@@ -73,6 +77,20 @@ def test_a_recording_exported_as_har_imports_back_and_replays_the_same(tmp_path:
     )  # fmt: skip
     assert replay.returncode == 0, replay.stdout + replay.stderr
     assert "6 replayed: 6 same, 0 changed, 0 skipped" in replay.stdout
+
+    generated = tmp_path / "test_from_har.py"
+    written = asgispy_cli(
+        "test", str(out), "--app", "tests.apps.replayable:build", "--factory",
+        "--ignore", "body.items[*].created_at", "-o", str(generated),
+    )  # fmt: skip
+    assert written.returncode == 0 and "wrote 6 tests" in written.stderr + written.stdout
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    ran = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(generated)],
+        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout
+    assert "5 passed, 1 skipped" in ran.stdout  # /me: its Authorization was masked
 
 
 PAGE = """<!doctype html><title>loading</title><script>
