@@ -1,7 +1,7 @@
 """``asgispy import`` over real traffic: a recording from a real uvicorn exported as HAR by
 asgispy and imported again (then checked, replayed and written as tests that pass), and a HAR
-a real Chromium wrote (driven by Playwright, where the
-machine has Debian's chromium) against a real uvicorn, compared with what Spy saw on the server."""
+a real Chromium wrote (driven by Playwright, where the machine has Debian's chromium) against a
+real uvicorn, compared with what Spy saw on the server."""
 
 from __future__ import annotations
 
