@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "attach": ("asgispy.cli.dashboard", "show the traffic of apps that already use Spy(app)"),
     "open": ("asgispy.cli.dashboard", "show a saved session file"),
     "record": ("asgispy.cli.record", "serve APP under uvicorn and record its traffic to a file"),
+    "import": ("asgispy.cli.importing", "make a session of a HAR file saved by a browser or a proxy"),
     "export": ("asgispy.cli.export", "write a session as JSON, JSON lines, HAR or curl commands"),
     "replay": (
         "asgispy.cli.replay",
