@@ -130,13 +130,13 @@ class Agent:
 
 
 @contextlib.asynccontextmanager
-async def agent(*args: str, stderr: Path) -> AsyncIterator[Agent]:
+async def agent(*args: str, stderr: Path, cwd: Path = ROOT) -> AsyncIterator[Agent]:
     """The server as an agent runs it; anything on stdout that is not the protocol fails the test."""
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "asgispy", "mcp", *args],
-        env={"PYTHONPATH": str(ROOT)},
-        cwd=str(ROOT),
+        env={"PYTHONPATH": str(ROOT), "XDG_CONFIG_HOME": str(stderr.parent / "no-user-config")},
+        cwd=str(cwd),
     )
     stray: list[Exception] = []
 
@@ -229,6 +229,23 @@ def test_a_session_file_is_listed_filtered_and_opened(recorded: Path, tmp_path: 
             assert broke["violations"][0]["event"] == 1  # the response start, after the request
             assert "lowercased" in violations["rules"]["http.header-case"]
             assert (await a.call("get_violations", severity="error"))["connections"] == []
+
+    run(body)
+
+
+def test_an_agent_uses_the_projects_saved_filters_by_name(recorded: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "asgispy.toml").write_text('[filters]\nfailed = "status:5xx or error"\n')
+
+    async def body() -> None:
+        async with agent("--session", str(recorded), stderr=tmp_path / "err", cwd=project) as a:
+            failed = await a.call("list_connections", filter="@failed")
+            assert [c["path"] for c in failed["connections"]] == ["/boom"]
+            narrowed = await a.call("list_connections", filter="@failed -path:/boom")
+            assert narrowed["matched"] == 0
+            unknown = await a.error("list_connections", filter="@nope")
+            assert "nope" in unknown and "failed" in unknown
 
     run(body)
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from asgispy.agents.errors import ToolError
 from asgispy.filter.grammar import FilterError, parse
+from asgispy.filter.saved import spell_out
 from asgispy.replay.editing import EditError, parse_request
 from asgispy.replay.resend import base_url, request_doc, resend
 from asgispy.store.store import Store
@@ -95,11 +96,15 @@ class Interception:
         """Replace the breakpoints of one phase (the other phase's stay) in every controllable app."""
         if phase not in ("request", "response"):
             raise ToolError("phase is request or response")
+        spelt = []
         for expression in expressions:
             try:
-                parse(expression)
+                # The app's process knows no saved filters: @name goes to it written out.
+                spelt.append(spell_out(expression))
+                parse(spelt[-1])
             except FilterError as exc:
                 raise ToolError(f"breakpoint {expression!r}: {exc}") from None
+        expressions = spelt
         tags = self._apps(producer)
         assert self.controller is not None
         for tag in tags:

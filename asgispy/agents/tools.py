@@ -26,6 +26,7 @@ from asgispy.analysis.checker import Violation
 from asgispy.analysis.rules import RULES, SEVERITIES
 from asgispy.exports.line import outcome_word, summary_line
 from asgispy.filter.grammar import Filter, FilterError, parse
+from asgispy.filter.saved import parse_with_saved
 from asgispy.model.connection import Connection
 from asgispy.store.store import Store
 
@@ -119,12 +120,14 @@ def summary(conn: Connection) -> dict[str, Any]:
 
 
 def _parse(text: str) -> Filter:
+    # The project's saved filters (@slow) work here as on the command line: the server runs in
+    # the project, so its asgispy.toml is the one the user's own commands read.
     try:
-        return parse(text or "")
+        return parse_with_saved(text or "")
     except FilterError as exc:
         raise ToolError(
             f"bad filter {text!r}: {exc}. Filters are space-separated terms that must all match, "
-            "such as method:POST status:>=400 path:/api/* -type:lifespan"
+            "such as method:POST status:>=400 path:/api/* -type:lifespan, or @name for a saved filter"
         ) from None
 
 
