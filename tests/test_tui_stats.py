@@ -82,6 +82,11 @@ async def test_a_row_per_route_and_the_plots_of_the_one_selected(store: Store) -
         orders = next(row for row in table if row[0] == ORDERS)
         durations = [c.duration for c in conns if route_key(c) == ORDERS and c.duration is not None]
         assert float(orders[4]) == pytest.approx(rank(durations, 50) * 1000, rel=0.01)  # type: ignore[operator]
+        # Every figure the command's table has, drawn on screen (the last column included).
+        headings = [str(c.label) for c in screen.table.ordered_columns]
+        assert headings[-3:] == ["ttfb p99", "req avg", "resp avg"]
+        text = screen_text(app)
+        assert all(heading in text for heading in headings)
 
         # The busiest route is selected first: its histogram, and the traffic over time.
         latency, traffic = screen.query_one(LatencyPlot), screen.query_one(TrafficPlot)

@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from asgispy.analysis.stats import GROUPINGS, Grouping, GroupStats, series, table, total
-from asgispy.exports.stats_text import milliseconds
+from asgispy.exports.stats_text import COLUMNS
 from asgispy.store.store import Change
 from asgispy.tui.statsplots import LatencyPlot, TrafficPlot
 
@@ -29,18 +29,6 @@ if TYPE_CHECKING:
     from asgispy.tui.app import Dashboard
 
 __all__ = ["StatsScreen"]
-
-#: (column title, the cell of a group)
-COLUMNS: tuple[tuple[str, Callable[[GroupStats], str]], ...] = (
-    ("count", lambda g: str(g.count)),
-    ("errors", lambda g: str(g.errors)),
-    ("4xx", lambda g: str(g.client_errors)),
-    ("p50 ms", lambda g: milliseconds(g.duration.p50)),
-    ("p90 ms", lambda g: milliseconds(g.duration.p90)),
-    ("p99 ms", lambda g: milliseconds(g.duration.p99)),
-    ("max ms", lambda g: milliseconds(g.duration.max)),
-    ("ttfb p50", lambda g: milliseconds(g.ttfb.p50)),
-)
 
 
 class StatsScreen(Screen[None]):
