@@ -334,3 +334,20 @@ def test_unusable_files_are_refused_and_bad_entries_skipped(tmp_path: Path) -> N
     with pytest.raises(HarError):
         har_session({"entries": []})
     assert har_session({"log": {"entries": []}}).document["connections"] == []
+
+
+def test_the_apps_own_outgoing_calls_in_asgispys_har_make_no_connection() -> None:
+    # asgispy's HAR lists the calls the app made (inside=True) as entries of their own; imported
+    # back, only the requests the app was sent become connections, and each call is said skipped.
+    from asgispy.exports.har import to_har
+    from tests.inside_sessions import inside_session
+
+    session = inside_session()
+    har = to_har(session.connections)
+    calls = [e for e in har["log"]["entries"] if e.get("_asgispy", {}).get("kind") == "outgoing"]
+    assert calls, "the session has outgoing calls: the test needs some"
+    back = har_session(har)
+    paths = [c["scope"]["path"] for c in back.document["connections"]]
+    assert sorted(paths) == sorted(c.path for c in session.connections)
+    assert len(back.skipped) == len(calls)
+    assert all("outgoing call" in s.reason for s in back.skipped)

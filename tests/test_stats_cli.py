@@ -165,3 +165,29 @@ def test_bad_input_exits_2_with_a_message(session: Path, tmp_path: Path) -> None
     empty = run_cli("stats", str(session), "--filter", "path:/nothing-here")
     assert empty.returncode == 0 and empty.stdout == "" and "no requests" in empty.stderr
     assert stats_json(str(session), "--filter", "path:/nothing-here") == []
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(sessions: tuple[Path, Path]) -> None:
+    # `asgispy stats A B | head -1` where head is gone before the table is written: the pipe's
+    # reading end is closed before the command writes a byte, so its first write meets no reader.
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        process = subprocess.run(
+            [sys.executable, "-m", "asgispy", "stats", *map(str, sessions), "--by", "path"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            env=dict(os.environ, PYTHONPATH=str(root)),
+            cwd=root,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    errors = process.stderr.decode()
+    assert process.returncode == 141, errors
+    assert "Traceback" not in errors and "BrokenPipe" not in errors

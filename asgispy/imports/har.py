@@ -137,6 +137,10 @@ def _connection(entry: Any, creator: str, redactor: Redactor) -> dict[str, Any]:
         raise EntryError("entry.response is not an object")
     url = fields.parse_url(fields.field(request, "url", str, "request"))
     method = fields.field(request, "method", str, "request").upper()
+    if fields.object_of(entry, "_asgispy").get("kind") == "outgoing":
+        # asgispy's HAR puts the app's own outgoing calls beside its requests; they are what
+        # the app did inside one, not traffic the app was sent, so they make no connection.
+        raise EntryError("an outgoing call the app made while serving a request, not a request to it")
     if entry.get("_fromCache") in ("disk", "memory"):
         raise EntryError(f"served from the browser's {entry['_fromCache']} cache: it never reached a server")
     status = response.get("status", 0)
