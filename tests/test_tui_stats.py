@@ -4,6 +4,8 @@ new connections the way the collector feeds them while it is open."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +17,7 @@ import asgispy
 from asgispy.model.connection import Connection
 from asgispy.store.store import Store
 from asgispy.tui.app import Dashboard
-from asgispy.tui.statsplots import LatencyPlot, TrafficPlot
+from asgispy.tui.statsplots import LatencyPlot, TrafficPlot, count_ticks
 from asgispy.tui.statsscreen import StatsScreen
 from tests.stats_sessions import ORDER_IDS, rank, record, route_key
 from tests.test_tui import live_pieces
@@ -95,6 +97,8 @@ async def test_a_row_per_route_and_the_plots_of_the_one_selected(store: Store) -
         assert traffic.title.startswith(f"{len(conns)} requests, 2 errors, per ")
         text = screen_text(app)
         assert latency.title in text and traffic.title in text and "statistics" in text
+        assert not re.search(r"\d\.\d+┤", text), "a count axis with a fractional tick"
+        assert re.search(r"(?<![\d.])1┤", text), "the count axes have no whole-number ticks"
 
         # The cursor picks another route for the histogram.
         await pilot.press("down")
@@ -177,3 +181,14 @@ async def test_the_table_and_the_plots_follow_new_traffic(store: Store) -> None:
         assert traffic.title.startswith(f"{len(conns) + 4} requests, 3 errors, per ")
         await pilot.pause(0.1)
         assert screen_text(app) != drawn and traffic.title in screen_text(app)
+
+
+@pytest.mark.parametrize(
+    ("top", "ticks"),
+    [(0, [0]), (1, [0, 1]), (6, [0, 1, 2, 3, 4, 5, 6]), (7, [0, 2, 4, 6, 8]), (15, [0, 5, 10, 15])],
+)
+def test_count_axes_tick_whole_numbers(top: int, ticks: list[int]) -> None:
+    assert count_ticks(top) == ticks
+    for big in (99, 140, 1000, 12345):
+        steps = {b - a for a, b in itertools.pairwise(count_ticks(big))}
+        assert len(steps) == 1 and count_ticks(big)[-1] >= big and len(count_ticks(big)) <= 8

@@ -45,7 +45,9 @@ class LatencyPlot(PlotextPlot):
             self.title = f"{group.key}: no durations (yet)"
         else:
             self.title = f"{group.key}: {len(durations)} durations, ms"
-            plt.hist([d * 1000 for d in durations], bins=BINS, color="cyan")
+            values = [d * 1000 for d in durations]
+            plt.hist(values, bins=BINS, color="cyan")
+            plt.yticks(count_ticks(max(_bin_counts(values, BINS))))
         plt.title(self.title)
         plt.xlabel("ms")
         plt.ylabel("requests")
@@ -76,6 +78,7 @@ class TrafficPlot(PlotextPlot):
             x = list(range(len(buckets)))
             plt.plot(x, [b.requests for b in buckets], label="requests", color="green", marker="braille")
             plt.plot(x, [b.errors for b in buckets], label="errors", color="red", marker="braille")
+            plt.yticks(count_ticks(max(b.requests for b in buckets)))
             step = max(1, len(buckets) // 5)
             ticks = x[::step]
             plt.xticks(ticks, [_clock(buckets[i].start, width) for i in ticks])
@@ -100,3 +103,24 @@ def _clock(t: float, width: float) -> str:
     if width < 1:
         text += f".{int(t * 10) % 10}"
     return text
+
+
+def count_ticks(top: int) -> list[int]:
+    """Whole-number ticks from 0 to at least ``top`` a step of 1, 2 or 5 times ten apart, a handful
+    of them: a count is never 2.5, so an axis of counts shows none."""
+    scale = 1
+    while True:
+        for step in (scale, 2 * scale, 5 * scale):
+            if top // step <= 6:
+                return list(range(0, top + step, step))
+        scale *= 10
+
+
+def _bin_counts(values: Sequence[float], bins: int) -> list[int]:
+    # The tallest bar decides the ticks: the same equal-width bins the histogram draws.
+    low, high = min(values), max(values)
+    width = (high - low) / bins or 1.0
+    counts = [0] * bins
+    for value in values:
+        counts[min(int((value - low) / width), bins - 1)] += 1
+    return counts
