@@ -48,6 +48,7 @@ class LatencyPlot(PlotextPlot):
             values = [d * 1000 for d in durations]
             plt.hist(values, bins=BINS, color="cyan")
             plt.yticks(count_ticks(max(_bin_counts(values, BINS))))
+            plt.xlim(0, max(values) * 1.03)  # a duration is never negative: no axis below 0 ms
         plt.title(self.title)
         plt.xlabel("ms")
         plt.ylabel("requests")
