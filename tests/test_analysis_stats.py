@@ -55,3 +55,19 @@ def test_comparing_a_table_with_itself_changes_nothing(conns: list[Connection]) 
         if change.before is not None and change.before.duration.p50:
             assert doc["change"]["duration"]["p50"] == 0 and doc["change"]["duration_ratio"]["p50"] == 1
     assert total(conns).count == sum(g.count for g in groups)
+
+
+def test_series_never_loses_the_first_connection_to_float_rounding() -> None:
+    # An epoch start whose floor to the bucket width rounds above it went to the last bucket.
+    from types import SimpleNamespace
+
+    from asgispy.analysis import stats
+
+    for first in (1733590000.3, 1733590000.7, 1765112345.1):
+        conns = [
+            SimpleNamespace(type="http", started=first + dt, status=200, outcome="completed")
+            for dt in (0.0, 0.0, 3.95)
+        ]
+        buckets = stats.series(conns, buckets=40)  # type: ignore[arg-type]
+        assert buckets[0].requests == 2 and buckets[-1].requests == 1
+        assert len(buckets) <= 40

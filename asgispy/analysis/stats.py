@@ -271,15 +271,19 @@ def series(conns: Iterable[Connection], buckets: int = 60, width: float | None =
     starts = [c.started for c in items]
     first, last = min(starts), max(starts)
     if width is None:
-        span = last - first
-        width = next((w for w in _WIDTHS if span / w < buckets), _WIDTHS[-1])
-        width = float(width)
-    origin = math.floor(first / width) * width
+        # Counted from the floored origin, as the buckets are: never one more than asked.
+        width = float(
+            next(
+                (w for w in _WIDTHS if math.floor(last / w) - math.floor(first / w) + 1 <= buckets),
+                _WIDTHS[-1],
+            )
+        )
+    origin = min(math.floor(first / width) * width, first)  # float rounding may floor above it
     count = int((last - origin) // width) + 1
     requests = [0] * count
     errors = [0] * count
     for conn in items:
-        index = min(int((conn.started - origin) // width), count - 1)
+        index = max(0, min(int((conn.started - origin) // width), count - 1))
         requests[index] += 1
         errors[index] += is_error(conn)
     return [Bucket(origin + i * width, width, requests[i], errors[i]) for i in range(count)]

@@ -213,13 +213,14 @@ def _check_served(args: argparse.Namespace) -> str | None:
 def _check_breakpoints(args: argparse.Namespace) -> str | None:
     """Each breakpoint parses, and its saved filters (@name) are written out for the app, which
     matches them in its own process."""
-    from asgispy.filter.grammar import FilterError
+    from asgispy.filter.grammar import FilterError, parse
     from asgispy.filter.saved import spell_out
 
     for flag, expressions in (("--break", args.break_requests), ("--break-response", args.break_responses)):
         for i, expression in enumerate(expressions):
             try:
                 expressions[i] = spell_out(expression)
+                parse(expressions[i])
             except FilterError as exc:
                 return f"{flag} {expression!r}: {exc}"
     return None

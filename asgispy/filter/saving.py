@@ -48,6 +48,8 @@ def save_filter(name: str, expr: str, cwd: Path | None = None) -> Path:
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     before = read_toml(path) if path.exists() else {}
     table = before.get("tool", {}).get("asgispy", {}) if pyproject else before
+    if not isinstance(table.get("filters", {}), dict):
+        raise FilterError(f"{path}: filters is not a table; add @{name} by hand")
     if name in (table.get("filters") or {}):
         raise FilterError(f"@{name} is already in {path}; choose another name or edit the file")
     header = "[tool.asgispy.filters]" if pyproject else "[filters]"

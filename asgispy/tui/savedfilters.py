@@ -100,6 +100,9 @@ class SavedFilterScreen(ModalScreen[str | None]):
             except FilterError as exc:
                 self.notify(exc.message, title="Not saved", severity="error", timeout=10)
                 return
+            except (OSError, TypeError, ValueError) as exc:  # a file that cannot be read or written
+                self.notify(str(exc), title="Not saved", severity="error", timeout=10)
+                return
             self.notify(f"@{name} = {self.current} in {path}", title="Filter saved")
             self.dismiss(name)
 
