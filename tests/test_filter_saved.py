@@ -506,3 +506,12 @@ async def test_the_dashboard_saves_the_filter_in_use(dashboard_store: Store, tmp
         )
         assert app.query_one(FilterBar).text == "@chat"
         assert [c.path for c in app.connections.visible_connections()] == ["/ws/chat"]
+
+
+def test_run_refuses_a_breakpoint_that_does_not_parse_with_or_without_names(tmp_path: Path) -> None:
+    (tmp_path / "asgispy.toml").write_text('[filters]\nbad = "status:abc"\n')
+    for expression in ("status:abc", "@bad"):
+        result = asgispy(tmp_path, tmp_path / "home", "run", "nowhere:app", "--break", expression)
+        assert result.returncode == 1, result.stderr  # as run says of any option it refuses
+        assert "--break" in result.stderr and "expected a status" in result.stderr
+        assert "Traceback" not in result.stderr
