@@ -8,9 +8,11 @@ secrets). The JSON report (``--format json``) is also here, since it is that lis
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asgispy.analysis.rules import SEVERITIES
@@ -28,6 +30,7 @@ __all__ = [
     "connection_label",
     "connection_lines",
     "findings",
+    "in_workspace",
     "place",
 ]
 
@@ -162,3 +165,13 @@ def _violation_document(found: Finding) -> dict[str, Any]:
         "event_type": event.type if event is not None else None,
         "direction": event.direction if event is not None else None,
     }
+
+
+def in_workspace(path: str) -> tuple[str, str | None]:
+    """The session file's absolute path, and its path relative to the working directory (the
+    repository, in a CI workflow) when it lies under it, with ``/`` between parts; else None."""
+    absolute = os.path.abspath(path)
+    try:
+        return absolute, Path(absolute).relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return absolute, None

@@ -8,10 +8,9 @@ also ``:`` and ``,`` in properties. The last line is a plain summary.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
-from asgispy.exports.checkreport import CheckResult, connection_label, place
+from asgispy.exports.checkreport import CheckResult, connection_label, in_workspace, place
 
 __all__ = ["COMMANDS", "escape_data", "escape_property", "summary", "workflow_commands"]
 
@@ -59,6 +58,5 @@ def escape_property(text: str) -> str:
 
 def _relative(path: str) -> str:
     """The session file relative to the working directory (the workspace, in a workflow)."""
-    absolute = os.path.abspath(path)
-    relative = os.path.relpath(absolute)
-    return absolute if relative.startswith("..") else relative.replace(os.sep, "/")
+    absolute, relative = in_workspace(path)
+    return absolute if relative is None else relative

@@ -11,7 +11,6 @@ so the same mistake on the same route is one alert across runs.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from asgispy.exports.checkreport import (
     CheckResult,
     Finding,
     connection_label,
+    in_workspace,
     place,
 )
 from asgispy.version import __version__
@@ -67,12 +67,8 @@ def sarif_log(
 def artifact_uri(path: str) -> str:
     """The session file as a URI reference: relative to the working directory when it is under
     it (what code scanning matches against the repository), else an absolute ``file:`` URI."""
-    absolute = Path(os.path.abspath(path))
-    try:
-        relative = absolute.relative_to(Path.cwd().resolve())
-    except ValueError:
-        return absolute.as_uri()
-    return quote(relative.as_posix())
+    absolute, relative = in_workspace(path)
+    return Path(absolute).as_uri() if relative is None else quote(relative)
 
 
 def _descriptor(rule: Rule) -> dict[str, Any]:
