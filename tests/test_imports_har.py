@@ -351,3 +351,14 @@ def test_the_apps_own_outgoing_calls_in_asgispys_har_make_no_connection() -> Non
     assert sorted(paths) == sorted(c.path for c in session.connections)
     assert len(back.skipped) == len(calls)
     assert all("outgoing call" in s.reason for s in back.skipped)
+
+
+def test_import_har_from_python_writes_what_the_command_writes(tmp_path: Path) -> None:
+    # docs/import.md's Python form: the same session as `asgispy import`, read back by load().
+    from asgispy.imports.har import import_har
+
+    imported = import_har(DATA / "firefox.har", tmp_path / "py.json")
+    assert asgispy_cli("import", str(DATA / "firefox.har"), "-o", str(tmp_path / "cli.json")).returncode == 0
+    python, command = (asgispy.load(tmp_path / n).connections for n in ("py.json", "cli.json"))
+    assert imported.connections == len(python) == len(command) > 0
+    assert [(c.method, c.path, c.status) for c in python] == [(c.method, c.path, c.status) for c in command]
