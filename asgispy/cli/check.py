@@ -120,6 +120,7 @@ def _lines(session: str, ids: set[str]) -> dict[str, int]:
 
 def _text(result: CheckResult) -> str:
     """Today's report for people: each connection with its violations, then the counts."""
+    from asgispy.exports.checkreport import place, tally
     from asgispy.exports.line import summary_line
 
     out: list[str] = []
@@ -129,12 +130,7 @@ def _text(result: CheckResult) -> str:
         if id(conn) not in printed:
             out.append(f"{conn.id}  {summary_line(conn)}")
             printed.add(id(conn))
-        where = ""
-        if violation.event is not None and violation.event < len(conn.events):
-            event = conn.events[violation.event]
-            where = f" at message {violation.event + 1} ({event.direction} {event.type})"
+        where = f" at {at}" if (at := place(found)) else ""
         out.append(f"  {_MARKS.get(violation.severity, '?')} {violation.rule}{where}: {violation.message}")
-    counts, n = result.counts, len(result.connections)
-    words = ", ".join(f"{counts[s]} {s}{'s' if counts[s] != 1 else ''}" for s in _SEVERITIES)
-    out.append(f"{n} connection{'s' if n != 1 else ''} checked: {words}")
+    out.append(tally(result))
     return "\n".join(out) + "\n"

@@ -32,6 +32,7 @@ __all__ = [
     "findings",
     "in_workspace",
     "place",
+    "tally",
 ]
 
 #: Where the tool is described (the SARIF driver's informationUri).
@@ -103,6 +104,13 @@ def connection_label(conn: Connection) -> str:
     if conn.type == "websocket":
         return f"WS {conn.path} #{conn.id}"
     return f"{conn.type.upper()} #{conn.id}"
+
+
+def tally(result: CheckResult) -> str:
+    """``12 connections checked: 1 error, 0 warnings, 2 notices``: the last line of a report."""
+    n = len(result.connections)
+    words = ", ".join(f"{c} {s}{'s' if c != 1 else ''}" for s, c in result.counts.items())
+    return f"{n} connection{'s' if n != 1 else ''} checked: {words}"
 
 
 def place(found: Finding) -> str:

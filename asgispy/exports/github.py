@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from asgispy.exports.checkreport import CheckResult, connection_label, in_workspace, place
+from asgispy.exports.checkreport import CheckResult, connection_label, in_workspace, place, tally
 
 __all__ = ["COMMANDS", "escape_data", "escape_property", "summary", "workflow_commands"]
 
@@ -40,10 +40,7 @@ def workflow_commands(
 
 def summary(result: CheckResult) -> str:
     """``asgispy check: 12 connections checked: 1 error, 0 warnings, 2 notices``."""
-    n = len(result.connections)
-    words = ", ".join(f"{c} {s}{'s' if c != 1 else ''}" for s, c in result.counts.items())
-    verdict = "failed" if result.failed else "passed"
-    return f"asgispy check {verdict}: {n} connection{'s' if n != 1 else ''} checked: {words}"
+    return f"asgispy check {'failed' if result.failed else 'passed'}: {tally(result)}"
 
 
 def escape_data(text: str) -> str:
